@@ -1,0 +1,1 @@
+"""The ``regioncard`` command line: one entry point, one subcommand per role."""

@@ -1,0 +1,3 @@
+from regioncard.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Bring a fresh Debian machine to the point where `make test` and `make demo` run:
+# the Debian packages the real components need, then a virtualenv with the project.
+# Idempotent and quick when everything is already there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Debian packages, by the command or file that proves each is present.
+#   pcscd            PC/SC daemon (real reader stack)
+#   vsmartcard-vpcd  virtual reader driver for pcscd: our emulated card and SAM plug into it
+#   softhsm2         PKCS#11 token holding the master and signing keys in tests and the demo
+#   postgresql       the production database, started by the tests in a temporary folder
+#   swig, libpcsclite-dev, pkg-config   build pyscard from source when no wheel fits
+declare -A NEED=(
+  [pcscd]=/usr/sbin/pcscd
+  [vsmartcard-vpcd]=/usr/lib/pcsc/drivers/serial/libifdvpcd.so
+  [softhsm2]=/usr/bin/softhsm2-util
+  [postgresql]=/usr/lib/postgresql
+  [swig]=/usr/bin/swig
+  [libpcsclite-dev]=/usr/include/PCSC/winscard.h
+  [pkg-config]=/usr/bin/pkg-config
+)
+missing=()
+for pkg in "${!NEED[@]}"; do
+  [ -e "${NEED[$pkg]}" ] || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" -eq 0 ]; then SUDO=""; elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then SUDO="sudo"; else
+    echo "Missing Debian packages: ${missing[*]}" >&2
+    echo "Install them with: sudo apt-get install -y ${missing[*]}" >&2
+    exit 1
+  fi
+  echo "bootstrap: installing Debian packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -q >/dev/null
+  $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+PY=${PYTHON:-python3.11}
+command -v "$PY" >/dev/null || PY=python3
+if [ ! -x .venv/bin/python ]; then
+  echo "bootstrap: creating .venv with $($PY --version)"
+  "$PY" -m venv .venv
+fi
+# Reinstall only when the project metadata changed since the last install.
+stamp=.venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)
+if [ ! -e "$stamp" ]; then
+  echo "bootstrap: installing the project and its dev tools into .venv"
+  .venv/bin/python -m pip install -q --upgrade pip >/dev/null
+  .venv/bin/python -m pip install -q -e '.[dev]'
+  rm -f .venv/.installed-*
+  touch "$stamp"
+fi

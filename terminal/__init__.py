@@ -1,0 +1,1 @@
+"""Terminals: the Calypso transaction engine, gate validator, canteen till, inspector, offline journal."""
