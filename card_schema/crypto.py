@@ -1,0 +1,149 @@
+"""Security primitives of the card: AES-128 CMAC and NXP AN10922 key diversification.
+
+- CMAC is NIST SP 800-38B, computed by pyca/cryptography; nothing here re-implements AES.
+- Key diversification is NXP AN10922 section 2.2 (AES-128): the per-card key is a CMAC-like MAC of
+  ``0x01 || diversification input`` under the master key, where the message is always padded to 32
+  bytes (two AES blocks), which makes short inputs differ from a plain CMAC.
+
+Keys are always passed in; this module holds no key and reads no global.
+"""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass
+from enum import Enum
+
+from cryptography.hazmat.primitives import cmac
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+from card_schema.errors import SchemaError, VerificationError
+
+BLOCK = 16
+_RB = 0x87  # SP 800-38B: R_128 constant for subkey generation
+
+
+def _check_key(key: bytes) -> None:
+    if len(key) != BLOCK:
+        raise SchemaError(f"an AES-128 key is 16 bytes, got {len(key)}", field="key")
+
+
+def aes_cmac(key: bytes, message: bytes) -> bytes:
+    """AES-128 CMAC of ``message`` (NIST SP 800-38B), 16 bytes."""
+    _check_key(key)
+    mac = cmac.CMAC(algorithms.AES(key))
+    mac.update(message)
+    return mac.finalize()
+
+
+def verify_cmac(key: bytes, message: bytes, tag: bytes) -> None:
+    """Check a (possibly truncated) CMAC tag in constant time.
+
+    Raises:
+        VerificationError: the tag does not match.
+    """
+    if not tag or not hmac.compare_digest(aes_cmac(key, message)[: len(tag)], tag):
+        raise VerificationError("CMAC does not verify")
+
+
+def _aes_ecb_block(key: bytes, block: bytes) -> bytes:
+    encryptor = Cipher(algorithms.AES(key), modes.ECB()).encryptor()  # noqa: S305 - one block, by design
+    return encryptor.update(block) + encryptor.finalize()
+
+
+def _shift_left(block: bytes) -> bytes:
+    value = int.from_bytes(block, "big") << 1
+    return (value & ((1 << 128) - 1)).to_bytes(BLOCK, "big")
+
+
+def cmac_subkeys(key: bytes) -> tuple[bytes, bytes]:
+    """CMAC subkeys K1, K2 (SP 800-38B section 6.1), needed by AN10922's fixed-length padding."""
+    _check_key(key)
+    l_block = _aes_ecb_block(key, bytes(BLOCK))
+    k1 = _shift_left(l_block)
+    if l_block[0] & 0x80:
+        k1 = k1[:-1] + bytes([k1[-1] ^ _RB])
+    k2 = _shift_left(k1)
+    if k1[0] & 0x80:
+        k2 = k2[:-1] + bytes([k2[-1] ^ _RB])
+    return k1, k2
+
+
+def diversify_an10922(master_key: bytes, diversification_input: bytes) -> bytes:
+    """AES-128 key diversification, NXP AN10922 section 2.2.1.
+
+    Args:
+        master_key: the 16-byte master key (in production it never leaves the SAM or HSM; this
+            function is what the emulated SAM and the tests run).
+        diversification_input: 1 to 31 bytes, typically card serial || application id || system id.
+
+    Returns:
+        The 16-byte diversified key.
+    """
+    if not 1 <= len(diversification_input) <= 31:
+        raise SchemaError("AN10922 input is 1 to 31 bytes", field="diversification_input")
+    k1, k2 = cmac_subkeys(master_key)
+    message = bytes([0x01]) + diversification_input
+    if len(message) == 2 * BLOCK:
+        last_key = k1
+    else:
+        # AN10922: pad with 0x80 00.. to 32 bytes and use K2, even where one block would do.
+        message = message + b"\x80" + bytes(2 * BLOCK - len(message) - 1)
+        last_key = k2
+    message = message[:BLOCK] + bytes(a ^ b for a, b in zip(message[BLOCK:], last_key, strict=True))
+    encryptor = Cipher(algorithms.AES(master_key), modes.CBC(bytes(BLOCK))).encryptor()
+    return (encryptor.update(message) + encryptor.finalize())[-BLOCK:]
+
+
+class KeyRole(Enum):
+    """What a key allows on a card application (Calypso's three access levels)."""
+
+    ISSUER = "issuer"  # personalisation: environment, holder, application structure
+    LOAD = "load"  # loading: contracts, reloads, aid credits, rights
+    DEBIT = "debit"  # validation: events, counter decreases, SV debits
+
+    @property
+    def kif(self) -> int:
+        """Key identifier byte used in APDUs (Calypso KIF values for issuer, load, debit)."""
+        return {KeyRole.ISSUER: 0x21, KeyRole.LOAD: 0x27, KeyRole.DEBIT: 0x30}[self]
+
+    @classmethod
+    def from_kif(cls, kif: int) -> KeyRole:
+        for role in cls:
+            if role.kif == kif:
+                return role
+        raise SchemaError(f"unknown key identifier 0x{kif:02X}", field="kif")
+
+
+@dataclass(frozen=True, order=True)
+class KeyRef:
+    """Names one master key: which application, which role, which version (rotation).
+
+    The label is how the key is found in a key file or a PKCS#11 token; the key value itself never
+    travels with this reference.
+    """
+
+    application: str
+    role: KeyRole
+    version: int = 1
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.version <= 0xFF:
+            raise SchemaError("key version is one byte", field="version")
+
+    @property
+    def label(self) -> str:
+        return f"{self.application}.{self.role.value}.v{self.version}"
+
+    @classmethod
+    def from_label(cls, label: str) -> KeyRef:
+        try:
+            application, role, version = label.split(".")
+            return cls(application, KeyRole(role), int(version.removeprefix("v")))
+        except ValueError as exc:
+            raise SchemaError(f"bad key label {label!r}", field="label") from exc
+
+
+def card_key(master_key: bytes, card_serial: bytes, application_id: bytes) -> bytes:
+    """The per-card key of one application: AN10922 over serial || application id (truncated to 31)."""
+    return diversify_an10922(master_key, (card_serial + application_id)[:31])

@@ -1,0 +1,236 @@
+"""The whole card in one declarative description: applications, files, access conditions, key roles.
+
+The emulator (hardware/), the terminals and the backend all read :data:`CARD_LAYOUT`; nothing else in
+the project hard-codes a LID, an SFI or a record count. ``docs/card-layout.md`` explains every entry.
+
+Model (Calypso, ISO 7816-4):
+- The card has a master file (MF, LID 3F00) holding the ICC file (serial, traceability).
+- Each application is a DF selectable by DF name (``00 A4 04 00``) and by LID from the MF
+  (legacy field readers: ``94 A4 ...`` select DF then EF by file identifier).
+- Files hold fixed-size records of 29 bytes (Calypso/Intercode record size).
+- Reading is free (no key). Every modification happens inside a secure session opened with the key
+  role the file requires for that operation; otherwise the card answers 6982.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+from card_schema.crypto import KeyRole
+from card_schema.errors import SchemaError
+
+RECORD_SIZE = 29  # Calypso / Intercode record size, in bytes
+COUNTER_SIZE = 3  # a Calypso counter is 3 bytes, big-endian, inside a 29-byte counter record
+COUNTERS_PER_RECORD = RECORD_SIZE // COUNTER_SIZE  # 9 counters per counter-file record
+
+
+class FileType(Enum):
+    """Elementary file structures (Calypso file types)."""
+
+    LINEAR = "linear"  # fixed records, updated in place
+    CYCLIC = "cyclic"  # append puts the new record first and drops the oldest (event logs)
+    COUNTERS = "counters"  # one record of up to 9 three-byte counters; increase/decrease by number
+    SV_LOG = "sv_log"  # stored-value load or debit log, written only by SV commands
+
+
+class Operation(Enum):
+    """What a command does to a file; each needs the key role the file's access table names."""
+
+    UPDATE = "update"  # Update Record / Write Record
+    APPEND = "append"  # Append Record (cyclic files)
+    INCREASE = "increase"
+    DECREASE = "decrease"
+
+
+@dataclass(frozen=True)
+class FileLayout:
+    """One elementary file of an application.
+
+    Attributes:
+        name: short domain name (``"contracts"``), unique within the application.
+        lid: 2-byte file identifier (selection by path or from the DF).
+        sfi: short file identifier (1..30) used by Read Record and the write commands.
+        type: file structure.
+        record_count: number of records.
+        record_type: name of the record layout in :mod:`card_schema.records` (``"plum.contract"``).
+        access: key role needed for each modifying operation; an operation absent here is refused.
+        record_size: bytes per record (29 everywhere on this card).
+    """
+
+    name: str
+    lid: int
+    sfi: int
+    type: FileType
+    record_count: int
+    record_type: str
+    access: dict[Operation, KeyRole] = field(default_factory=dict)
+    record_size: int = RECORD_SIZE
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.sfi <= 30:
+            raise SchemaError(f"SFI {self.sfi} outside 1..30", field=f"{self.name}.sfi")
+        if not 0 <= self.lid <= 0xFFFF:
+            raise SchemaError("LID is two bytes", field=f"{self.name}.lid")
+
+    def role_for(self, operation: Operation) -> KeyRole:
+        """The key role a secure session needs to apply ``operation`` to this file.
+
+        Raises:
+            SchemaError: the file does not allow this operation at all.
+        """
+        try:
+            return self.access[operation]
+        except KeyError:
+            raise SchemaError(
+                f"{operation.value} is not allowed on this file", field=self.name
+            ) from None
+
+
+@dataclass(frozen=True)
+class ApplicationLayout:
+    """One application (DF) of the card.
+
+    Attributes:
+        name: short name used everywhere in the code (``"plum"``, ``"cursus"``...).
+        title: the name people know it by.
+        df_names: DF names it answers to in Select Application; the first is the canonical one.
+        lid: file identifier of the DF under the MF.
+        files: its elementary files.
+        stored_value: whether the application carries a Calypso stored-value purse.
+    """
+
+    name: str
+    title: str
+    df_names: tuple[bytes, ...]
+    lid: int
+    files: tuple[FileLayout, ...]
+    stored_value: bool = False
+
+    @property
+    def aid(self) -> bytes:
+        """Canonical DF name, also used as the application id in key diversification."""
+        return self.df_names[0]
+
+    def file(self, name: str) -> FileLayout:
+        for f in self.files:
+            if f.name == name:
+                return f
+        raise SchemaError(f"no file {name!r} in application {self.name}", field="file")
+
+    def file_by_sfi(self, sfi: int) -> FileLayout:
+        for f in self.files:
+            if f.sfi == sfi:
+                return f
+        raise SchemaError(f"no SFI {sfi:02X} in application {self.name}", field="sfi")
+
+    def file_by_lid(self, lid: int) -> FileLayout:
+        for f in self.files:
+            if f.lid == lid:
+                return f
+        raise SchemaError(f"no LID {lid:04X} in application {self.name}", field="lid")
+
+
+@dataclass(frozen=True)
+class CardLayout:
+    """The whole card."""
+
+    applications: tuple[ApplicationLayout, ...]
+    mf_lid: int = 0x3F00
+    icc_lid: int = 0x0002  # ICC file: serial number and traceability (free read)
+    serial_size: int = 8
+    session_modifications_max: int = 6  # Calypso "session modifications" limit per secure session
+    session_buffer_bytes: int = 215  # bytes of modification buffer per session (Calypso rev 3 class)
+
+    def application(self, name: str) -> ApplicationLayout:
+        for app in self.applications:
+            if app.name == name:
+                return app
+        raise SchemaError(f"no application {name!r} on the card", field="application")
+
+    def application_by_df_name(self, df_name: bytes) -> ApplicationLayout:
+        for app in self.applications:
+            if df_name in app.df_names:
+                return app
+        raise SchemaError(f"no application with DF name {df_name!r}", field="df_name")
+
+    def application_by_lid(self, lid: int) -> ApplicationLayout:
+        for app in self.applications:
+            if app.lid == lid:
+                return app
+        raise SchemaError(f"no application with LID {lid:04X}", field="lid")
+
+
+_R = Operation
+ISSUER, LOAD, DEBIT = KeyRole.ISSUER, KeyRole.LOAD, KeyRole.DEBIT
+
+PLUM = ApplicationLayout(
+    name="plum",
+    title="PLUM — PLUs loin Ma région (transport)",
+    # 1TIC.ICA is the Intercode DF name; 3MTR.ICA is what Lille-network field readers select.
+    df_names=(b"1TIC.ICA", b"3MTR.ICA"),
+    lid=0x2000,
+    files=(
+        FileLayout("environment", 0x2001, 0x07, FileType.LINEAR, 1, "plum.environment",
+                   {_R.UPDATE: ISSUER}),
+        FileLayout("events", 0x2010, 0x08, FileType.CYCLIC, 3, "plum.event",
+                   {_R.APPEND: DEBIT}),
+        FileLayout("contracts", 0x2020, 0x09, FileType.LINEAR, 4, "plum.contract",
+                   {_R.UPDATE: LOAD}),
+        FileLayout("counters", 0x2069, 0x19, FileType.COUNTERS, 1, "plum.counters",
+                   {_R.INCREASE: LOAD, _R.DECREASE: DEBIT, _R.UPDATE: LOAD}),
+        FileLayout("special_events", 0x2040, 0x1D, FileType.LINEAR, 1, "plum.special_event",
+                   {_R.UPDATE: DEBIT}),
+        FileLayout("contract_list", 0x2050, 0x1E, FileType.LINEAR, 1, "plum.contract_list",
+                   {_R.UPDATE: LOAD}),
+    ),
+)
+
+WALLET = ApplicationLayout(
+    name="wallet",
+    title="Ma région numérique (porte-monnaie et services)",
+    df_names=(b"HDF.WALLET",),
+    lid=0x3000,
+    stored_value=True,
+    files=(
+        FileLayout("services", 0x3001, 0x01, FileType.LINEAR, 1, "wallet.services",
+                   {_R.UPDATE: ISSUER}),
+        # Calypso SV logs live at SFI 14 (load) and 15 (debit); only SV commands write them.
+        FileLayout("sv_load_log", 0x3014, 0x14, FileType.SV_LOG, 1, "wallet.sv_load_log"),
+        FileLayout("sv_debit_log", 0x3015, 0x15, FileType.SV_LOG, 3, "wallet.sv_debit_log"),
+    ),
+)
+
+CURSUS = ApplicationLayout(
+    name="cursus",
+    title="Cursus — carte tous services jeunes",
+    df_names=(b"HDF.CURSUS",),
+    lid=0x4000,
+    files=(
+        FileLayout("student", 0x4001, 0x01, FileType.LINEAR, 1, "cursus.student",
+                   {_R.UPDATE: ISSUER}),
+        # Ring-fenced aid in eurocents, one counter per funder purpose (books, sport, canteen).
+        FileLayout("aid_counters", 0x4069, 0x19, FileType.COUNTERS, 1, "cursus.aid_counters",
+                   {_R.INCREASE: LOAD, _R.DECREASE: DEBIT, _R.UPDATE: LOAD}),
+        FileLayout("canteen_log", 0x4010, 0x08, FileType.CYCLIC, 3, "cursus.canteen_log",
+                   {_R.APPEND: DEBIT}),
+    ),
+)
+
+EMPLOYMENT = ApplicationLayout(
+    name="employment",
+    title="Mes droits pour l'emploi",
+    df_names=(b"HDF.EMPLOI",),
+    lid=0x5000,
+    files=(
+        FileLayout("situation", 0x5001, 0x01, FileType.LINEAR, 1, "employment.situation",
+                   {_R.UPDATE: ISSUER}),
+        FileLayout("rights", 0x5020, 0x09, FileType.LINEAR, 4, "employment.right",
+                   {_R.UPDATE: LOAD}),
+        # Appended by any partner that reads the rights, so the holder sees who consulted them.
+        FileLayout("consultation_log", 0x5010, 0x08, FileType.CYCLIC, 3,
+                   "employment.consultation", {_R.APPEND: DEBIT}),
+    ),
+)
+
+CARD_LAYOUT = CardLayout(applications=(PLUM, WALLET, CURSUS, EMPLOYMENT))
