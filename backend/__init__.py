@@ -1,1 +1,1 @@
-"""Backend: issuance, uploads, validation loop, reconciliation, deny-lists, keys (PKCS#11), privacy."""
+"""Backend: issuance, uploads, validation loop, reconciliation, deny-lists, keys, privacy."""

@@ -47,7 +47,7 @@ def verify_cmac(key: bytes, message: bytes, tag: bytes) -> None:
 
 
 def _aes_ecb_block(key: bytes, block: bytes) -> bytes:
-    encryptor = Cipher(algorithms.AES(key), modes.ECB()).encryptor()  # noqa: S305 - one block, by design
+    encryptor = Cipher(algorithms.AES(key), modes.ECB()).encryptor()
     return encryptor.update(block) + encryptor.finalize()
 
 
@@ -145,5 +145,5 @@ class KeyRef:
 
 
 def card_key(master_key: bytes, card_serial: bytes, application_id: bytes) -> bytes:
-    """The per-card key of one application: AN10922 over serial || application id (truncated to 31)."""
+    """Per-card key of one application: AN10922 over serial || application id (first 31 bytes)."""
     return diversify_an10922(master_key, (card_serial + application_id)[:31])

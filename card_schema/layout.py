@@ -1,7 +1,8 @@
 """The whole card in one declarative description: applications, files, access conditions, key roles.
 
-The emulator (hardware/), the terminals and the backend all read :data:`CARD_LAYOUT`; nothing else in
-the project hard-codes a LID, an SFI or a record count. ``docs/card-layout.md`` explains every entry.
+The emulator (hardware/), the terminals and the backend all read :data:`CARD_LAYOUT`; nothing
+else in the project hard-codes a LID, an SFI or a record count. ``docs/card-layout.md`` explains
+every entry.
 
 Model (Calypso, ISO 7816-4):
 - The card has a master file (MF, LID 3F00) holding the ICC file (serial, traceability).
@@ -140,7 +141,9 @@ class CardLayout:
     icc_lid: int = 0x0002  # ICC file: serial number and traceability (free read)
     serial_size: int = 8
     session_modifications_max: int = 6  # Calypso "session modifications" limit per secure session
-    session_buffer_bytes: int = 215  # bytes of modification buffer per session (Calypso rev 3 class)
+    session_buffer_bytes: int = (
+        215  # bytes of modification buffer per session (Calypso rev 3 class)
+    )
 
     def application(self, name: str) -> ApplicationLayout:
         for app in self.applications:
@@ -171,18 +174,40 @@ PLUM = ApplicationLayout(
     df_names=(b"1TIC.ICA", b"3MTR.ICA"),
     lid=0x2000,
     files=(
-        FileLayout("environment", 0x2001, 0x07, FileType.LINEAR, 1, "plum.environment",
-                   {_R.UPDATE: ISSUER}),
-        FileLayout("events", 0x2010, 0x08, FileType.CYCLIC, 3, "plum.event",
-                   {_R.APPEND: DEBIT}),
-        FileLayout("contracts", 0x2020, 0x09, FileType.LINEAR, 4, "plum.contract",
-                   {_R.UPDATE: LOAD}),
-        FileLayout("counters", 0x2069, 0x19, FileType.COUNTERS, 1, "plum.counters",
-                   {_R.INCREASE: LOAD, _R.DECREASE: DEBIT, _R.UPDATE: LOAD}),
-        FileLayout("special_events", 0x2040, 0x1D, FileType.LINEAR, 1, "plum.special_event",
-                   {_R.UPDATE: DEBIT}),
-        FileLayout("contract_list", 0x2050, 0x1E, FileType.LINEAR, 1, "plum.contract_list",
-                   {_R.UPDATE: LOAD}),
+        FileLayout(
+            "environment", 0x2001, 0x07, FileType.LINEAR, 1, "plum.environment", {_R.UPDATE: ISSUER}
+        ),
+        FileLayout("events", 0x2010, 0x08, FileType.CYCLIC, 3, "plum.event", {_R.APPEND: DEBIT}),
+        FileLayout(
+            "contracts", 0x2020, 0x09, FileType.LINEAR, 4, "plum.contract", {_R.UPDATE: LOAD}
+        ),
+        FileLayout(
+            "counters",
+            0x2069,
+            0x19,
+            FileType.COUNTERS,
+            1,
+            "plum.counters",
+            {_R.INCREASE: LOAD, _R.DECREASE: DEBIT, _R.UPDATE: LOAD},
+        ),
+        FileLayout(
+            "special_events",
+            0x2040,
+            0x1D,
+            FileType.LINEAR,
+            1,
+            "plum.special_event",
+            {_R.UPDATE: DEBIT},
+        ),
+        FileLayout(
+            "contract_list",
+            0x2050,
+            0x1E,
+            FileType.LINEAR,
+            1,
+            "plum.contract_list",
+            {_R.UPDATE: LOAD},
+        ),
     ),
 )
 
@@ -193,8 +218,9 @@ WALLET = ApplicationLayout(
     lid=0x3000,
     stored_value=True,
     files=(
-        FileLayout("services", 0x3001, 0x01, FileType.LINEAR, 1, "wallet.services",
-                   {_R.UPDATE: ISSUER}),
+        FileLayout(
+            "services", 0x3001, 0x01, FileType.LINEAR, 1, "wallet.services", {_R.UPDATE: ISSUER}
+        ),
         # Calypso SV logs live at SFI 14 (load) and 15 (debit); only SV commands write them.
         FileLayout("sv_load_log", 0x3014, 0x14, FileType.SV_LOG, 1, "wallet.sv_load_log"),
         FileLayout("sv_debit_log", 0x3015, 0x15, FileType.SV_LOG, 3, "wallet.sv_debit_log"),
@@ -207,13 +233,28 @@ CURSUS = ApplicationLayout(
     df_names=(b"HDF.CURSUS",),
     lid=0x4000,
     files=(
-        FileLayout("student", 0x4001, 0x01, FileType.LINEAR, 1, "cursus.student",
-                   {_R.UPDATE: ISSUER}),
+        FileLayout(
+            "student", 0x4001, 0x01, FileType.LINEAR, 1, "cursus.student", {_R.UPDATE: ISSUER}
+        ),
         # Ring-fenced aid in eurocents, one counter per funder purpose (books, sport, canteen).
-        FileLayout("aid_counters", 0x4069, 0x19, FileType.COUNTERS, 1, "cursus.aid_counters",
-                   {_R.INCREASE: LOAD, _R.DECREASE: DEBIT, _R.UPDATE: LOAD}),
-        FileLayout("canteen_log", 0x4010, 0x08, FileType.CYCLIC, 3, "cursus.canteen_log",
-                   {_R.APPEND: DEBIT}),
+        FileLayout(
+            "aid_counters",
+            0x4069,
+            0x19,
+            FileType.COUNTERS,
+            1,
+            "cursus.aid_counters",
+            {_R.INCREASE: LOAD, _R.DECREASE: DEBIT, _R.UPDATE: LOAD},
+        ),
+        FileLayout(
+            "canteen_log",
+            0x4010,
+            0x08,
+            FileType.CYCLIC,
+            3,
+            "cursus.canteen_log",
+            {_R.APPEND: DEBIT},
+        ),
     ),
 )
 
@@ -223,13 +264,28 @@ EMPLOYMENT = ApplicationLayout(
     df_names=(b"HDF.EMPLOI",),
     lid=0x5000,
     files=(
-        FileLayout("situation", 0x5001, 0x01, FileType.LINEAR, 1, "employment.situation",
-                   {_R.UPDATE: ISSUER}),
-        FileLayout("rights", 0x5020, 0x09, FileType.LINEAR, 4, "employment.right",
-                   {_R.UPDATE: LOAD}),
+        FileLayout(
+            "situation",
+            0x5001,
+            0x01,
+            FileType.LINEAR,
+            1,
+            "employment.situation",
+            {_R.UPDATE: ISSUER},
+        ),
+        FileLayout(
+            "rights", 0x5020, 0x09, FileType.LINEAR, 4, "employment.right", {_R.UPDATE: LOAD}
+        ),
         # Appended by any partner that reads the rights, so the holder sees who consulted them.
-        FileLayout("consultation_log", 0x5010, 0x08, FileType.CYCLIC, 3,
-                   "employment.consultation", {_R.APPEND: DEBIT}),
+        FileLayout(
+            "consultation_log",
+            0x5010,
+            0x08,
+            FileType.CYCLIC,
+            3,
+            "employment.consultation",
+            {_R.APPEND: DEBIT},
+        ),
     ),
 )
 

@@ -1,1 +1,1 @@
-"""Host side of readers and peripherals: PC/SC, nfcpy and in-process card readers; OSDP gate peripherals."""
+"""Host side of readers and peripherals: PC/SC, nfcpy and in-process readers; OSDP gate devices."""

@@ -1,1 +1,1 @@
-"""Emulated card and SAM behind the real PC/SC and nfcpy stacks, emulated gate peripheral, device profiles."""
+"""Emulated card and SAM behind the real PC/SC and nfcpy stacks, gate peripheral, profiles."""

@@ -31,7 +31,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="regioncard",
         description="Carte régionale unifiée Hauts-de-France — unified regional card tools.",
     )
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv: APDU traces)")
+    parser.add_argument(
+        "-v", "--verbose", action="count", default=0, help="more logging (-vv: APDU traces)"
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMAND_MODULES:
         try:

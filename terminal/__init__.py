@@ -1,1 +1,1 @@
-"""Terminals: the Calypso transaction engine, gate validator, canteen till, inspector, offline journal."""
+"""Terminals: Calypso transaction engine, gate, canteen till, inspector, offline journal."""
