@@ -46,8 +46,13 @@ fi
 stamp=.venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)
 if [ ! -e "$stamp" ]; then
   echo "bootstrap: installing the project and its dev tools into .venv"
-  .venv/bin/python -m pip install -q --upgrade pip >/dev/null
-  .venv/bin/python -m pip install -q -e '.[dev]'
+  # pip's log goes to a file and is shown only when the install fails.
+  if ! { .venv/bin/python -m pip install -q --upgrade pip &&
+         .venv/bin/python -m pip install -q -e '.[dev]'; } >.venv/pip.log 2>&1; then
+    grep -v "WARNING: Location" .venv/pip.log >&2
+    echo "bootstrap: pip install failed (full log in .venv/pip.log)" >&2
+    exit 1
+  fi
   rm -f .venv/.installed-*
   touch "$stamp"
 fi
