@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -23,6 +24,7 @@ COMMAND_MODULES = (
     "terminal.cli",
     "backend.cli",
     "regioncard.demo",
+    "regioncard.osdp_demo",
 )
 
 
@@ -58,4 +60,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # Output piped into `head` or a closed pager: not an error for the person reading.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     return result or 0
