@@ -1,0 +1,1 @@
+"""The emulated regional card: APDU parsing, card image, secure sessions, command dispatch."""

@@ -1,0 +1,706 @@
+"""The emulated regional card: a Calypso-style ISO 7816-4 chip driven by :data:`CARD_LAYOUT`.
+
+:class:`EmulatedCard` implements :class:`hardware.icc.EmulatedICC`. Its command set
+(docs/emulated-card.md has the full table with P1/P2/data/response) is one dispatch table:
+
+======  ===============================  ======  ===============================
+INS     command                          INS     command
+======  ===============================  ======  ===============================
+``A4``  Select (DF name, FID, path)      ``8A``  Open Secure Session
+``CA``  Get Data (FCI, traceability)     ``8E``  Close Secure Session
+``B2``  Read Record(s), ratification     ``7C``  SV Get
+``DC``  Update Record                    ``B8``  SV Reload
+``D2``  Write Record                     ``BA``  SV Debit
+``E2``  Append Record                    ``BC``  SV Undebit
+``32``  Increase                         ``04``  Invalidate
+``30``  Decrease                         ``44``  Rehabilitate
+======  ===============================  ======  ===============================
+
+Class bytes ``00`` (ISO) and ``94`` (legacy Calypso field readers) are both accepted.
+
+Rules the card enforces: reading is free; every modification needs an open secure session whose
+key role grants the role the layout names for that file and operation (``6982`` otherwise); the
+session's modifications live in a working copy (:mod:`hardware.card.session`) committed
+atomically at a correct Close Secure Session; bad input gets a status word, never an exception.
+The one exception that leaves :meth:`EmulatedCard.transmit` is :class:`PowerCut`, raised only by
+fault injection.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import os
+import threading
+from collections.abc import Callable
+
+from card_schema.apdu_trace import trace
+from card_schema.crypto import KeyRole
+from card_schema.errors import SchemaError, VerificationError
+from card_schema.layout import (
+    CARD_LAYOUT,
+    COUNTER_SIZE,
+    COUNTERS_PER_RECORD,
+    RECORD_SIZE,
+    ApplicationLayout,
+    CardLayout,
+    FileLayout,
+    FileType,
+    Operation,
+)
+from hardware.card.apdu import SW, CommandAPDU, CommandRefused, parse_apdu
+from hardware.card.image import (
+    SV_BALANCE_MAX,
+    SV_BALANCE_MIN,
+    CardImage,
+    CardImageStore,
+    PowerCut,
+)
+from hardware.card.scheme import (
+    CHALLENGE_SIZE,
+    SIGNATURE_SIZE,
+    SessionDigest,
+    session_key,
+    sv_card_signature,
+    sv_terminal_mac,
+)
+from hardware.card.session import SecureSession
+
+log = logging.getLogger(__name__)
+
+CLASSES = frozenset({0x00, 0x94})  # ISO, and the Calypso class legacy field readers send
+
+# Instruction codes (Calypso card command set).
+INS_SELECT = 0xA4
+INS_GET_DATA = 0xCA
+INS_READ_RECORD = 0xB2
+INS_UPDATE_RECORD = 0xDC
+INS_WRITE_RECORD = 0xD2
+INS_APPEND_RECORD = 0xE2
+INS_INCREASE = 0x32
+INS_DECREASE = 0x30
+INS_OPEN_SESSION = 0x8A
+INS_CLOSE_SESSION = 0x8E
+INS_SV_GET = 0x7C
+INS_SV_RELOAD = 0xB8
+INS_SV_DEBIT = 0xBA
+INS_SV_UNDEBIT = 0xBC
+INS_INVALIDATE = 0x04
+INS_REHABILITATE = 0x44
+
+CLOSE_RATIFY_NOW = (
+    0x80  # Close Secure Session P1: ratify at once; 00 waits for a ratification command
+)
+READ_ONE = 0x04  # Read Record P2 low bits: one record
+READ_MULTIPLE = (
+    0x05  # Read Record P2 low bits: records P1 to last, each as number || length || data
+)
+SV_GET_RELOAD, SV_GET_DEBIT = 0x07, 0x09  # SV Get P2 (Calypso): which log comes with the balance
+SV_BODY_SIZE = 11  # amount (3) || date (2) || time (2) || location (4)
+SV_LOG_FORMAT = "date(2) time(2) amount(3,signed) balance(3,signed) tnum(2) location(4) kvc(1)"
+
+# The ICC file under the MF: the card serial, readable by anyone (traceability).
+ICC_SFI = 0x02
+
+Reply = tuple[bytes, SW]
+FaultHook = Callable[[int], None]
+
+
+def _with_tck(atr: bytes) -> bytes:
+    tck = 0
+    for byte in atr[1:]:
+        tck ^= byte
+    return atr + bytes([tck])
+
+
+ATR = _with_tck(bytes.fromhex("3B8C8001") + b"HDFREGIONCRD")
+"""ISO 14443-4 card ATR as PC/SC builds it: T=0/T=1 indicators, 12 historical bytes, TCK."""
+
+
+def _ok(data: bytes = b"") -> Reply:
+    return data, SW.OK
+
+
+def _need_le(cmd: CommandAPDU, length: int) -> None:
+    """Refuse with ``6Cxx`` before acting when the reader cannot take the ``length``-byte answer."""
+    if cmd.ne < length:
+        raise CommandRefused(SW.WRONG_LE, sw2=length)
+
+
+def _tlv(tag: bytes, value: bytes) -> bytes:
+    return tag + bytes([len(value)]) + value
+
+
+class EmulatedCard:
+    """An emulated regional card backed by a card image file.
+
+    Args:
+        store: the card image file (read at power-on, committed atomically at session close).
+        layout: the card layout the card follows.
+        random: source of card challenges (``os.urandom``; tests may fix it).
+        fault_hook: called after each APDU with its index since power-on (0-based); raising
+            :class:`PowerCut` from it cuts the power: the response is lost and the session dropped.
+    """
+
+    def __init__(
+        self,
+        store: CardImageStore,
+        *,
+        layout: CardLayout = CARD_LAYOUT,
+        random: Callable[[int], bytes] = os.urandom,
+        fault_hook: FaultHook | None = None,
+    ) -> None:
+        self._store = store
+        self._layout = layout
+        self._random = random
+        self.fault_hook = fault_hook
+        self._icc_file = FileLayout("icc", layout.icc_lid, ICC_SFI, FileType.LINEAR, 1, "icc")
+        self._handlers: dict[int, Callable[[CommandAPDU], Reply]] = {
+            INS_SELECT: self._select,
+            INS_GET_DATA: self._get_data,
+            INS_READ_RECORD: self._read_record,
+            INS_UPDATE_RECORD: self._update_record,
+            INS_WRITE_RECORD: self._write_record,
+            INS_APPEND_RECORD: self._append_record,
+            INS_INCREASE: self._increase,
+            INS_DECREASE: self._decrease,
+            INS_OPEN_SESSION: self._open_session,
+            INS_CLOSE_SESSION: self._close_session,
+            INS_SV_GET: self._sv_get,
+            INS_SV_RELOAD: self._sv_operation,
+            INS_SV_DEBIT: self._sv_operation,
+            INS_SV_UNDEBIT: self._sv_operation,
+            INS_INVALIDATE: self._invalidate,
+            INS_REHABILITATE: self._rehabilitate,
+        }
+        self._image: CardImage | None = None
+        self._lock = threading.RLock()  # a bridge may power off from another thread
+        self._reset()
+
+    # -- EmulatedICC ------------------------------------------------------------------------------
+
+    def power_on(self) -> bytes:
+        """Read the image (a card keeps only what was committed) and answer the ATR.
+
+        Raises:
+            CardImageError: the image file is missing or invalid (the card cannot power up).
+        """
+        with self._lock:
+            self._reset()
+            self._image = self._store.load()
+            return ATR
+
+    def power_off(self) -> None:
+        """Leave the field: any open session is abandoned, so its modifications are cancelled."""
+        with self._lock:
+            if self._session is not None:
+                log.info("power off during a secure session: modifications cancelled")
+            self._reset()
+
+    def transmit(self, apdu: bytes) -> bytes:
+        """Process one command APDU; returns response data and SW1 SW2.
+
+        Raises:
+            PowerCut: only when fault injection cut the power (after the APDU or during a commit).
+        """
+        with self._lock:
+            return self._transmit(bytes(apdu))
+
+    def _transmit(self, apdu: bytes) -> bytes:
+        trace(log, "card <-", apdu)
+        if self._image is None:
+            response = SW.CONDITIONS_NOT_SATISFIED.to_bytes_sw()  # not powered
+        else:
+            try:
+                response = self._process(apdu)
+            except PowerCut:
+                self._reset()
+                raise
+            except Exception:  # the chip answers, whatever happens inside the emulator
+                log.exception("emulator defect on APDU %s", apdu.hex())
+                response = SW.NO_PRECISE_DIAGNOSIS.to_bytes_sw()
+        index = self._apdu_count
+        self._apdu_count += 1
+        if self.fault_hook is not None:
+            try:
+                self.fault_hook(index)
+            except PowerCut:
+                self._reset()
+                raise
+        trace(log, "card ->", response)
+        return response
+
+    # -- state ------------------------------------------------------------------------------------
+
+    @property
+    def image(self) -> CardImage | None:
+        """The committed image in memory (``None`` when powered off)."""
+        return self._image
+
+    @property
+    def in_session(self) -> bool:
+        return self._session is not None
+
+    def _reset(self) -> None:
+        self._image = None
+        self._app: ApplicationLayout | None = None
+        self._df_name: bytes = b""
+        self._ef: FileLayout | None = None
+        self._session: SecureSession | None = None
+        self._awaiting_ratification = False
+        self._apdu_count = 0
+
+    def _view(self) -> CardImage:
+        """The image as commands see it: the session's working copy while a session is open."""
+        if self._session is not None:
+            return self._session.working
+        assert self._image is not None
+        return self._image
+
+    def _abort_session(self, why: str) -> None:
+        if self._session is not None:
+            log.info("secure session cancelled: %s", why)
+            self._session = None
+
+    def _commit(self, image: CardImage) -> None:
+        self._store.commit(image)
+        self._image = image
+
+    # -- dispatch ---------------------------------------------------------------------------------
+
+    def _process(self, raw: bytes) -> bytes:
+        if self._awaiting_ratification:
+            # Calypso: the command after a Close Secure Session without ratification ratifies it;
+            # the dedicated ratification command is CLA B2 00 00 00.
+            self._awaiting_ratification = False
+            assert self._image is not None
+            ratified = self._image.copy()
+            ratified.ratified = True
+            self._commit(ratified)
+            if len(raw) == 5 and raw[0] in CLASSES and raw[1:] == b"\xb2\x00\x00\x00":
+                return SW.OK.to_bytes_sw()
+        session = self._session
+        try:
+            cmd = parse_apdu(raw)
+            if cmd.cla not in CLASSES:
+                raise CommandRefused(SW.CLA_NOT_SUPPORTED)
+            handler = self._handlers.get(cmd.ins)
+            if handler is None:
+                raise CommandRefused(SW.INS_NOT_SUPPORTED)
+            data, sw = handler(cmd)
+            if len(data) > cmd.ne:
+                raise CommandRefused(SW.WRONG_LE, sw2=len(data) & 0xFF)
+            response = data + sw.to_bytes_sw()
+        except CommandRefused as refused:
+            log.debug("refused %s: %s", raw.hex(), refused)
+            response = refused.sw_bytes
+        if (
+            session is not None
+            and session is self._session
+            and not (len(raw) >= 2 and raw[1] in (INS_OPEN_SESSION, INS_CLOSE_SESSION))
+        ):
+            session.digest.update(raw)
+            session.digest.update(response)
+        return response
+
+    # -- selection --------------------------------------------------------------------------------
+
+    def _enter_mf(self) -> None:
+        self._abort_session("master file selected")
+        self._app, self._df_name, self._ef = None, b"", None
+
+    def _enter_application(self, app: ApplicationLayout, df_name: bytes) -> None:
+        self._abort_session("application selected")
+        self._app, self._df_name, self._ef = app, df_name, None
+
+    def _application_reply(self, p2: int) -> Reply:
+        assert self._app is not None
+        data = self._fci() if p2 == 0x00 else b""
+        if self._view().applications[self._app.name].invalidated:
+            return data, SW.INVALIDATED
+        return _ok(data)
+
+    def _fci(self) -> bytes:
+        """FCI of the current application, Calypso-style.
+
+        ``6F [84 DF name] [A5 [BF0C [C7 serial] [53 startup information]]]``.
+        """
+        assert self._app is not None
+        startup = bytes(
+            [
+                self._layout.session_modifications_max,
+                0x00,  # platform
+                0x20 | (0x02 if self._app.stored_value else 0x00),  # application type: bit 1 = SV
+                0x00,  # subtype
+                0x00,  # software issuer
+                0x01,  # software version
+                0x00,  # software revision
+            ]
+        )
+        discretionary = _tlv(
+            b"\xbf\x0c", _tlv(b"\xc7", self._view().serial) + _tlv(b"\x53", startup)
+        )
+        return _tlv(b"\x6f", _tlv(b"\x84", self._df_name) + _tlv(b"\xa5", discretionary))
+
+    def _file_info(self, f: FileLayout | None) -> bytes:
+        """Calypso rev 1 style proprietary information (tag 85, 23 bytes) of a selected file."""
+        if f is None:  # a DF or the MF
+            body = bytes([0x00, 0x02 if self._app else 0x01, 0x00, 0x00, 0x00])
+        else:
+            subtype = {
+                FileType.LINEAR: 0x02,
+                FileType.CYCLIC: 0x04,
+                FileType.COUNTERS: 0x09,
+                FileType.SV_LOG: 0x02,
+            }[f.type]
+            roles = [f.access.get(op) for op in Operation]
+            access = bytes(
+                0x1F if r is None else {"issuer": 1, "load": 2, "debit": 3}[r.value] for r in roles
+            )
+            body = bytes([f.sfi, 0x04, subtype, f.record_size, f.record_count]) + access
+        return _tlv(b"\x85", body.ljust(23, b"\x00"))
+
+    def _select(self, cmd: CommandAPDU) -> Reply:
+        if cmd.p2 not in (0x00, 0x0C):
+            raise CommandRefused(SW.WRONG_P1P2)
+        if cmd.p1 == 0x04:  # by DF name
+            name = cmd.require_data(1, 16)
+            try:
+                app = self._layout.application_by_df_name(name)
+            except SchemaError:
+                raise CommandRefused(SW.FILE_NOT_FOUND) from None
+            self._enter_application(app, name)
+            return self._application_reply(cmd.p2)
+        if cmd.p1 in (0x00, 0x01, 0x02):  # by file identifier: MF, DF, or EF of the current DF
+            return self._select_fid(int.from_bytes(cmd.require_data(2, 2), "big"), cmd.p2)
+        if cmd.p1 in (0x08, 0x09):  # path from the MF (08) or from the current DF (09)
+            path = cmd.require_data(2, 8)
+            if len(path) % 2:
+                raise CommandRefused(SW.WRONG_LENGTH)
+            fids = [int.from_bytes(path[i : i + 2], "big") for i in range(0, len(path), 2)]
+            if cmd.p1 == 0x08 and fids[0] != self._layout.mf_lid:
+                self._enter_mf()
+            reply: Reply = _ok()
+            for step in fids:
+                reply = self._select_fid(step, cmd.p2)
+            return reply
+        raise CommandRefused(SW.WRONG_P1P2)
+
+    def _select_fid(self, fid: int, p2: int) -> Reply:
+        if fid == self._layout.mf_lid:
+            self._enter_mf()
+            return _ok(self._file_info(None) if p2 == 0x00 else b"")
+        if self._app is not None:
+            try:
+                ef = self._app.file_by_lid(fid)
+            except SchemaError:
+                pass
+            else:
+                self._ef = ef
+                return _ok(self._file_info(ef) if p2 == 0x00 else b"")
+        elif fid == self._layout.icc_lid:
+            self._ef = self._icc_file
+            return _ok(self._file_info(self._icc_file) if p2 == 0x00 else b"")
+        try:
+            app = self._layout.application_by_lid(fid)
+        except SchemaError:
+            raise CommandRefused(SW.FILE_NOT_FOUND) from None
+        if app is not self._app:
+            self._enter_application(app, app.aid)
+        else:
+            self._ef = None
+        return self._application_reply(p2)
+
+    def _get_data(self, cmd: CommandAPDU) -> Reply:
+        cmd.require_no_data()
+        tag = (cmd.p1 << 8) | cmd.p2
+        if tag == 0x006F:  # FCI of the current application
+            if self._app is None:
+                raise CommandRefused(SW.REFERENCED_DATA_NOT_FOUND, "no application selected")
+            return _ok(self._fci())
+        if tag == 0x0185:  # traceability: serial number and transaction counter
+            view = self._view()
+            return _ok(_tlv(b"\xc7", view.serial) + view.transaction_counter.to_bytes(3, "big"))
+        raise CommandRefused(SW.REFERENCED_DATA_NOT_FOUND)
+
+    # -- files ------------------------------------------------------------------------------------
+
+    def _resolve_file(self, sfi: int) -> FileLayout:
+        """The file an SFI names in the current DF (``0`` = the current EF); it becomes current."""
+        if sfi == 0:
+            if self._ef is None:
+                raise CommandRefused(SW.NO_CURRENT_EF)
+            return self._ef
+        if self._app is None:
+            if sfi == ICC_SFI:
+                self._ef = self._icc_file
+                return self._icc_file
+            raise CommandRefused(SW.FILE_NOT_FOUND, "no application selected")
+        try:
+            self._ef = self._app.file_by_sfi(sfi)
+        except SchemaError:
+            raise CommandRefused(SW.FILE_NOT_FOUND) from None
+        return self._ef
+
+    def _records(self, f: FileLayout) -> list[bytes]:
+        if f is self._icc_file:
+            return [self._view().serial.ljust(RECORD_SIZE, b"\x00")]
+        assert self._app is not None
+        return self._view().applications[self._app.name].records[f.name]
+
+    def _read_record(self, cmd: CommandAPDU) -> Reply:
+        cmd.require_no_data()
+        mode = cmd.p2 & 0x07
+        if mode not in (READ_ONE, READ_MULTIPLE) or cmd.p1 == 0:
+            raise CommandRefused(SW.WRONG_P1P2)
+        f = self._resolve_file(cmd.p2 >> 3)
+        records = self._records(f)
+        if cmd.p1 > len(records):
+            raise CommandRefused(SW.RECORD_NOT_FOUND)
+        if mode == READ_ONE:
+            return _ok(records[cmd.p1 - 1])
+        out = b""
+        for number in range(cmd.p1, len(records) + 1):
+            item = bytes([number, f.record_size]) + records[number - 1]
+            if len(out) + len(item) > cmd.ne:
+                break
+            out += item
+        if not out:
+            raise CommandRefused(SW.WRONG_LE, sw2=f.record_size + 2)
+        return _ok(out)
+
+    def _writable(self, cmd: CommandAPDU, operation: Operation) -> tuple[SecureSession, FileLayout]:
+        """Checks common to every record modification; returns the session and the file."""
+        session = self._session
+        if session is None:
+            raise CommandRefused(SW.SECURITY_NOT_SATISFIED, "modification outside a secure session")
+        f = self._resolve_file(cmd.p2 >> 3)
+        if f is self._icc_file or operation not in f.access:
+            raise CommandRefused(SW.CONDITIONS_NOT_SATISFIED, f"{operation.value} never allowed")
+        if session.working.applications[session.application.name].invalidated:
+            raise CommandRefused(SW.CONDITIONS_NOT_SATISFIED, "application invalidated")
+        session.require_role(f.access[operation])
+        return session, f
+
+    def _record_data(self, cmd: CommandAPDU, f: FileLayout) -> bytes:
+        return cmd.require_data(1, f.record_size).ljust(f.record_size, b"\x00")
+
+    def _update_record(self, cmd: CommandAPDU) -> Reply:
+        return self._put_record(cmd, write=False)
+
+    def _write_record(self, cmd: CommandAPDU) -> Reply:
+        return self._put_record(cmd, write=True)
+
+    def _put_record(self, cmd: CommandAPDU, *, write: bool) -> Reply:
+        if cmd.p2 & 0x07 != READ_ONE or cmd.p1 == 0:
+            raise CommandRefused(SW.WRONG_P1P2)
+        session, f = self._writable(cmd, Operation.UPDATE)
+        data = self._record_data(cmd, f)
+        records = self._records(f)
+        if cmd.p1 > len(records):
+            raise CommandRefused(SW.RECORD_NOT_FOUND)
+        session.reserve(self._layout, len(cmd.data))
+        if write:  # Write Record ORs the data into the record (ISO 7816-4 "logical OR")
+            data = bytes(a | b for a, b in zip(records[cmd.p1 - 1], data, strict=True))
+        records[cmd.p1 - 1] = data
+        return _ok()
+
+    def _append_record(self, cmd: CommandAPDU) -> Reply:
+        if cmd.p1 != 0 or cmd.p2 & 0x07:
+            raise CommandRefused(SW.WRONG_P1P2)
+        session, f = self._writable(cmd, Operation.APPEND)
+        if f.type is not FileType.CYCLIC:
+            raise CommandRefused(SW.FILE_TYPE_MISMATCH)
+        data = self._record_data(cmd, f)
+        session.reserve(self._layout, len(cmd.data))
+        records = self._records(f)
+        records[:] = [data, *records[:-1]]  # newest first, oldest dropped
+        return _ok()
+
+    def _increase(self, cmd: CommandAPDU) -> Reply:
+        return self._count(cmd, Operation.INCREASE)
+
+    def _decrease(self, cmd: CommandAPDU) -> Reply:
+        return self._count(cmd, Operation.DECREASE)
+
+    def _count(self, cmd: CommandAPDU, operation: Operation) -> Reply:
+        if cmd.p2 & 0x07 or cmd.p1 == 0:
+            raise CommandRefused(SW.WRONG_P1P2)
+        session, f = self._writable(cmd, operation)
+        if f.type is not FileType.COUNTERS:
+            raise CommandRefused(SW.FILE_TYPE_MISMATCH)
+        if cmd.p1 > COUNTERS_PER_RECORD:
+            raise CommandRefused(SW.RECORD_NOT_FOUND, "no such counter")
+        amount = int.from_bytes(cmd.require_data(COUNTER_SIZE, COUNTER_SIZE), "big")
+        _need_le(cmd, COUNTER_SIZE)
+        records = self._records(f)
+        start = (cmd.p1 - 1) * COUNTER_SIZE
+        value = int.from_bytes(records[0][start : start + COUNTER_SIZE], "big")
+        value = value + amount if operation is Operation.INCREASE else value - amount
+        if not 0 <= value < 1 << (8 * COUNTER_SIZE):
+            raise CommandRefused(SW.WRONG_DATA, "counter overflow or underflow")
+        session.reserve(self._layout, len(cmd.data))
+        new = value.to_bytes(COUNTER_SIZE, "big")
+        records[0] = records[0][:start] + new + records[0][start + COUNTER_SIZE :]
+        return _ok(new)
+
+    # -- secure session ---------------------------------------------------------------------------
+
+    def _open_session(self, cmd: CommandAPDU) -> Reply:
+        if cmd.p2 & 0x07:
+            raise CommandRefused(SW.WRONG_P1P2)
+        data = cmd.require_data(1 + CHALLENGE_SIZE, 1 + CHALLENGE_SIZE)
+        self._abort_session("new session opened")
+        if self._app is None:
+            raise CommandRefused(SW.CONDITIONS_NOT_SATISFIED, "no application selected")
+        app = self._app
+        image = self._view()
+        try:
+            role = KeyRole.from_kif(data[0])
+        except SchemaError:
+            raise CommandRefused(SW.REFERENCED_DATA_NOT_FOUND, "unknown KIF") from None
+        key = image.applications[app.name].keys.get(role)
+        if key is None:
+            raise CommandRefused(SW.REFERENCED_DATA_NOT_FOUND, f"no {role.value} key")
+        if image.transaction_counter == 0:
+            raise CommandRefused(SW.CONDITIONS_NOT_SATISFIED, "transaction counter exhausted")
+        record = b""
+        if cmd.p1:
+            if not cmd.p2 >> 3:
+                raise CommandRefused(SW.WRONG_P1P2)
+            f = self._resolve_file(cmd.p2 >> 3)
+            records = self._records(f)
+            if cmd.p1 > len(records):
+                raise CommandRefused(SW.RECORD_NOT_FOUND)
+            record = records[cmd.p1 - 1]
+        card_challenge = self._random(CHALLENGE_SIZE)
+        response = (
+            card_challenge
+            + image.transaction_counter.to_bytes(3, "big")
+            + bytes([0x00 if image.ratified else 0x01, role.kif, key.kvc, len(record)])
+            + record
+        )
+        _need_le(cmd, len(response))
+        working = image.copy()
+        working.transaction_counter -= 1  # Calypso counts down, one step per session
+        digest = SessionDigest(session_key(key.key, data[1:], card_challenge), response)
+        self._session = SecureSession(app, role, digest, working)
+        return _ok(response)
+
+    def _close_session(self, cmd: CommandAPDU) -> Reply:
+        session = self._session
+        if session is None:
+            raise CommandRefused(SW.CONDITIONS_NOT_SATISFIED, "no secure session open")
+        self._session = None  # whatever happens now, this session is over
+        if not cmd.data:  # Calypso: Close Secure Session without signature cancels the session
+            log.info("secure session cancelled by the terminal")
+            return _ok()
+        if cmd.p1 not in (0x00, CLOSE_RATIFY_NOW) or cmd.p2 != 0:
+            raise CommandRefused(SW.WRONG_P1P2)
+        if len(cmd.data) != SIGNATURE_SIZE:
+            raise CommandRefused(SW.WRONG_LENGTH)
+        _need_le(cmd, SIGNATURE_SIZE)
+        try:
+            session.digest.verify_terminal_signature(cmd.data)
+        except VerificationError:
+            raise CommandRefused(SW.INCORRECT_SIGNATURE, "session cancelled") from None
+        signature = session.digest.card_signature()
+        committed = session.working
+        committed.ratified = cmd.p1 == CLOSE_RATIFY_NOW
+        self._commit(committed)
+        self._awaiting_ratification = not committed.ratified
+        return _ok(signature)
+
+    # -- stored value -----------------------------------------------------------------------------
+
+    def _sv_application(self) -> ApplicationLayout:
+        if self._app is None or not self._app.stored_value:
+            raise CommandRefused(SW.CONDITIONS_NOT_SATISFIED, "no stored value in this application")
+        return self._app
+
+    def _sv_get(self, cmd: CommandAPDU) -> Reply:
+        cmd.require_no_data()
+        if cmd.p1 != 0 or cmd.p2 not in (SV_GET_RELOAD, SV_GET_DEBIT):
+            raise CommandRefused(SW.WRONG_P1P2)
+        app = self._sv_application()
+        purse = self._view().applications[app.name]
+        log_file = "sv_load_log" if cmd.p2 == SV_GET_RELOAD else "sv_debit_log"
+        state = purse.sv_tnum.to_bytes(2, "big") + purse.sv_balance.to_bytes(3, "big", signed=True)
+        if self._session is not None:
+            self._session.sv_state = state
+        return _ok(state + purse.records[log_file][0])
+
+    def _sv_operation(self, cmd: CommandAPDU) -> Reply:
+        if cmd.p1 != 0 or cmd.p2 != 0:
+            raise CommandRefused(SW.WRONG_P1P2)
+        session = self._session
+        if session is None:
+            raise CommandRefused(SW.SECURITY_NOT_SATISFIED, "SV operation outside a secure session")
+        app = self._sv_application()
+        purse = session.working.applications[app.name]
+        if purse.invalidated:
+            raise CommandRefused(SW.CONDITIONS_NOT_SATISFIED, "application invalidated")
+        session.require_role(KeyRole.LOAD if cmd.ins == INS_SV_RELOAD else KeyRole.DEBIT)
+        if session.sv_state is None:
+            raise CommandRefused(
+                SW.CONDITIONS_NOT_SATISFIED, "SV Get must come first in the session"
+            )
+        data = cmd.require_data(SV_BODY_SIZE + SIGNATURE_SIZE, SV_BODY_SIZE + SIGNATURE_SIZE)
+        _need_le(cmd, SIGNATURE_SIZE)
+        body, mac = data[:SV_BODY_SIZE], data[SV_BODY_SIZE:]
+        expected = sv_terminal_mac(session.digest.key, cmd.ins, session.sv_state, body)
+        if not hmac.compare_digest(expected, mac):
+            raise CommandRefused(SW.INCORRECT_SIGNATURE, "SV MAC")
+        if cmd.ins == INS_SV_RELOAD:
+            amount = int.from_bytes(body[:3], "big", signed=True)
+        else:
+            amount = int.from_bytes(body[:3], "big")
+        balance = (
+            purse.sv_balance - amount if cmd.ins == INS_SV_DEBIT else purse.sv_balance + amount
+        )
+        if not SV_BALANCE_MIN <= balance <= SV_BALANCE_MAX or purse.sv_tnum == 0xFFFF:
+            raise CommandRefused(SW.WRONG_DATA, "balance out of range")
+        session.reserve(self._layout, len(cmd.data))
+        purse.sv_balance = balance
+        purse.sv_tnum += 1
+        session.sv_state = None  # each SV operation needs its own SV Get (the MAC covers the state)
+        logged = -amount if cmd.ins == INS_SV_UNDEBIT else amount
+        kvc = purse.keys[session.role].kvc
+        entry = (
+            body[3:7]  # date, time
+            + logged.to_bytes(3, "big", signed=True)
+            + balance.to_bytes(3, "big", signed=True)
+            + purse.sv_tnum.to_bytes(2, "big")
+            + body[7:11]
+            + bytes([kvc])
+        )
+        entry = entry.ljust(RECORD_SIZE, b"\x00")
+        if cmd.ins == INS_SV_RELOAD:
+            purse.records["sv_load_log"] = [entry]
+        else:
+            purse.records["sv_debit_log"] = [entry, *purse.records["sv_debit_log"][:-1]]
+        return _ok(sv_card_signature(session.digest.key, cmd.ins, purse.sv_tnum, balance))
+
+    # -- invalidation -----------------------------------------------------------------------------
+
+    def _invalidate(self, cmd: CommandAPDU) -> Reply:
+        return self._set_invalidated(cmd, invalidated=True)
+
+    def _rehabilitate(self, cmd: CommandAPDU) -> Reply:
+        return self._set_invalidated(cmd, invalidated=False)
+
+    def _set_invalidated(self, cmd: CommandAPDU, *, invalidated: bool) -> Reply:
+        if cmd.p1 != 0 or cmd.p2 != 0:
+            raise CommandRefused(SW.WRONG_P1P2)
+        cmd.require_no_data()
+        session = self._session
+        if session is None:
+            raise CommandRefused(SW.SECURITY_NOT_SATISFIED, "outside a secure session")
+        app = session.working.applications[session.application.name]
+        if app.invalidated == invalidated:
+            raise CommandRefused(SW.CONDITIONS_NOT_SATISFIED, "already in that state")
+        # A validator (debit key) may invalidate a listed card; a desk (load key) rehabilitates.
+        session.require_role(KeyRole.DEBIT if invalidated else KeyRole.LOAD)
+        session.reserve(self._layout, 0)
+        app.invalidated = invalidated
+        return _ok()

@@ -1,0 +1,352 @@
+"""The emulated SAM: the terminal's secure element, holding master keys, Calypso-SAM-like APDUs.
+
+:class:`EmulatedSAM` implements :class:`hardware.icc.EmulatedICC`. Class byte ``80`` (``94`` also
+accepted). Command set (docs/secure-session.md gives the whole sequence):
+
+======  ==========================  ===========================================================
+INS     command                     data -> response
+======  ==========================  ===========================================================
+``14``  Select Diversifier          card serial (8) || DF name -> -
+``84``  Get Challenge               Le=08 -> SAM challenge (8)
+``8A``  Digest Init                 Open Secure Session response data -> -
+``8C``  Digest Update               one card command or response -> -
+``8E``  Digest Close                Le=08 -> terminal signature (8)
+``82``  Digest Authenticate         card signature (8) -> - (``6988`` if wrong)
+``56``  SV Prepare Load             SV Get tnum||balance (5) || reload body (11) -> SV MAC (8)
+``54``  SV Prepare Debit            same, for SV Debit -> SV MAC (8)
+``5C``  SV Prepare Undebit          same, for SV Undebit -> SV MAC (8)
+``58``  SV Check                    card SV signature (8) -> - (``6988`` if wrong)
+``2A``  PSO Compute Signature       P1P2=9E9A, record (1..255) -> serial(4)||counter(3)||sig(8)
+``CA``  Get Data                    P1P2=00C0 -> SAM serial (4) || signature counter (3)
+======  ==========================  ===========================================================
+
+Card keys are diversified here (AN10922 over card serial || application AID) from the master key
+``<application>.<role>.v<KVC>`` named by the KIF and KVC the card answered at Open Secure Session.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from card_schema.apdu_trace import trace
+from card_schema.crypto import KeyRef, KeyRole
+from card_schema.errors import SchemaError, VerificationError
+from card_schema.layout import CARD_LAYOUT, ApplicationLayout, CardLayout
+from card_schema.traceability import traceable_signature
+from hardware.card.apdu import SW, CommandAPDU, CommandRefused, parse_apdu
+from hardware.card.scheme import (
+    CHALLENGE_SIZE,
+    SIGNATURE_SIZE,
+    SessionDigest,
+    session_key,
+    sv_card_signature,
+    sv_terminal_mac,
+)
+from hardware.sam.keystore import TRACE_KEY, KeyStoreError, MasterKeyStore
+
+log = logging.getLogger(__name__)
+
+CLASSES = frozenset({0x80, 0x94})
+SAM_SERIAL_SIZE = 4
+SAM_COUNTER_MAX = 0xFFFFFF
+
+INS_SELECT_DIVERSIFIER = 0x14
+INS_GET_CHALLENGE = 0x84
+INS_DIGEST_INIT = 0x8A
+INS_DIGEST_UPDATE = 0x8C
+INS_DIGEST_CLOSE = 0x8E
+INS_DIGEST_AUTHENTICATE = 0x82
+INS_SV_PREPARE_LOAD = 0x56
+INS_SV_PREPARE_DEBIT = 0x54
+INS_SV_PREPARE_UNDEBIT = 0x5C
+INS_SV_CHECK = 0x58
+INS_PSO_SIGNATURE = 0x2A
+INS_GET_DATA = 0xCA
+
+# The card INS each SV Prepare signs for (SV Reload B8, SV Debit BA, SV Undebit BC).
+_SV_CARD_INS = {INS_SV_PREPARE_LOAD: 0xB8, INS_SV_PREPARE_DEBIT: 0xBA, INS_SV_PREPARE_UNDEBIT: 0xBC}
+_OPEN_HEADER = CHALLENGE_SIZE + 3 + 4  # challenge, counter, ratified, KIF, KVC, record length
+
+
+def trace_diversification_input(sam_serial: bytes) -> bytes:
+    """AN10922 input of a SAM's traceable-signature key: ``"SAM"`` || SAM serial."""
+    return b"SAM" + sam_serial
+
+
+def _with_tck(atr: bytes) -> bytes:
+    tck = 0
+    for byte in atr[1:]:
+        tck ^= byte
+    return atr + bytes([tck])
+
+
+class EmulatedSAM:
+    """An emulated SAM.
+
+    Args:
+        keys: where the master keys are (key file or PKCS#11 token).
+        serial: SAM serial number, 4 bytes (in traceable signatures and the ATR).
+        layout: card layout (to find an application, hence its AID, from a DF name).
+        counter_file: where the traceable-signature counter survives restarts (JSON, written
+            atomically); ``None`` keeps it in memory, starting at 0.
+        random: source of SAM challenges.
+    """
+
+    def __init__(
+        self,
+        keys: MasterKeyStore,
+        serial: bytes,
+        *,
+        layout: CardLayout = CARD_LAYOUT,
+        counter_file: Path | None = None,
+        random: Callable[[int], bytes] = os.urandom,
+    ) -> None:
+        if len(serial) != SAM_SERIAL_SIZE:
+            raise SchemaError("a SAM serial is 4 bytes", field="sam_serial")
+        self._keys = keys
+        self.serial = serial
+        self._layout = layout
+        self._counter_file = counter_file
+        self._random = random
+        self._counter = self._load_counter()
+        self._handlers: dict[int, Callable[[CommandAPDU], bytes]] = {
+            INS_SELECT_DIVERSIFIER: self._select_diversifier,
+            INS_GET_CHALLENGE: self._get_challenge,
+            INS_DIGEST_INIT: self._digest_init,
+            INS_DIGEST_UPDATE: self._digest_update,
+            INS_DIGEST_CLOSE: self._digest_close,
+            INS_DIGEST_AUTHENTICATE: self._digest_authenticate,
+            INS_SV_PREPARE_LOAD: self._sv_prepare,
+            INS_SV_PREPARE_DEBIT: self._sv_prepare,
+            INS_SV_PREPARE_UNDEBIT: self._sv_prepare,
+            INS_SV_CHECK: self._sv_check,
+            INS_PSO_SIGNATURE: self._pso_signature,
+            INS_GET_DATA: self._get_data,
+        }
+        self._card_keys: dict[tuple[bytes, str, KeyRole, int], bytes] = {}
+        self._reset()
+
+    @property
+    def atr(self) -> bytes:
+        return _with_tck(bytes.fromhex("3B8B8001") + b"RCSAM" + self.serial + b"\x00\x00")
+
+    @property
+    def counter(self) -> int:
+        """Number of traceable signatures made so far (the next one carries this value)."""
+        return self._counter
+
+    # -- EmulatedICC ------------------------------------------------------------------------------
+
+    def power_on(self) -> bytes:
+        self._reset()
+        return self.atr
+
+    def power_off(self) -> None:
+        self._reset()
+
+    def transmit(self, apdu: bytes) -> bytes:
+        """Process one SAM command; never raises."""
+        apdu = bytes(apdu)
+        trace(log, "sam <-", apdu)
+        try:
+            cmd = parse_apdu(apdu)
+            if cmd.cla not in CLASSES:
+                raise CommandRefused(SW.CLA_NOT_SUPPORTED)
+            handler = self._handlers.get(cmd.ins)
+            if handler is None:
+                raise CommandRefused(SW.INS_NOT_SUPPORTED)
+            data = handler(cmd)
+            response = data + SW.OK.to_bytes_sw()
+        except CommandRefused as refused:
+            log.debug("SAM refused %s: %s", apdu.hex(), refused)
+            response = refused.sw_bytes
+        except Exception:  # the chip answers, whatever happens inside the emulator
+            log.exception("SAM emulator defect on APDU %s", apdu.hex())
+            response = SW.NO_PRECISE_DIAGNOSIS.to_bytes_sw()
+        trace(log, "sam ->", response)
+        return response
+
+    # -- state ------------------------------------------------------------------------------------
+
+    def _reset(self) -> None:
+        self._card_serial: bytes | None = None
+        self._application: ApplicationLayout | None = None
+        self._challenge: bytes | None = None
+        self._digest: SessionDigest | None = None
+        self._closed = False
+        self._sv_expected: bytes | None = None
+
+    def _load_counter(self) -> int:
+        if self._counter_file is None or not self._counter_file.exists():
+            return 0
+        try:
+            return int(json.loads(self._counter_file.read_text(encoding="utf-8"))["counter"])
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise KeyStoreError(f"unreadable SAM counter file {self._counter_file}") from exc
+
+    def _save_counter(self) -> None:
+        if self._counter_file is None:
+            return
+        temp = self._counter_file.with_name(self._counter_file.name + ".tmp")
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.write(fd, json.dumps({"counter": self._counter}).encode())
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(temp, self._counter_file)
+
+    def card_key(self, card_serial: bytes, application: ApplicationLayout, ref: KeyRef) -> bytes:
+        """Diversified key of one card application (AN10922 over serial || AID), cached per card.
+
+        Raises:
+            KeyStoreError: no such master key.
+        """
+        cache_key = (card_serial, application.name, ref.role, ref.version)
+        if cache_key not in self._card_keys:
+            self._card_keys.clear()  # one card at a time: keep only the current card's keys
+            self._card_keys[cache_key] = self._keys.diversify(
+                ref, (card_serial + application.aid)[:31]
+            )
+        return self._card_keys[cache_key]
+
+    def _require_digest(self) -> SessionDigest:
+        if self._digest is None:
+            raise CommandRefused(SW.CONDITIONS_NOT_SATISFIED, "no digest in progress")
+        return self._digest
+
+    @staticmethod
+    def _no_parameters(cmd: CommandAPDU) -> None:
+        if cmd.p1 or cmd.p2:
+            raise CommandRefused(SW.WRONG_P1P2)
+
+    # -- commands ---------------------------------------------------------------------------------
+
+    def _select_diversifier(self, cmd: CommandAPDU) -> bytes:
+        self._no_parameters(cmd)
+        data = cmd.require_data(8 + 1, 8 + 16)
+        try:
+            app = self._layout.application_by_df_name(data[8:])
+        except SchemaError:
+            raise CommandRefused(SW.REFERENCED_DATA_NOT_FOUND, "unknown application") from None
+        self._reset()
+        self._card_serial, self._application = data[:8], app
+        return b""
+
+    def _get_challenge(self, cmd: CommandAPDU) -> bytes:
+        self._no_parameters(cmd)
+        cmd.require_no_data()
+        if cmd.le not in (None, 0, CHALLENGE_SIZE):
+            raise CommandRefused(SW.WRONG_LE, sw2=CHALLENGE_SIZE)
+        self._challenge = self._random(CHALLENGE_SIZE)
+        return self._challenge
+
+    def _digest_init(self, cmd: CommandAPDU) -> bytes:
+        self._no_parameters(cmd)
+        response = cmd.require_data(_OPEN_HEADER, 255)
+        if self._card_serial is None or self._application is None or self._challenge is None:
+            raise CommandRefused(SW.CONDITIONS_NOT_SATISFIED, "select diversifier, get challenge")
+        if len(response) != _OPEN_HEADER + response[_OPEN_HEADER - 1]:
+            raise CommandRefused(SW.WRONG_DATA, "not an Open Secure Session response")
+        card_challenge = response[:CHALLENGE_SIZE]
+        kif, kvc = response[CHALLENGE_SIZE + 4], response[CHALLENGE_SIZE + 5]
+        try:
+            ref = KeyRef(self._application.name, KeyRole.from_kif(kif), kvc)
+            key = self.card_key(self._card_serial, self._application, ref)
+        except (SchemaError, KeyStoreError):
+            raise CommandRefused(SW.REFERENCED_DATA_NOT_FOUND, "no such master key") from None
+        sk = session_key(key, self._challenge, card_challenge)
+        self._challenge = None  # a challenge serves one session only
+        self._digest = SessionDigest(sk, response)
+        self._closed = False
+        self._sv_expected = None
+        return b""
+
+    def _digest_update(self, cmd: CommandAPDU) -> bytes:
+        self._no_parameters(cmd)
+        element = cmd.require_data(1, 255)
+        digest = self._require_digest()
+        if self._closed:
+            raise CommandRefused(SW.CONDITIONS_NOT_SATISFIED, "digest already closed")
+        digest.update(element)
+        return b""
+
+    def _digest_close(self, cmd: CommandAPDU) -> bytes:
+        self._no_parameters(cmd)
+        cmd.require_no_data()
+        digest = self._require_digest()
+        if cmd.le not in (None, 0, SIGNATURE_SIZE):
+            raise CommandRefused(SW.WRONG_LE, sw2=SIGNATURE_SIZE)
+        self._closed = True
+        return digest.terminal_signature()
+
+    def _digest_authenticate(self, cmd: CommandAPDU) -> bytes:
+        self._no_parameters(cmd)
+        signature = cmd.require_data(SIGNATURE_SIZE, SIGNATURE_SIZE)
+        digest = self._require_digest()
+        if not self._closed:
+            raise CommandRefused(SW.CONDITIONS_NOT_SATISFIED, "digest not closed")
+        self._digest = None  # one attempt per session
+        try:
+            digest.verify_card_signature(signature)
+        except VerificationError:
+            raise CommandRefused(SW.INCORRECT_SIGNATURE, "card signature") from None
+        return b""
+
+    def _sv_prepare(self, cmd: CommandAPDU) -> bytes:
+        self._no_parameters(cmd)
+        data = cmd.require_data(5 + 11, 5 + 11)
+        digest = self._require_digest()
+        card_ins = _SV_CARD_INS[cmd.ins]
+        state, body = data[:5], data[5:]
+        tnum = int.from_bytes(state[:2], "big")
+        balance = int.from_bytes(state[2:5], "big", signed=True)
+        if card_ins == 0xB8:
+            amount = int.from_bytes(body[:3], "big", signed=True)
+        else:
+            amount = int.from_bytes(body[:3], "big")
+        after = balance - amount if card_ins == 0xBA else balance + amount
+        if not -(1 << 23) <= after < 1 << 23 or tnum >= 0xFFFF:
+            raise CommandRefused(SW.WRONG_DATA, "balance out of range")
+        self._sv_expected = sv_card_signature(digest.key, card_ins, tnum + 1, after)
+        return sv_terminal_mac(digest.key, card_ins, state, body)
+
+    def _sv_check(self, cmd: CommandAPDU) -> bytes:
+        self._no_parameters(cmd)
+        signature = cmd.require_data(SIGNATURE_SIZE, SIGNATURE_SIZE)
+        expected, self._sv_expected = self._sv_expected, None
+        if expected is None:
+            raise CommandRefused(SW.CONDITIONS_NOT_SATISFIED, "no SV operation prepared")
+        if not hmac.compare_digest(expected, signature):
+            raise CommandRefused(SW.INCORRECT_SIGNATURE, "card SV signature")
+        return b""
+
+    def _pso_signature(self, cmd: CommandAPDU) -> bytes:
+        if (cmd.p1, cmd.p2) != (0x9E, 0x9A):
+            raise CommandRefused(SW.WRONG_P1P2)
+        record = cmd.require_data(1, 255)
+        if self._counter > SAM_COUNTER_MAX:
+            raise CommandRefused(SW.CONDITIONS_NOT_SATISFIED, "signature counter exhausted")
+        try:
+            key = self._keys.diversify(TRACE_KEY, trace_diversification_input(self.serial))
+        except KeyStoreError:
+            raise CommandRefused(SW.REFERENCED_DATA_NOT_FOUND, "no traceability key") from None
+        counter = self._counter
+        self._counter += 1
+        self._save_counter()  # before answering: a signature is never issued twice with one number
+        return (
+            self.serial
+            + counter.to_bytes(3, "big")
+            + traceable_signature(key, self.serial, counter, record)
+        )
+
+    def _get_data(self, cmd: CommandAPDU) -> bytes:
+        cmd.require_no_data()
+        if (cmd.p1, cmd.p2) != (0x00, 0xC0):
+            raise CommandRefused(SW.REFERENCED_DATA_NOT_FOUND)
+        return self.serial + min(self._counter, SAM_COUNTER_MAX).to_bytes(3, "big")

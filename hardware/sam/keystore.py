@@ -1,0 +1,213 @@
+"""Master keys of the emulated SAM, by :class:`~card_schema.crypto.KeyRef` label.
+
+Two stores with one interface, :class:`MasterKeyStore`:
+
+- :class:`KeyFileStore`: a JSON key file ``{"format": ..., "keys": {"plum.debit.v1": "<hex>"}}``,
+  mode 0600 (demo and tests).
+- :class:`PKCS11KeyStore`: AES keys (``CKK_AES``, sensitive, not extractable) on a PKCS#11 token
+  (SoftHSM2 in tests). The master key never leaves the token: AN10922 diversification is computed
+  with the token's ``CKM_AES_ECB`` (CMAC subkey ``L = AES(K, 0)``) and ``CKM_AES_CBC`` (the two
+  diversification blocks), which is exactly the AN10922 computation of
+  :func:`card_schema.crypto.diversify_an10922`.
+
+Both return the same diversified keys for the same master keys; tests check it. No key value is
+ever logged.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from pathlib import Path
+from typing import Any, Protocol
+
+from card_schema.crypto import BLOCK, KeyRef, KeyRole, diversify_an10922
+from card_schema.errors import RegionCardError, SchemaError
+from card_schema.layout import CARD_LAYOUT, CardLayout
+
+KEY_FILE_FORMAT = "regioncard-master-keys/1"
+TRACE_KEY = KeyRef("trace", KeyRole.DEBIT, 1)
+"""Master key of traceable signatures; each SAM signs with AN10922(master, ``SAM`` || serial)."""
+
+_RB = 0x87
+
+
+class KeyStoreError(RegionCardError):
+    """A master key is missing, or the key file / token cannot be used."""
+
+
+class MasterKeyStore(Protocol):
+    """Where the SAM's master keys live; only derived keys ever come out."""
+
+    def labels(self) -> list[str]:
+        """Labels of the master keys held."""
+        ...
+
+    def diversify(self, ref: KeyRef, diversification_input: bytes) -> bytes:
+        """AN10922 AES-128 diversification of master key ``ref`` (1 to 31 bytes of input).
+
+        Raises:
+            KeyStoreError: no such master key.
+        """
+        ...
+
+
+def demo_key_refs(layout: CardLayout = CARD_LAYOUT, version: int = 1) -> list[KeyRef]:
+    """Every master key a demo needs: each application x each role, and the traceability key."""
+    refs = [KeyRef(app.name, role, version) for app in layout.applications for role in KeyRole]
+    return [*refs, TRACE_KEY]
+
+
+def new_key_file(path: Path, refs: list[KeyRef] | None = None) -> None:
+    """Write random demo master keys to a new key file (mode 0600; refuses to overwrite).
+
+    Raises:
+        KeyStoreError: the file exists already.
+    """
+    keys = {ref.label: secrets.token_bytes(BLOCK).hex() for ref in (refs or demo_key_refs())}
+    doc = json.dumps({"format": KEY_FILE_FORMAT, "keys": keys}, indent=1, sort_keys=True) + "\n"
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError as exc:
+        raise KeyStoreError(f"{path} exists already; not overwriting master keys") from exc
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(doc)
+
+
+class KeyFileStore:
+    """Master keys read from a JSON key file."""
+
+    def __init__(self, keys: dict[str, bytes]) -> None:
+        for label, key in keys.items():
+            KeyRef.from_label(label)
+            if len(key) != BLOCK:
+                raise KeyStoreError(f"master key {label} is not 16 bytes")
+        self._keys = dict(keys)
+
+    @classmethod
+    def load(cls, path: Path) -> KeyFileStore:
+        """Read a key file.
+
+        Raises:
+            KeyStoreError: unreadable or malformed file.
+        """
+        try:
+            doc: Any = json.loads(Path(path).read_text(encoding="utf-8"))
+            if doc["format"] != KEY_FILE_FORMAT:
+                raise KeyStoreError(f"{path}: unknown key file format")
+            return cls({label: bytes.fromhex(value) for label, value in doc["keys"].items()})
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, SchemaError) as exc:
+            raise KeyStoreError(f"cannot read key file {path}: {exc}") from exc
+
+    def master_keys(self) -> dict[str, bytes]:
+        """The key values, for importing them into a token (the demo's key ceremony)."""
+        return dict(self._keys)
+
+    def labels(self) -> list[str]:
+        return sorted(self._keys)
+
+    def diversify(self, ref: KeyRef, diversification_input: bytes) -> bytes:
+        try:
+            master = self._keys[ref.label]
+        except KeyError:
+            raise KeyStoreError(f"no master key {ref.label}") from None
+        return diversify_an10922(master, diversification_input)
+
+
+def _subkey(block: bytes) -> bytes:
+    value = int.from_bytes(block, "big") << 1
+    if value >> 128:
+        value ^= _RB
+    return (value & ((1 << 128) - 1)).to_bytes(BLOCK, "big")
+
+
+class PKCS11KeyStore:
+    """Master keys held on a PKCS#11 token, used without ever leaving it.
+
+    Args:
+        library: path of the PKCS#11 module (``/usr/lib/softhsm/libsofthsm2.so``).
+        token_label: label of the token.
+        user_pin: the token's user PIN.
+    """
+
+    def __init__(self, library: str, token_label: str, user_pin: str) -> None:
+        import pkcs11  # IO edge: only this store needs the PKCS#11 binding
+
+        try:
+            self._token = pkcs11.lib(library).get_token(token_label=token_label)
+            self._session = self._token.open(user_pin=user_pin)
+        except (pkcs11.PKCS11Error, RuntimeError, OSError) as exc:
+            raise KeyStoreError(f"cannot open PKCS#11 token {token_label!r}: {exc!r}") from exc
+        self._pkcs11 = pkcs11
+
+    def close(self) -> None:
+        """Close the token session."""
+        self._session.close()
+
+    def labels(self) -> list[str]:
+        objs = self._session.get_objects(
+            {self._pkcs11.Attribute.CLASS: self._pkcs11.ObjectClass.SECRET_KEY}
+        )
+        return sorted(str(o[self._pkcs11.Attribute.LABEL]) for o in objs)
+
+    def _key(self, ref: KeyRef) -> Any:
+        p = self._pkcs11
+        try:
+            return self._session.get_key(
+                object_class=p.ObjectClass.SECRET_KEY, key_type=p.KeyType.AES, label=ref.label
+            )
+        except (p.NoSuchKey, p.MultipleObjectsReturned) as exc:
+            raise KeyStoreError(f"no single master key {ref.label} on the token") from exc
+
+    def diversify(self, ref: KeyRef, diversification_input: bytes) -> bytes:
+        if not 1 <= len(diversification_input) <= 31:
+            raise SchemaError("AN10922 input is 1 to 31 bytes", field="diversification_input")
+        key = self._key(ref)
+        mech = self._pkcs11.Mechanism
+        # AN10922 2.2.1 with the key inside the token: L = AES(K, 0^128) gives K1, K2 (SP 800-38B).
+        k1 = _subkey(bytes(key.encrypt(bytes(BLOCK), mechanism=mech.AES_ECB)))
+        k2 = _subkey(k1)
+        message = bytes([0x01]) + diversification_input
+        if len(message) == 2 * BLOCK:
+            last = k1
+        else:
+            message = message + b"\x80" + bytes(2 * BLOCK - len(message) - 1)
+            last = k2
+        message = message[:BLOCK] + bytes(a ^ b for a, b in zip(message[BLOCK:], last, strict=True))
+        out = bytes(key.encrypt(message, mechanism=mech.AES_CBC, mechanism_param=bytes(BLOCK)))
+        return out[-BLOCK:]
+
+
+def import_into_token(
+    library: str, token_label: str, user_pin: str, master_keys: dict[str, bytes]
+) -> None:
+    """Import master keys into a token as sensitive, non-extractable AES keys (key ceremony).
+
+    Raises:
+        KeyStoreError: the token cannot be opened or refuses the keys.
+    """
+    import pkcs11
+
+    attr = pkcs11.Attribute
+    try:
+        token = pkcs11.lib(library).get_token(token_label=token_label)
+        with token.open(user_pin=user_pin, rw=True) as session:
+            for label, value in sorted(master_keys.items()):
+                session.create_object(
+                    {
+                        attr.CLASS: pkcs11.ObjectClass.SECRET_KEY,
+                        attr.KEY_TYPE: pkcs11.KeyType.AES,
+                        attr.VALUE: value,
+                        attr.LABEL: label,
+                        attr.TOKEN: True,
+                        attr.PRIVATE: True,
+                        attr.ENCRYPT: True,
+                        attr.DECRYPT: False,
+                        attr.SIGN: True,
+                        attr.SENSITIVE: True,
+                        attr.EXTRACTABLE: False,
+                    }
+                )
+    except (pkcs11.PKCS11Error, RuntimeError, OSError) as exc:
+        raise KeyStoreError(f"cannot import keys into token {token_label!r}: {exc!r}") from exc
