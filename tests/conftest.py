@@ -38,3 +38,24 @@ def shared_vectors() -> dict[str, Any]:
     if not path.exists():
         path = DATA / "vectors" / "aes-cmac-and-diversification.json"
     return json.loads(path.read_text())
+
+
+@pytest.fixture(scope="session")
+def pcsc_stack() -> Generator[Any, None, None]:
+    """A private pcscd with the vpcd driver (two readers: card slot, SAM slot), for the session.
+
+    Started through :class:`hardware.pcsc_stack.PCSCStack` on its own socket and reader config (a
+    system pcscd is left alone), stopped at the end of the session. Skips (a failure in CI) when
+    the Debian packages pcscd / vsmartcard-vpcd are missing.
+    """
+    from hardware.pcsc_stack import PCSCStack, PCSCStackError
+
+    stack = PCSCStack()
+    try:
+        stack.start()
+    except PCSCStackError as exc:
+        pytest.skip(f"no pcscd + vpcd: {exc}")
+    try:
+        yield stack
+    finally:
+        stack.stop()

@@ -1,0 +1,221 @@
+"""nfcpy reader driver: contactless readers driven by nfcpy itself, without pcscd.
+
+Device paths (nfcpy ``ContactlessFrontend.open`` syntax):
+
+==================================  =========================================================
+path                                device
+==================================  =========================================================
+``usb`` / ``usb:072f:2200``         first USB reader nfcpy supports / an ACS ACR122U (the
+                                    ``pn533_usb`` kernel module must be unbound, see
+                                    ``hardware/profiles``)
+``tty:USB0:pn532``, ``tty:S0:pn532``  a PN532 on a serial line (UART HSU mode)
+``udp:HOST:PORT``                   nfcpy's radio simulation; ``hardware.bridges.nfc_udp``
+                                    answers it as an emulated card
+==================================  =========================================================
+
+Capabilities:
+
+=====================  ======  ==============================================================
+capability             status  remarks
+=====================  ======  ==============================================================
+transmit               yes     nfcpy ``Type4Tag.transceive`` (ISO-DEP chaining, WTX, retries
+                               are nfcpy's); 61xx / 6Cxx resolved by the base class
+ATR / protocol         yes     PC/SC part 3 ATR built from the ATS historical bytes (type A)
+                               or ATQB (type B), so it equals what a PC/SC reader would show;
+                               protocol ``T=CL``
+presence events        yes     polling: nfcpy sense for arrival, ISO-DEP presence check
+                               (R(NAK)) for removal
+ISO 14443-4 A / B      yes     type 4 tags only; type 1/2/3 tags raise ``NoCardError``
+extended APDUs         no      nfcpy's Type 4A activation sets short lengths only
+=====================  ======  ==============================================================
+
+nfcpy errors and what the driver raises:
+
+====================================  ===============================  ==================
+nfcpy error                           when                             raises (reached?)
+====================================  ===============================  ==================
+``IOError`` from ``open``             no device on the path            ReaderNotFoundError
+                                                                       (no)
+no target from ``sense``              nothing in the field             NoCardError (no)
+``Type4TagCommandError`` timeout      command sent, no answer          CardRemovedError if
+                                                                       the card is gone, else
+                                                                       ReaderTimeoutError (yes)
+``Type4TagCommandError`` other,       link or protocol error           TransmissionError
+``nfc.clf.CommunicationError``                                         (yes)
+====================================  ===============================  ==================
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import nfc
+import nfc.clf
+import nfc.tag
+import nfc.tag.tt4
+
+from firmware_host.readers.base import (
+    CardRemovedError,
+    NoCardError,
+    Reader,
+    ReaderError,
+    ReaderNotFoundError,
+    ReaderTimeoutError,
+    TransmissionError,
+)
+
+
+def pcsc_atr_from_historical(historical: bytes) -> bytes:
+    """ATR of an ISO 14443-4 type A card as PC/SC readers build it (PC/SC part 3 §3.1.3.2.3.1)."""
+    body = bytes([0x80 | len(historical), 0x80, 0x01]) + historical
+    tck = 0
+    for b in body:
+        tck ^= b
+    return b"\x3b" + body + bytes([tck])
+
+
+def historical_from_ats(ats: bytes) -> bytes:
+    """Historical bytes of an ATS (ISO 14443-4 §5.2): after TL, T0 and the TA/TB/TC T0 announces."""
+    if len(ats) < 2:
+        return b""
+    t0 = ats[1]
+    start = 2 + bin(t0 & 0x70).count("1")
+    return bytes(ats[start : ats[0]])
+
+
+class NFCReader(Reader):
+    """A contactless reader driven by nfcpy.
+
+    Args:
+        path: nfcpy device path (see the module table).
+        targets: technologies to poll, in nfcpy's notation.
+        sense_interval: pause between polls while waiting for a card.
+    """
+
+    capabilities = ("transmit", "atr", "presence-events", "iso14443-4a", "iso14443-4b")
+
+    def __init__(
+        self,
+        path: str = "usb",
+        *,
+        targets: tuple[str, ...] = ("106A", "106B"),
+        sense_interval: float = 0.05,
+    ) -> None:
+        super().__init__(f"nfc:{path}")
+        self.path = path
+        self.targets = targets
+        self.sense_interval = sense_interval
+        self._clf: Any = None
+        self._tag: Any = None
+
+    # -- helpers -------------------------------------------------------------------------------
+    def _frontend(self) -> Any:
+        if self._clf is None:
+            try:
+                self._clf = nfc.ContactlessFrontend(self.path)
+            except OSError as exc:
+                raise ReaderNotFoundError(
+                    f"no nfcpy device on {self.path!r}: {exc}", reader=self.name
+                ) from exc
+        return self._clf
+
+    def _activate(self) -> tuple[Any, bytes]:
+        """Sense once and activate a type 4 tag; returns (tag, ATR) or raises NoCardError."""
+        clf = self._frontend()
+        remote = [nfc.clf.RemoteTarget(brty) for brty in self.targets]
+        try:
+            target = clf.sense(*remote, iterations=1, interval=0)
+        except nfc.clf.CommunicationError as exc:
+            raise NoCardError(f"no card answered the poll: {exc}", reader=self.name) from exc
+        if target is None:
+            raise NoCardError("no card in the field", reader=self.name)
+        # nfcpy's Type4ATag keeps nothing of the ATS; catch the RATS answer on its way through
+        # so that the ATR can be built as a PC/SC reader would (same ATR on every path).
+        seen: dict[str, bytes] = {}
+        original = clf.exchange
+
+        def exchange(send_data: bytes, timeout: float) -> Any:
+            received = original(send_data, timeout)
+            if send_data and send_data[0] == 0xE0 and received is not None:
+                seen.setdefault("ats", bytes(received))
+            return received
+
+        clf.exchange = exchange
+        try:
+            tag = nfc.tag.activate(clf, target)
+        finally:
+            del clf.exchange
+        if not isinstance(tag, nfc.tag.tt4.Type4Tag):
+            raise NoCardError(f"not an ISO 14443-4 card: {tag}", reader=self.name)
+        if target.sensb_res is not None:
+            # type B (PC/SC part 3): application data, protocol info and MBLI as historical bytes
+            historical = bytes(target.sensb_res[5:12]) + b"\x00"
+        else:
+            historical = historical_from_ats(seen.get("ats", b""))
+        return tag, pcsc_atr_from_historical(historical)
+
+    # -- Reader hooks ------------------------------------------------------------------------
+    def _connect(self) -> bytes:
+        self._tag, atr = self._activate()
+        return atr
+
+    def _disconnect(self) -> None:
+        self._tag = None
+        if self._clf is not None:
+            self._clf.device.mute()  # field off: the card is reset at the next connect
+
+    def _transmit_raw(self, apdu: bytes) -> bytes:
+        if self._tag is None:
+            raise NoCardError("not connected", reader=self.name)
+        try:
+            response = self._tag.transceive(bytearray(apdu))
+        except nfc.tag.tt4.Type4TagCommandError as exc:
+            raise self._link_error(exc, timeout=exc.errno == nfc.tag.TIMEOUT_ERROR) from exc
+        except nfc.clf.CommunicationError as exc:
+            raise self._link_error(exc, timeout=isinstance(exc, nfc.clf.TimeoutError)) from exc
+        if response is None:
+            raise TransmissionError("no response frame", reader=self.name)
+        return bytes(response)
+
+    def _link_error(self, exc: Exception, *, timeout: bool) -> ReaderError:
+        if not self._tag_present():
+            self._tag = None
+            self._atr = None
+            return CardRemovedError(f"card removed during the exchange ({exc})", reader=self.name)
+        if timeout:
+            return ReaderTimeoutError(f"no answer from the card ({exc})", reader=self.name)
+        return TransmissionError(f"ISO-DEP error ({exc})", reader=self.name)
+
+    def _tag_present(self) -> bool:
+        try:
+            return bool(self._tag is not None and self._tag.is_present)
+        except nfc.clf.CommunicationError:
+            return False
+
+    def _card_present(self) -> bool:
+        if self._tag is not None:
+            return self._tag_present()
+        clf = self._frontend()
+        remote = [nfc.clf.RemoteTarget(brty) for brty in self.targets]
+        try:
+            found = clf.sense(*remote, iterations=1, interval=0) is not None
+        except nfc.clf.CommunicationError:
+            found = False
+        clf.device.mute()
+        return found
+
+    def _poll(self, present: bool, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while True:
+            if self._card_present() == present:
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(self.sense_interval)
+
+    def close(self) -> None:
+        super().close()
+        if self._clf is not None:
+            self._clf.close()
+            self._clf = None

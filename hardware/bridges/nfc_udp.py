@@ -1,0 +1,367 @@
+"""nfcpy bridge: an emulated chip answers nfcpy's ``udp`` driver as an ISO 14443-4 type A card.
+
+nfcpy simulates the radio with its ``udp`` device (``nfc/clf/udp.py``): a reader opened as
+``ContactlessFrontend("udp:HOST:PORT")`` sends each frame as one UDP datagram
+``b"<bitrate> <hex>"`` (here always ``106A``), and ``b"RFOFF"`` when it switches its field off.
+No CRC is carried. This module is the card side of that link: the emulated chip behind a simulated
+ISO/IEC 14443 type A PICC, so that a terminal using nfcpy's own ``Type4Tag`` code
+(``clf.connect(rdwr=...)``, ``tag.transceive``, ``tag.send_apdu``) talks to it unchanged.
+
+Frames the target answers (ISO/IEC 14443-3 §6, ISO/IEC 14443-4 §5 and §7):
+
+==================  ==========================  ==============================================
+frame from reader   state                       answer
+==================  ==========================  ==============================================
+``26`` REQA         idle (or a new reader)      ATQA ``04 00`` (single-size UID, bit frame AC)
+``52`` WUPA         idle or halted              ATQA
+``93 20`` SDD       ready                       UID CL1 + BCC
+``93 70 ...`` SEL   ready, UID matches          SAK ``20`` (complete, ISO 14443-4 compliant)
+``50 00`` HLTA      ready / active              silence, halted
+``E0 xx`` RATS      active                      ATS (FSCI, FWI, historical bytes of the ATR);
+                                                the chip is powered on here
+I-block             protocol                    chained parts acked with R(ACK); the APDU goes
+                                                to the chip; the answer is sent in I-blocks
+                                                chained to fit the reader's FSD
+R(ACK)              protocol                    next chained block, or last block again
+R(NAK)              protocol                    last block again (same block number) or R(ACK)
+                                                (nfcpy's presence check)
+S(DESELECT) ``C2``  protocol                    ``C2``, chip powered off, halted
+S(WTX) ``F2 xx``    protocol (after our WTX)    keep waiting for the chip
+``RFOFF``           any                         chip powered off, idle
+==================  ==========================  ==============================================
+
+While the chip takes longer than half the frame waiting time (FWT, from FWI in the ATS), the
+target asks for more time with S(WTX), as a real card does. The UDP link has no field-reset
+signal other than ``RFOFF``: a REQA arriving from a *different* reader socket than the one the
+card is activated with is taken as a new field (the old reader is gone), so a crashed reader does
+not leave the card stuck in the active state.
+
+Card removal: :meth:`NFCUDPBridge.remove` makes the target silent (card out of the field, chip
+powered off); :meth:`NFCUDPBridge.insert` makes it answer again.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import enum
+import logging
+import socket
+import threading
+from functools import reduce
+from operator import xor
+
+from hardware.bridges.vpcd import SW_EXECUTION_ERROR, BridgeError
+from hardware.icc import EmulatedICC
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PORT = 54321  # nfcpy's default for "udp"
+DEFAULT_UID = bytes.fromhex("08524301")  # 08 = random single-size UID (ISO 14443-3 §6.5.4)
+FSD_TABLE = (16, 24, 32, 40, 48, 64, 96, 128, 256)  # ISO 14443-4 §5.1, FSDI/FSCI -> bytes
+
+ATQA = bytes.fromhex("0400")
+SAK_ISO14443_4 = 0x20
+PCB_DESELECT = 0xC2
+PCB_WTX = 0xF2
+
+
+class _State(enum.Enum):
+    IDLE = "idle"
+    READY = "ready"
+    ACTIVE = "active"  # selected at layer 3, waiting for RATS
+    PROTOCOL = "protocol"  # ISO-DEP (layer 4)
+    HALT = "halt"
+
+
+def historical_bytes(atr: bytes) -> bytes:
+    """The historical bytes of an ATR (ISO/IEC 7816-3 §8.2): T0's low nibble counts them."""
+    if len(atr) < 2:
+        return b""
+    count = atr[1] & 0x0F
+    index, y = 2, atr[1] >> 4
+    while True:
+        index += bin(y).count("1")
+        if not y & 0x8 or index - 1 >= len(atr):  # no TDi: interface bytes are done
+            break
+        y = atr[index - 1] >> 4
+    return atr[index : index + count]
+
+
+class NFCUDPBridge:
+    """Serves one emulated chip to nfcpy readers on a UDP port, in a background thread.
+
+    Args:
+        chip: the emulated card.
+        port: UDP port to listen on (0: any free port, read it back from :attr:`port`).
+        host: address to bind.
+        uid: 4-byte NFCID1.
+        fsci: card frame size index in the ATS (8 = 256 bytes).
+        fwi: frame waiting time integer in the ATS (FWT = 302 µs × 2^FWI; 11 ≈ 0.62 s).
+        historical: ATS historical bytes; by default those of the chip's ATR, so a PC/SC reader
+            would show the same ATR (PC/SC part 3) as the vpcd bridge does.
+        name: label for logs.
+    """
+
+    def __init__(
+        self,
+        chip: EmulatedICC,
+        port: int = DEFAULT_PORT,
+        host: str = "127.0.0.1",
+        *,
+        uid: bytes = DEFAULT_UID,
+        fsci: int = 8,
+        fwi: int = 11,
+        historical: bytes | None = None,
+        name: str = "card",
+    ) -> None:
+        if len(uid) != 4:
+            raise BridgeError("only single-size (4-byte) UIDs are implemented")
+        if not 0 <= fsci <= 8 or not 0 <= fwi <= 14:
+            raise BridgeError("FSCI must be 0..8 and FWI 0..14")
+        self.chip = chip
+        self.host = host
+        self.uid = uid
+        self.fsci = fsci
+        self.fwi = fwi
+        self.fwt = 256 * 16 / 13.56e6 * 2**fwi
+        self.name = name
+        self.apdus = 0
+        self._historical = historical
+        self._requested_port = port
+        self._sock: socket.socket | None = None
+        self._thread: threading.Thread | None = None
+        self._stopping = threading.Event()
+        self._in_field = True
+        self._executor = concurrent.futures.ThreadPoolExecutor(1, f"nfc-udp-chip-{name}")
+        self._reset()
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    @property
+    def port(self) -> int:
+        """The UDP port the target listens on (after :meth:`start`)."""
+        if self._sock is None:
+            return self._requested_port
+        return int(self._sock.getsockname()[1])
+
+    @property
+    def path(self) -> str:
+        """nfcpy device path of this target (``udp:127.0.0.1:PORT``)."""
+        return f"udp:{self.host}:{self.port}"
+
+    def start(self) -> NFCUDPBridge:
+        """Bind the UDP port and start answering."""
+        if self._thread is not None:
+            raise BridgeError(f"{self.name}: bridge already started")
+        if self._historical is None:
+            atr = self.chip.power_on()
+            self.chip.power_off()
+            self._historical = historical_bytes(atr)
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            sock.bind((self.host, self._requested_port))
+        except OSError as exc:
+            sock.close()
+            raise BridgeError(
+                f"{self.name}: cannot bind UDP {self.host}:{self._requested_port}: {exc}"
+            ) from exc
+        sock.settimeout(0.1)  # bounds how long stop() waits for the thread
+        self._sock = sock
+        self._stopping.clear()
+        self._thread = threading.Thread(target=self._run, name=f"nfc-udp-{self.name}", daemon=True)
+        self._thread.start()
+        log.info("%s: ISO 14443-4A target on %s", self.name, self.path)
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop answering, power the chip off and release the port."""
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            if self._thread.is_alive():
+                raise BridgeError(f"{self.name}: bridge thread did not stop in {timeout} s")
+            self._thread = None
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+        self._executor.shutdown(wait=True)
+        self._power_off()
+
+    def __enter__(self) -> NFCUDPBridge:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def remove(self) -> None:
+        """Take the card out of the field: it stops answering and loses power."""
+        self._in_field = False
+
+    def insert(self) -> None:
+        """Put the card back in the field (idle until a reader polls it)."""
+        self._in_field = True
+
+    # -- state -------------------------------------------------------------------------------
+    def _reset(self) -> None:
+        self._state = _State.IDLE
+        self._peer: tuple[str, int] | None = None
+        self._block_number = 1
+        self._fsd = 256
+        self._command = bytearray()
+        self._pending: list[bytes] = []
+        self._last_block = b""
+        self._powered = False
+
+    def _power_off(self) -> None:
+        if self._powered:
+            self.chip.power_off()
+            self._powered = False
+
+    def _run(self) -> None:
+        assert self._sock is not None
+        sock = self._sock
+        while not self._stopping.is_set():
+            try:
+                datagram, addr = sock.recvfrom(4096)
+            except TimeoutError:
+                if not self._in_field and self._state is not _State.IDLE:
+                    self._power_off()
+                    self._reset()
+                continue
+            except OSError:
+                return
+            if not self._in_field:
+                if self._state is not _State.IDLE:
+                    self._power_off()
+                    self._reset()
+                continue
+            try:
+                self._datagram(sock, datagram, addr)
+            except Exception:
+                log.exception("%s: error handling %r", self.name, datagram[:80])
+
+    def _send(self, sock: socket.socket, frame: bytes, addr: tuple[str, int]) -> None:
+        sock.sendto(b"106A " + frame.hex().encode(), addr)
+
+    def _datagram(self, sock: socket.socket, datagram: bytes, addr: tuple[str, int]) -> None:
+        if datagram.startswith(b"RFOFF"):
+            log.debug("%s: reader field off", self.name)
+            self._power_off()
+            self._reset()
+            return
+        try:
+            brty, hexdata = datagram.split()
+            frame = bytes.fromhex(hexdata.decode("ascii"))
+        except ValueError:
+            return
+        if brty != b"106A" or not frame:
+            return  # type B / F polls: a type A card stays silent
+        answer = self._frame(sock, frame, addr)
+        if answer is not None:
+            self._send(sock, answer, addr)
+
+    def _frame(self, sock: socket.socket, frame: bytes, addr: tuple[str, int]) -> bytes | None:
+        state = self._state
+        if frame == b"\x26" or frame == b"\x52":
+            new_reader = self._peer is not None and addr != self._peer
+            if (
+                state in (_State.IDLE, _State.READY)
+                or new_reader
+                or (frame == b"\x52" and state is _State.HALT)
+            ):
+                if new_reader:
+                    self._power_off()
+                    self._reset()
+                self._state, self._peer = _State.READY, addr
+                return ATQA
+            return None
+        if addr != self._peer:
+            return None
+        uid_bcc = self.uid + bytes([reduce(xor, self.uid)])
+        if state is _State.READY and frame == b"\x93\x20":
+            return uid_bcc
+        if state is _State.READY and frame == b"\x93\x70" + uid_bcc:
+            self._state = _State.ACTIVE
+            return bytes([SAK_ISO14443_4])
+        if state in (_State.READY, _State.ACTIVE) and frame == b"\x50\x00":
+            self._state = _State.HALT
+            return None
+        if state is _State.ACTIVE and frame[0] == 0xE0 and len(frame) == 2:
+            return self._rats(frame)
+        if state is _State.PROTOCOL:
+            return self._block(sock, frame, addr)
+        return None
+
+    def _rats(self, frame: bytes) -> bytes:
+        self._fsd = FSD_TABLE[min(frame[1] >> 4, 8)]
+        self._power_off()
+        self.chip.power_on()
+        self._powered = True
+        self._state = _State.PROTOCOL
+        self._block_number = 1  # ISO 14443-4 §7.5.3.2 rule C: PICC block number starts at 1
+        historical = self._historical or b""
+        # T0: TA, TB, TC present + FSCI; TA 80: 106 kbit/s only; TB: FWI, SFGI 0; TC: no NAD/CID
+        body = bytes([0x70 | self.fsci, 0x80, self.fwi << 4, 0x00]) + historical
+        log.debug("%s: RATS %s, FSD %d", self.name, frame.hex(), self._fsd)
+        return bytes([len(body) + 1]) + body
+
+    # -- ISO-DEP (ISO 14443-4 §7) --------------------------------------------------------------
+    def _block(self, sock: socket.socket, frame: bytes, addr: tuple[str, int]) -> bytes | None:
+        pcb = frame[0]
+        if pcb & 0xE2 == 0x02:  # I-block
+            self._block_number = pcb & 0x01
+            self._command += frame[1:]
+            if pcb & 0x10:  # chaining: acknowledge, wait for the rest
+                return self._remember(bytes([0xA2 | self._block_number]))
+            apdu, self._command = bytes(self._command), bytearray()
+            response = self._process(sock, apdu, addr)
+            size = self._fsd - 3  # PCB + CRC_A, as nfcpy counts them
+            self._pending = [response[i : i + size] for i in range(0, len(response), size)] or [b""]
+            return self._next_chained()
+        if pcb & 0xE6 == 0xA2:  # R-block
+            number = pcb & 0x01
+            nak = bool(pcb & 0x10)
+            if number == self._block_number:
+                return self._last_block  # rule 11: retransmit
+            if nak:
+                return bytes([0xA2 | self._block_number])  # rule 12 (nfcpy presence check)
+            self._block_number = number
+            if self._pending:
+                return self._next_chained()  # rule 13: continue the chain
+            return self._last_block
+        if pcb & 0xF7 == PCB_DESELECT:
+            log.debug("%s: DESELECT", self.name)
+            self._power_off()
+            self._state = _State.HALT
+            return bytes([PCB_DESELECT])
+        return None
+
+    def _next_chained(self) -> bytes:
+        part = self._pending.pop(0)
+        more = 0x10 if self._pending else 0x00
+        return self._remember(bytes([0x02 | more | self._block_number]) + part)
+
+    def _remember(self, block: bytes) -> bytes:
+        self._last_block = block
+        return block
+
+    def _process(self, sock: socket.socket, apdu: bytes, addr: tuple[str, int]) -> bytes:
+        """Run the APDU on the chip, asking the reader for more time (S(WTX)) while it works."""
+        self.apdus += 1
+        future = self._executor.submit(self._transmit, apdu)
+        while True:
+            try:
+                return future.result(self.fwt / 2)
+            except concurrent.futures.TimeoutError:
+                pass
+            wtx = bytes([PCB_WTX, 0x01])  # WTXM 1: one more FWT
+            self._send(sock, wtx, addr)
+            with contextlib.suppress(TimeoutError):
+                sock.recvfrom(4096)  # the reader's S(WTX) response
+
+    def _transmit(self, apdu: bytes) -> bytes:
+        try:
+            return self.chip.transmit(apdu)
+        except Exception:
+            log.exception("%s: chip raised on %s", self.name, apdu.hex(" ").upper())
+            return SW_EXECUTION_ERROR

@@ -1,0 +1,105 @@
+"""One read sequence over the in-process, PC/SC (pcscd + vpcd) and nfcpy UDP paths: same answers.
+
+Run against the transport test chip and against the real emulated card (hardware.card), each path
+with its own chip instance built from the same data.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from firmware_host.readers.base import Reader
+from firmware_host.readers.inprocess import InProcessReader
+from firmware_host.readers.nfc import NFCReader
+from firmware_host.readers.pcsc import PCSCReader
+from hardware.bridges.nfc_udp import NFCUDPBridge
+from hardware.bridges.testchip import TestChip
+from hardware.bridges.vpcd import VPCDBridge
+from hardware.icc import EmulatedICC
+from hardware.pcsc_stack import PCSCStack
+
+pytestmark = pytest.mark.integration
+
+READ_SEQUENCE = [
+    bytes.fromhex("00A4040008") + b"1TIC.ICA" + b"\x00",  # select PLUM by DF name
+    bytes.fromhex("00B2013C1D"),  # environment, SFI 07
+    *(bytes.fromhex(f"00B2{n:02X}441D") for n in (1, 2, 3)),  # event log, SFI 08
+    bytes.fromhex("00B2014C1D"),  # first contract, SFI 09
+    bytes.fromhex("00B2094C1D"),  # no record 9: 6A83
+    bytes.fromhex("00A4040008") + b"NOSUCHAP" + b"\x00",  # unknown application: 6A82
+    bytes.fromhex("94A4040008") + b"1TIC.ICA" + b"\x00",  # Calypso class byte
+    bytes.fromhex("00B2013C1D"),
+]
+
+ChipFactory = Callable[[], EmulatedICC]
+
+
+def _emulated_card_factory(tmp_path: Path) -> ChipFactory:
+    from hardware.card.emulator import EmulatedCard
+    from hardware.card.image import CardImageStore
+    from hardware.personalise import new_card, write_records
+
+    image = new_card(bytes.fromhex("0102030405060708"), None)
+    write_records(image, "plum", "environment", [b"\x25\x0e\x25" + bytes(range(26))])
+    write_records(image, "plum", "events", [bytes([n]) * 29 for n in (1, 2, 3)])
+    write_records(image, "plum", "contracts", [b"\xc0" * 29])
+    path = tmp_path / "card.json"
+    CardImageStore(path).commit(image)
+    return lambda: EmulatedCard(CardImageStore(path))
+
+
+@pytest.fixture(params=["testchip", "emulated_card"])
+def chip_factory(request: pytest.FixtureRequest, tmp_path: Path) -> ChipFactory:
+    if request.param == "testchip":
+        return TestChip
+    return _emulated_card_factory(tmp_path)
+
+
+@contextlib.contextmanager
+def inprocess_path(chip: EmulatedICC, stack: PCSCStack) -> Iterator[Reader]:
+    with InProcessReader(chip) as reader:
+        yield reader
+
+
+@contextlib.contextmanager
+def pcsc_path(chip: EmulatedICC, stack: PCSCStack) -> Iterator[Reader]:
+    with VPCDBridge(chip, stack.card_port, name="card") as bridge:
+        assert bridge.wait_connected(5)
+        assert stack.wait_for_card_state(stack.card_reader, True, 5)
+        with PCSCReader(stack.card_reader) as reader:
+            yield reader
+    assert stack.wait_for_card_state(stack.card_reader, False, 5)
+
+
+@contextlib.contextmanager
+def nfc_udp_path(chip: EmulatedICC, stack: PCSCStack) -> Iterator[Reader]:
+    with NFCUDPBridge(chip, port=0) as bridge, NFCReader(bridge.path, targets=("106A",)) as reader:
+        yield reader
+
+
+def run_sequence(reader: Reader) -> list[bytes]:
+    return [reader.atr] + [reader.transmit(apdu) for apdu in READ_SEQUENCE]
+
+
+def test_same_read_sequence_gives_the_same_results_on_every_path(
+    chip_factory: ChipFactory, pcsc_stack: PCSCStack
+) -> None:
+    results = {}
+    for name, path in (
+        ("inprocess", inprocess_path),
+        ("pcsc", pcsc_path),
+        ("nfc_udp", nfc_udp_path),
+    ):
+        with path(chip_factory(), pcsc_stack) as reader:
+            results[name] = run_sequence(reader)
+    reference = results["inprocess"]
+    assert reference[1][-2:] == b"\x90\x00"
+    assert reference[2][-2:] == b"\x90\x00" and len(reference[2]) == 31
+    assert reference[7][-2:] == b"\x6a\x83"
+    assert reference[8][-2:] == b"\x6a\x82"
+    assert results["pcsc"] == reference
+    assert results["nfc_udp"] == reference
