@@ -116,6 +116,8 @@ class OSDPGatePeripheral(GatePeripheral):
         open_time_s: how long the barrier stays open waiting for the passage; also sent to the
             controller as the output timer, so the barrier closes even if the host dies.
         display_time_s: how long the valid/refused texts stay on the display.
+        restore_wait_s: how long a signal waits, after the link came back, for the gate to be
+            restored to its resting position before it gives up as out of service.
     """
 
     def __init__(
@@ -125,11 +127,16 @@ class OSDPGatePeripheral(GatePeripheral):
         safe_state: SafeState = SafeState.CLOSED,
         open_time_s: float = 8.0,
         display_time_s: int = 3,
+        restore_wait_s: float = 2.0,
     ) -> None:
         self.cp = control_panel
         self._safe_state = safe_state
         self.open_time_s = open_time_s
         self.display_time_s = display_time_s
+        self.restore_wait_s = restore_wait_s
+        # Set once the resting position has been re-applied after the link came up: a signal
+        # sent before that would race with the restore and be overwritten by the idle screen.
+        self._ready = threading.Event()
         self._cond = threading.Condition()
         self._passages = 0
         self._sensor_active = False
@@ -148,10 +155,13 @@ class OSDPGatePeripheral(GatePeripheral):
 
     # --- the interface -----------------------------------------------------------------------
 
+    def _require_ready(self) -> None:
+        if not (self._online and self._ready.wait(self.restore_wait_s)):
+            raise PeripheralOfflineError("gate out of service: barrier controller not answering")
+
     def signal_valid(self, text: str = GateText.VALID) -> None:
         """See :meth:`GatePeripheral.signal_valid`."""
-        if not self._online:
-            raise PeripheralOfflineError("gate out of service: barrier controller not answering")
+        self._require_ready()
         timer = round(self.open_time_s * 10)
         with self._cond:
             self._passage_mark = self._passages
@@ -163,8 +173,7 @@ class OSDPGatePeripheral(GatePeripheral):
 
     def signal_refused(self, text: str = GateText.REFUSED) -> None:
         """See :meth:`GatePeripheral.signal_refused`."""
-        if not self._online:
-            raise PeripheralOfflineError("gate out of service: barrier controller not answering")
+        self._require_ready()
         self.cp.led(osdp.CommandLEDColor.Red, temporary_100ms=self.display_time_s * 10)
         self.cp.buzzer()
         self.cp.text(text, temporary_s=self.display_time_s)
@@ -215,6 +224,7 @@ class OSDPGatePeripheral(GatePeripheral):
             self._since = time.monotonic()
             if not up:
                 self._outages += 1
+                self._ready.clear()
             self._cond.notify_all()
         if up:
             log.info("gate peripheral back; restoring the gate")
@@ -272,6 +282,9 @@ class OSDPGatePeripheral(GatePeripheral):
                 self._apply_position()
             except PeripheralError as exc:
                 log.error("could not restore the gate: %s", exc)
+            else:
+                if self._online:
+                    self._ready.set()
 
     def _apply_position(self) -> None:
         if self._safe_state is SafeState.OPEN:
