@@ -12,7 +12,7 @@ This module adds what a gate needs on top:
   ``reprobe_interval`` seconds until the peripheral answers with its secure channel up;
 - input and tamper state from the peripheral's status reports;
 - firmware updates that resume after a cut, through our ``osdp_MFG`` exchanges
-  (see :mod:`firmware_host.osdp.protocol`).
+  (see :mod:`card_schema.osdp_tables`).
 """
 
 from __future__ import annotations
@@ -29,9 +29,7 @@ from typing import Any
 
 import osdp
 
-from firmware_host.osdp.channel import SerialChannel
-from firmware_host.osdp.errors import FirmwareUpdateError, PeripheralError, PeripheralOfflineError
-from firmware_host.osdp.protocol import (
+from card_schema.osdp_tables import (
     DEFAULT_ADDRESS,
     FILE_ID_FIRMWARE,
     IMAGE_TAG_LENGTH,
@@ -46,6 +44,8 @@ from firmware_host.osdp.protocol import (
     TextControl,
     UpdateResult,
 )
+from firmware_host.osdp.channel import SerialChannel
+from firmware_host.osdp.errors import FirmwareUpdateError, PeripheralError, PeripheralOfflineError
 
 log = logging.getLogger(__name__)
 

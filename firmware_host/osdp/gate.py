@@ -25,9 +25,9 @@ from typing import TextIO
 
 import osdp
 
+from card_schema.osdp_tables import Input, OutputControl
 from firmware_host.osdp.control_panel import OSDPControlPanel
 from firmware_host.osdp.errors import PeripheralError, PeripheralOfflineError
-from firmware_host.osdp.protocol import Input, OutputControl
 
 log = logging.getLogger(__name__)
 

@@ -22,9 +22,7 @@ from typing import Any
 import osdp
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from hardware.osdp_peripheral.errors import FirmwareFormatError, PeripheralEmulatorError
-from hardware.osdp_peripheral.firmware import FirmwareFlash
-from hardware.osdp_peripheral.protocol import (
+from card_schema.osdp_tables import (
     DEFAULT_ADDRESS,
     FILE_ID_FIRMWARE,
     IMAGE_TAG_LENGTH,
@@ -38,6 +36,8 @@ from hardware.osdp_peripheral.protocol import (
     OutputControl,
     TextControl,
 )
+from hardware.osdp_peripheral.errors import FirmwareFormatError, PeripheralEmulatorError
+from hardware.osdp_peripheral.firmware import FirmwareFlash
 from hardware.osdp_peripheral.pty_link import PtyChannel, PtyPair
 
 log = logging.getLogger(__name__)

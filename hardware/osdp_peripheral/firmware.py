@@ -27,8 +27,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from card_schema.errors import VerificationError
+from card_schema.osdp_tables import IMAGE_TAG_LENGTH, UpdateResult
 from hardware.osdp_peripheral.errors import FirmwareFormatError
-from hardware.osdp_peripheral.protocol import IMAGE_TAG_LENGTH, UpdateResult
 
 log = logging.getLogger(__name__)
 

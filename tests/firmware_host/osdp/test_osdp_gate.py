@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from card_schema.osdp_tables import UpdateResult
 from firmware_host.osdp import (
     FirmwareUpdateError,
     GateText,
@@ -22,7 +23,6 @@ from firmware_host.osdp import (
     PeripheralOfflineError,
     SafeState,
 )
-from firmware_host.osdp.protocol import UpdateResult
 from hardware.osdp_peripheral import BarrierController, LineFault, sign_image
 
 pytestmark = pytest.mark.integration

@@ -16,8 +16,7 @@ import pytest
 import serial
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from hardware.osdp_peripheral import OUT_OF_SERVICE_TEXT, BarrierController
-from hardware.osdp_peripheral.protocol import (
+from card_schema.osdp_tables import (
     DEFAULT_ADDRESS,
     VENDOR_CODE,
     BuzzerTone,
@@ -27,6 +26,7 @@ from hardware.osdp_peripheral.protocol import (
     OutputControl,
     TextControl,
 )
+from hardware.osdp_peripheral import OUT_OF_SERVICE_TEXT, BarrierController
 
 pytestmark = pytest.mark.integration
 ADDR = DEFAULT_ADDRESS

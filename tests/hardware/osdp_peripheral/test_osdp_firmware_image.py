@@ -9,6 +9,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from card_schema.errors import VerificationError
+from card_schema.osdp_tables import UpdateResult
 from hardware.osdp_peripheral.errors import FirmwareFormatError
 from hardware.osdp_peripheral.firmware import (
     FirmwareFlash,
@@ -16,7 +17,6 @@ from hardware.osdp_peripheral.firmware import (
     sign_image,
     verify_image,
 )
-from hardware.osdp_peripheral.protocol import UpdateResult
 
 
 @pytest.fixture

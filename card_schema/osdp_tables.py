@@ -1,9 +1,9 @@
-"""The gate's OSDP wire contract, peripheral side: what each output, input, LED and file means.
+"""The gate's OSDP wire contract: what each output, input, LED and file means.
 
 OSDP (IEC 60839-11-5) fixes the frames; which output drives what, and the manufacturer-specific
-(``osdp_MFG``) exchanges, are ours. The host keeps the same tables in
-``firmware_host/osdp/protocol.py`` (the layers may not import each other); a test checks that both
-copies agree.
+(``osdp_MFG``) exchanges, are ours. The host (``firmware_host.osdp``) and the emulated barrier
+controller (``hardware.osdp_peripheral``) may not import each other, so the one copy of these
+tables lives here, in the pure layer both sit on.
 
 Control codes are the ones of the OSDP 2.2 command tables (§6.7 OUT, §6.8 LED, §6.9 BUZ, §6.10
 TEXT). Timer units are 100 ms.
