@@ -47,7 +47,6 @@ no target from ``sense``              nothing in the field             NoCardErr
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import nfc
@@ -105,7 +104,7 @@ class NFCReader(Reader):
         super().__init__(f"nfc:{path}")
         self.path = path
         self.targets = targets
-        self.sense_interval = sense_interval
+        self.poll_interval = sense_interval  # the base class's presence polling uses it
         self._clf: Any = None
         self._tag: Any = None
 
@@ -204,15 +203,6 @@ class NFCReader(Reader):
             found = False
         clf.device.mute()
         return found
-
-    def _poll(self, present: bool, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        while True:
-            if self._card_present() == present:
-                return True
-            if time.monotonic() >= deadline:
-                return False
-            time.sleep(self.sense_interval)
 
     def close(self) -> None:
         super().close()
