@@ -8,11 +8,22 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from card_schema.errors import RegionCardError
+
+
+class ChipPowerLost(RegionCardError):
+    """The chip lost power during a command (fault injection): no response comes back.
+
+    The command may have run. Every bridge reports this as the card leaving the field in the
+    middle of the exchange, which is what a real reader sees when the power is cut.
+    """
+
 
 class EmulatedICC(Protocol):
     """An integrated-circuit card as a bridge sees it.
 
-    ``transmit`` never raises on bad input: a malformed APDU gets an ISO 7816-4 status word.
+    ``transmit`` never raises on bad input: a malformed APDU gets an ISO 7816-4 status word. The
+    one exception it may raise is :class:`ChipPowerLost`, when a fault hook cut the power.
     ``power_off`` is what happens when the card leaves the field or the power is cut: any secure
     session in progress is abandoned, so its modifications are cancelled (anti-tearing).
     """

@@ -19,11 +19,15 @@ The chip is anything with the shape of ``hardware.icc.EmulatedICC`` (``power_on`
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from typing import Protocol
 
+from card_schema.apdu_trace import hexstr
 from firmware_host.readers.base import CardRemovedError, NoCardError, Reader
+
+log = logging.getLogger(__name__)
 
 
 class Chip(Protocol):
@@ -38,7 +42,11 @@ class Chip(Protocol):
         ...
 
     def transmit(self, apdu: bytes) -> bytes:
-        """Process one command APDU and return response data + SW1 SW2."""
+        """Process one command APDU and return response data + SW1 SW2.
+
+        Raises only when the chip loses power during the command (fault injection); the reader
+        reports that as the card leaving the field mid-exchange.
+        """
         ...
 
 
@@ -116,7 +124,15 @@ class InProcessReader(Reader):
                     reader=self.name,
                     may_have_reached_card=self._tear_reached,
                 )
-        return chip.transmit(apdu)
+        try:
+            return chip.transmit(apdu)
+        except Exception as exc:  # the chip's only exception: power lost mid-command
+            log.debug("%s: chip lost power during %s", self.name, hexstr(apdu), exc_info=True)
+            self.remove()
+            self._atr = None
+            raise CardRemovedError(
+                "card lost power during the exchange", reader=self.name, may_have_reached_card=True
+            ) from exc
 
     def _card_present(self) -> bool:
         return self._chip is not None

@@ -52,7 +52,7 @@ from functools import reduce
 from operator import xor
 
 from hardware.bridges.vpcd import SW_EXECUTION_ERROR, BridgeError
-from hardware.icc import EmulatedICC
+from hardware.icc import ChipPowerLost, EmulatedICC
 
 log = logging.getLogger(__name__)
 
@@ -314,7 +314,13 @@ class NFCUDPBridge:
             if pcb & 0x10:  # chaining: acknowledge, wait for the rest
                 return self._remember(bytes([0xA2 | self._block_number]))
             apdu, self._command = bytes(self._command), bytearray()
-            response = self._process(sock, apdu, addr)
+            try:
+                response = self._process(sock, apdu, addr)
+            except ChipPowerLost:
+                # No answer: the card has left the field mid-command; the reader times out.
+                log.info("%s: power lost during a command; card out of the field", self.name)
+                self.remove()
+                return None
             size = self._fsd - 3  # PCB + CRC_A, as nfcpy counts them
             self._pending = [response[i : i + size] for i in range(0, len(response), size)] or [b""]
             return self._next_chained()
@@ -362,6 +368,8 @@ class NFCUDPBridge:
     def _transmit(self, apdu: bytes) -> bytes:
         try:
             return self.chip.transmit(apdu)
+        except ChipPowerLost:
+            raise
         except Exception:
             log.exception("%s: chip raised on %s", self.name, apdu.hex(" ").upper())
             return SW_EXECUTION_ERROR

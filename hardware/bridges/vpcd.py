@@ -38,7 +38,7 @@ import struct
 import threading
 
 from card_schema.errors import RegionCardError
-from hardware.icc import EmulatedICC
+from hardware.icc import ChipPowerLost, EmulatedICC
 
 log = logging.getLogger(__name__)
 
@@ -231,7 +231,15 @@ class VPCDBridge:
                 self._control(sock, payload[0])
             elif length > 1:
                 self.apdus += 1
-                _send(sock, self._transmit(payload))
+                try:
+                    response = self._transmit(payload)
+                except ChipPowerLost:
+                    # No answer: the card leaves the field mid-command and pcscd sees it go.
+                    log.info("%s: power lost during a command; card out of the field", self.name)
+                    with self._lock:
+                        self._inserted = False
+                    return
+                _send(sock, response)
 
     def _control(self, sock: socket.socket, code: int) -> None:
         if code == VPCD_CTRL_OFF:
@@ -252,6 +260,8 @@ class VPCDBridge:
     def _transmit(self, apdu: bytes) -> bytes:
         try:
             return self.chip.transmit(apdu)
+        except ChipPowerLost:
+            raise
         except Exception:
             # The chip contract says transmit never raises; if it does, the reader still gets
             # an answer (and the traceback goes to the log) rather than a hung pcscd.

@@ -25,6 +25,7 @@ from typing import Any
 from card_schema.crypto import KeyRole
 from card_schema.errors import RegionCardError
 from card_schema.layout import CARD_LAYOUT, CardLayout
+from hardware.icc import ChipPowerLost
 
 FORMAT = "regioncard-card-image/1"
 TRANSACTION_COUNTER_MAX = 0xFFFFFF  # 3 bytes; Calypso counts down from here, 0 means worn out
@@ -36,7 +37,7 @@ class CardImageError(RegionCardError):
     """A card image file is missing, unreadable or does not fit the card layout."""
 
 
-class PowerCut(RegionCardError):
+class PowerCut(ChipPowerLost):
     """The power was cut (fault injection): no response, the command may have reached the card."""
 
 
