@@ -1,0 +1,201 @@
+"""Gate validations through the real pcscd (vpcd readers) with the emulated card and SAM.
+
+Each validation is a full :meth:`terminal.gate.GateValidator.on_card` on a carnet card (so each
+tap writes: event appended, counter decreased, session closed, traceable signature, journal
+commit with ``synchronous=FULL``, ratification), the simulated clock moving two hours between taps
+(past anti-passback and the transfer window). Prints one JSON object::
+
+    {"bench": "gate_validation", "path": "pcsc", "taps": N, "taps_per_s": ..., "p50_ms": ...,
+     "p99_ms": ..., "card_apdus": ..., "sam_apdus": ..., "host_cpu_ms": ...,
+     "measured_against": {...}}
+
+``card_apdus`` / ``sam_apdus`` are per validation (the largest seen); ``host_cpu_ms`` is the
+process CPU time per tap (``time.process_time``; the emulators run in this process too, in the
+bridge threads). Targets (issue 4): p99 <= 25 ms, <= 12 card APDUs, <= 9 SAM APDUs.
+
+Usage: ``python bench/gate_validation.py [--quick] [-n TAPS]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import logging
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from card_schema.records import encode_record
+from firmware_host.osdp.gate import ConsoleGatePeripheral
+from firmware_host.readers.pcsc import PCSCReader
+from hardware.bridges.vpcd import VPCDBridge
+from hardware.card.emulator import EmulatedCard
+from hardware.card.image import CardImage, CardImageStore
+from hardware.pcsc_stack import PCSCStack, pcscd_version
+from hardware.personalise import new_card, write_records
+from hardware.sam.emulator import EmulatedSAM
+from hardware.sam.keystore import KeyFileStore, demo_key_refs
+from terminal.fares import load_tariff
+from terminal.fares.model import Mode, Place
+from terminal.fares.signed import PushedTables
+from terminal.gate import GateValidator, TapOutcome
+from terminal.journal import Journal
+
+FF_TARIFF = 0x0FF1
+START = datetime(2025, 9, 15, 5, 30, tzinfo=UTC)
+PLACE = Place(station_id=101, zone=1, network_id=250001, mode=Mode.URBAN)
+
+
+def _keys() -> KeyFileStore:
+    return KeyFileStore({ref.label: bytes([n + 1]) * 16 for n, ref in enumerate(demo_key_refs())})
+
+
+def _card(trips: int) -> CardImage:
+    image = new_card(bytes.fromhex("0000000012345678"), _keys())
+    env = encode_record(
+        "plum.environment",
+        {
+            "EnvApplicationVersionNumber": 1,
+            "EnvNetworkId": 250000,
+            "EnvApplicationIssuerId": 1,
+            "EnvApplicationValidityEndDate": "2035-12-31",
+        },
+    )
+    carnet = encode_record(
+        "plum.contract",
+        {
+            "_layout": "FF",
+            "ContractNetworkId": 250000,
+            "ContractTariff": 2,  # CARNET_10 in the default tariff
+            "ContractValidityInfo": {
+                "ContractValidityStartDate": "2025-01-01",
+                "ContractValidityEndDate": "2035-12-31",
+            },
+        },
+        tariff=FF_TARIFF,
+    )
+    contract_list = encode_record(
+        "plum.contract_list",
+        {
+            "BestContracts": [
+                {
+                    "BestContractNetworkId": 250000,
+                    "BestContractTariff": FF_TARIFF,
+                    "BestContractPointer": 1,
+                }
+            ]
+        },
+    )
+    counters = encode_record(
+        "plum.counters", {f"counter_{i}": (trips if i == 1 else 0) for i in range(1, 10)}
+    )
+    write_records(image, "plum", "environment", [env])
+    write_records(image, "plum", "contracts", [carnet])
+    write_records(image, "plum", "contract_list", [contract_list])
+    write_records(image, "plum", "counters", [counters])
+    return image
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = START
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def run(taps: int, workdir: Path) -> dict[str, Any]:
+    store = CardImageStore(workdir / "card.json")
+    store.commit(_card(trips=taps + 10))
+    card = EmulatedCard(store)
+    sam = EmulatedSAM(_keys(), bytes.fromhex("5A000001"), counter_file=workdir / "sam.json")
+    clock = _Clock()
+    latencies: list[float] = []
+    cpu: list[float] = []
+    card_apdus = sam_apdus = 0
+    with (
+        PCSCStack() as stack,
+        VPCDBridge(card, stack.card_port, name="card") as card_bridge,
+        VPCDBridge(sam, stack.sam_port, name="sam") as sam_bridge,
+    ):
+        if not (card_bridge.wait_connected(5) and sam_bridge.wait_connected(5)):
+            raise SystemExit("vpcd bridges did not connect")
+        stack.wait_for_card_state(stack.card_reader, True, 5)
+        stack.wait_for_card_state(stack.sam_reader, True, 5)
+        reader, sam_reader = PCSCReader(stack.card_reader), PCSCReader(stack.sam_reader)
+        with Journal.open(workdir / "journal.db", "GATE-BENCH-1") as journal:
+            gate = GateValidator(
+                reader,
+                sam_reader,
+                journal,
+                PushedTables(Ed25519PrivateKey.generate().public_key(), load_tariff()),
+                ConsoleGatePeripheral(io.StringIO()),
+                PLACE,
+                clock=clock,
+                passage_timeout=0.0,
+            )
+            sam_reader.connect()
+            gate.on_card()  # warm-up (imports, first PC/SC connect), not measured
+            for _ in range(taps):
+                clock.now += timedelta(hours=2)
+                c0, t0 = time.process_time(), time.perf_counter()
+                result = gate.on_card()
+                latencies.append((time.perf_counter() - t0) * 1000)
+                cpu.append((time.process_time() - c0) * 1000)
+                if result.outcome is not TapOutcome.COMMITTED:
+                    raise SystemExit(f"validation not committed: {result}")
+                card_apdus = max(card_apdus, result.card_apdus)
+                sam_apdus = max(sam_apdus, result.sam_apdus)
+        reader.close()
+        sam_reader.close()
+        pcsc = pcscd_version()
+    latencies.sort()
+    return {
+        "bench": "gate_validation",
+        "path": "pcsc",
+        "taps": taps,
+        "taps_per_s": round(taps / (sum(latencies) / 1000), 1),
+        "p50_ms": round(statistics.median(latencies), 2),
+        "p99_ms": round(latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))], 2),
+        "card_apdus": card_apdus,
+        "sam_apdus": sam_apdus,
+        "sam_apdus_session": sam_apdus - 1,
+        "host_cpu_ms": round(statistics.mean(cpu), 2),
+        "measured_against": {
+            "card": "hardware.card.emulator.EmulatedCard (image file, atomic commit)",
+            "sam": "hardware.sam.emulator.EmulatedSAM (key file, counter file)",
+            "readers": "pcscd + vsmartcard vpcd (TCP bridges in this process)",
+            "scenario": "carnet trip: event + counter decrease, journal synchronous=FULL",
+            "pcscd": pcsc,
+            "python": platform.python_version(),
+            "machine": platform.machine(),
+            "targets": {"p99_ms": 25, "card_apdus": 12, "sam_apdus": 9},
+            "note": "sam_apdus includes the traceable signature (PSO); sam_apdus_session omits it",
+        },
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="200 taps (well under a minute)")
+    parser.add_argument("-n", "--taps", type=int, default=2000)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    taps = 200 if args.quick else args.taps
+    with tempfile.TemporaryDirectory() as directory:
+        result = run(taps, Path(directory))
+    sys.stdout.write(json.dumps(result) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,107 @@
+"""What the SAM signs for one card session: the record's signing bytes.
+
+Defined once here for both sides: the terminal asks its SAM for a traceable signature
+(:func:`card_schema.traceability.traceable_signature`) over :func:`intent_signing_bytes` just
+before Close Secure Session; the backend's validation loop recomputes the same bytes from the
+uploaded record and checks them with :func:`card_schema.traceability.verify_traceable_signature`.
+Specification: ``docs/batch-format.md``, section "What the SAM signs".
+
+The signing bytes are the canonical JSON (RFC 8785 for these values) of the transaction fields
+of the record, :data:`SIGNED_FIELDS`, and nothing else. Left out on purpose:
+
+- ``outcome``, ``resolution``, ``decided_at``, ``abort_reason``: not known when the SAM signs
+  (the signature is asked before the close response arrives);
+- ``sam_signature``: the signature itself;
+- ``last_events``: what the card's log held before the session, evidence read at the tap and
+  used for recovery, not part of the charged transaction (the batch's Ed25519 signature covers it).
+
+What goes into the SAM's PSO Compute Signature is :func:`sam_signature_input` of those bytes:
+the bytes themselves when they fit one command (255 bytes), else their SHA-256 (a record
+carrying a card log record in hex is about 430 bytes, so in practice the digest).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from card_schema.uploads.records import JournalRecord, TransactionIntent, canonical_json
+
+PSO_MAX_DATA = 255  # bytes of data one PSO Compute Signature command takes
+
+SIGNED_FIELDS: tuple[str, ...] = (
+    "terminal_id",
+    "terminal_seq",
+    "kind",
+    "application",
+    "card_serial",
+    "card_tx_counter",
+    "occurred_at",
+    "movements",
+    "product_code",
+    "station_id",
+    "school_uai",
+    "written_event",
+)
+
+
+def intent_signing_bytes(terminal_id: str, terminal_seq: int, intent: TransactionIntent) -> bytes:
+    """The bytes a terminal has its SAM sign for the session ``terminal_seq``.
+
+    Args:
+        terminal_id: the terminal.
+        terminal_seq: the journal sequence allocated to the intent.
+        intent: what the terminal asks the card to commit.
+
+    Returns:
+        Canonical JSON of the :data:`SIGNED_FIELDS`.
+    """
+    fields = intent.to_json()
+    fields["terminal_id"] = terminal_id
+    fields["terminal_seq"] = terminal_seq
+    return canonical_json({name: fields[name] for name in SIGNED_FIELDS})
+
+
+def record_signing_bytes(record: JournalRecord) -> bytes:
+    """The signing bytes of a journal record (same as at intent time, whatever its outcome)."""
+    return intent_signing_bytes(record.terminal_id, record.seq, record.intent)
+
+
+def wire_record_signing_bytes(record: dict[str, Any]) -> bytes:
+    """The signing bytes of a record as it appears in a batch's JSON (the backend's hot path).
+
+    Args:
+        record: one element of ``batch.records`` from a batch that
+            :func:`card_schema.uploads.batch.verify_batch` accepted (so it holds only JSON
+            values of the documented types: no floats, integers within ±(2^53 − 1)), where
+            the canonical encoding is plain sorted-key JSON and needs no re-checking.
+
+    Returns:
+        The same bytes as :func:`record_signing_bytes` of the decoded record.
+    """
+    signed = {name: record[name] for name in SIGNED_FIELDS}
+    return json.dumps(signed, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def sam_signature_input(signing_bytes: bytes) -> bytes:
+    """The data given to PSO Compute Signature (and verified by the backend) for a record.
+
+    Args:
+        signing_bytes: :func:`intent_signing_bytes` / :func:`wire_record_signing_bytes`.
+
+    Returns:
+        ``signing_bytes`` when at most :data:`PSO_MAX_DATA` bytes long, else their SHA-256.
+    """
+    if len(signing_bytes) <= PSO_MAX_DATA:
+        return signing_bytes
+    return hashlib.sha256(signing_bytes).digest()
+
+
+def intent_sam_input(terminal_id: str, terminal_seq: int, intent: TransactionIntent) -> bytes:
+    """What a terminal gives its SAM's PSO Compute Signature for the session ``terminal_seq``.
+
+    :func:`sam_signature_input` of :func:`intent_signing_bytes`: the one rule every terminal
+    (gate, canteen till, bike-shelter door) signs with and the backend verifies with.
+    """
+    return sam_signature_input(intent_signing_bytes(terminal_id, terminal_seq, intent))

@@ -1,0 +1,136 @@
+"""``regioncard gate`` and ``regioncard inspect``: the gate validator and the inspector's reader.
+
+Readers are named as :func:`firmware_host.readers.open_reader` specs (``pcsc:<pattern>``; a bare
+pattern means PC/SC). The private pcscd of the demos and tests is reached through the
+``PCSCLITE_CSOCK_NAME`` environment variable (``hardware/pcsc_stack.py``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+from firmware_host.osdp.gate import ConsoleGatePeripheral, GatePeripheral
+from firmware_host.readers import Reader, open_reader
+from terminal.fares import load_tariff
+from terminal.fares.model import GateKind, Mode, Place
+from terminal.fares.signed import PushedTables
+from terminal.gate import GateValidator
+from terminal.journal import Journal
+
+log = logging.getLogger(__name__)
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the ``gate`` and ``inspect`` commands."""
+    gate = subparsers.add_parser("gate", help="gate validator (or bike-shelter door)")
+    gate.add_argument("--reader", required=True, help="card reader: pcsc:<pattern> or a pattern")
+    gate.add_argument("--sam", required=True, help="SAM reader: pcsc:<pattern> or a pattern")
+    gate.add_argument("--station", required=True, type=int, help="station (location) id")
+    _place_arguments(gate)
+    gate.add_argument("--journal", type=Path, help="journal file (default ./gate-<station>.db)")
+    gate.add_argument("--terminal-id", help="terminal id (default GATE-<station>)")
+    gate.add_argument("--tariff", type=Path, help="tariff table JSON (default: packaged)")
+    gate.add_argument("--backend-key", type=Path, help="backend Ed25519 public key (PEM)")
+    gate.add_argument("--osdp", metavar="PORT", help="barrier controller serial port (OSDP)")
+    gate.add_argument(
+        "--osdp-scbk-file", type=Path, help="OSDP secure channel key (32 hex digits) file"
+    )
+    gate.add_argument("--bike-shelter", action="store_true", help="bike-shelter door mode")
+    gate.add_argument("--once", action="store_true", help="process one tap and exit")
+    gate.add_argument("--wait", type=float, default=3600.0, help="seconds to wait for a card")
+    gate.set_defaults(handler=_gate)
+
+    insp = subparsers.add_parser("inspect", help="inspector: read and explain a card, no write")
+    insp.add_argument("--reader", required=True, help="card reader: pcsc:<pattern> or a pattern")
+    insp.add_argument("--sam", help="SAM reader (unused: the inspector never opens a session)")
+    insp.add_argument("--station", type=int, default=0, help="where the inspector stands")
+    _place_arguments(insp)
+    insp.add_argument("--tariff", type=Path, help="tariff table JSON (default: packaged)")
+    insp.add_argument("--wait", type=float, default=60.0, help="seconds to wait for a card")
+    insp.set_defaults(handler=_inspect)
+
+
+def _place_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--zone", type=int, default=1, help="tariff zone of the place")
+    parser.add_argument("--network", type=int, default=250001, help="network id of the place")
+    parser.add_argument(
+        "--mode", choices=[m.value for m in Mode], default=Mode.URBAN.value, help="mode"
+    )
+    parser.add_argument("--line", type=int, help="line (on-board validators)")
+
+
+def _reader(spec: str) -> Reader:
+    return open_reader(spec if ":" in spec else f"pcsc:{spec}")
+
+
+def _place(args: argparse.Namespace) -> Place:
+    return Place(args.station, args.zone, args.network, Mode(args.mode), args.line)
+
+
+def _tables(args: argparse.Namespace) -> PushedTables:
+    key: Ed25519PublicKey
+    if getattr(args, "backend_key", None):
+        loaded = load_pem_public_key(args.backend_key.read_bytes())
+        if not isinstance(loaded, Ed25519PublicKey):
+            raise SystemExit("--backend-key: not an Ed25519 public key")
+        key = loaded
+    else:  # no pushes expected: an ephemeral key that verifies nothing
+        key = Ed25519PrivateKey.generate().public_key()
+    return PushedTables(key, load_tariff(args.tariff))
+
+
+def _peripheral(args: argparse.Namespace) -> GatePeripheral:
+    if not args.osdp:
+        return ConsoleGatePeripheral(sys.stdout)
+    from firmware_host.osdp.control_panel import OSDPControlPanel
+    from firmware_host.osdp.gate import OSDPGatePeripheral
+
+    if args.osdp_scbk_file is None:
+        raise SystemExit("--osdp needs --osdp-scbk-file (the secure channel key)")
+    scbk = bytes.fromhex(args.osdp_scbk_file.read_text(encoding="ascii").strip())
+    return OSDPGatePeripheral(OSDPControlPanel(args.osdp, scbk))
+
+
+def _gate(args: argparse.Namespace) -> int:
+    terminal_id = args.terminal_id or f"GATE-{args.station}"
+    journal_path = args.journal or Path(f"gate-{args.station}.db")
+    kind = GateKind.BIKE_SHELTER if args.bike_shelter else GateKind.GATE
+    reader, sam_reader = _reader(args.reader), _reader(args.sam)
+    peripheral = _peripheral(args)
+    with Journal.open(journal_path, terminal_id) as journal:
+        gate = GateValidator(
+            reader, sam_reader, journal, _tables(args), peripheral, _place(args), kind=kind
+        )
+        log.info("gate %s ready at station %d (pid %d)", terminal_id, args.station, os.getpid())
+        while True:
+            if not reader.wait_for_card(args.wait):
+                print("aucune carte présentée")
+                return 1 if args.once else 0
+            result = gate.on_card()
+            print(f"{result.display}  [{result.outcome.value}]")
+            if args.once:
+                return 0 if result.accepted else 1
+            reader.wait_for_removal(args.wait)
+
+
+def _inspect(args: argparse.Namespace) -> int:
+    reader = _reader(args.reader)
+    if not reader.wait_for_card(args.wait):
+        print("aucune carte présentée")
+        return 1
+    from terminal.gate.inspector import inspect_card
+
+    report = inspect_card(reader, _tables(args), _place(args))
+    print(f"carte {report.serial}")
+    for line in (*report.card_lines, *(c.text for c in report.contracts), *report.other_lines):
+        print(f"  {line}")
+    if report.last_validation:
+        print(f"  dernière validation : {report.last_validation}")
+    return 0

@@ -1,0 +1,154 @@
+"""The SAM as a resource of the transaction engine: one method per SAM command.
+
+The terminal never computes any cryptography itself: it forwards bytes between card and SAM
+(docs/secure-session.md). Every method sends exactly one SAM APDU (class ``80``) and checks its
+status word against :data:`terminal.engine.status.SAM_STATUS`.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from firmware_host.readers.base import Reader
+from terminal.engine.channel import APDUChannel
+from terminal.engine.stats import APDUCounter
+from terminal.engine.status import SAMCommand, check_sam
+
+log = logging.getLogger(__name__)
+
+CLA_SAM = 0x80
+SIGNATURE_SIZE = 8
+CHALLENGE_SIZE = 8
+
+
+@dataclass(frozen=True)
+class TraceableSignature:
+    """A SAM traceable signature (PSO Compute Signature) over a transaction record.
+
+    Attributes:
+        sam_serial: SAM serial (4 bytes).
+        counter: SAM signature counter used (strictly increasing, never reused).
+        signature: 8-byte signature.
+    """
+
+    sam_serial: bytes
+    counter: int
+    signature: bytes
+
+    def to_bytes(self) -> bytes:
+        """``serial (4) || counter (3) || signature (8)``, as the SAM answers it (15 bytes)."""
+        return self.sam_serial + self.counter.to_bytes(3, "big") + self.signature
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> TraceableSignature:
+        """Inverse of :meth:`to_bytes`.
+
+        Raises:
+            ValueError: not 15 bytes.
+        """
+        if len(raw) != 15:
+            raise ValueError("a traceable signature is 15 bytes")
+        return cls(raw[:4], int.from_bytes(raw[4:7], "big"), raw[7:])
+
+
+def _apdu(ins: int, data: bytes = b"", le: int | None = None, p1: int = 0, p2: int = 0) -> bytes:
+    apdu = bytes([CLA_SAM, ins, p1, p2])
+    if data:
+        apdu += bytes([len(data)]) + data
+    if le is not None:
+        apdu += bytes([le])
+    return apdu
+
+
+class SAMResource:
+    """The terminal's SAM, behind its own reader.
+
+    Args:
+        reader: the SAM reader, connected (or connected here at first use).
+        counter: APDU counter shared with the card side of the transaction.
+    """
+
+    def __init__(self, reader: Reader, counter: APDUCounter | None = None) -> None:
+        self.reader = reader
+        self.counter = counter if counter is not None else APDUCounter()
+        self._channel = APDUChannel(reader, "sam", self.counter)
+
+    def _send(self, command: SAMCommand, apdu: bytes) -> bytes:
+        if not self.reader.connected:
+            self.reader.connect()
+        data, sw = self._channel.transmit(command, apdu)
+        check_sam(command, sw)
+        return data
+
+    def use_counter(self, counter: APDUCounter) -> None:
+        """Count this SAM's APDUs in ``counter`` from now on."""
+        self.counter = counter
+        self._channel.counter = counter
+
+    # -- secure session ---------------------------------------------------------------------
+    def select_diversifier(self, card_serial: bytes, df_name: bytes) -> None:
+        """Select the card (serial + DF name) whose keys the SAM derives; resets the SAM session."""
+        self._send(SAMCommand.SELECT_DIVERSIFIER, _apdu(0x14, card_serial + df_name))
+
+    def get_challenge(self) -> bytes:
+        """A fresh SAM challenge (8 bytes) for Open Secure Session."""
+        return self._send(SAMCommand.GET_CHALLENGE, _apdu(0x84, le=CHALLENGE_SIZE))
+
+    def digest_init(self, open_response: bytes) -> None:
+        """Start the session digest with the whole Open Secure Session response data."""
+        self._send(SAMCommand.DIGEST_INIT, _apdu(0x8A, open_response))
+
+    def digest_update(self, element: bytes) -> None:
+        """Digest one card command APDU or one card response (data + SW), 1..255 bytes."""
+        self._send(SAMCommand.DIGEST_UPDATE, _apdu(0x8C, element))
+
+    def digest_close(self) -> bytes:
+        """The terminal signature (8 bytes) for Close Secure Session."""
+        return self._send(SAMCommand.DIGEST_CLOSE, _apdu(0x8E, le=SIGNATURE_SIZE))
+
+    def digest_authenticate(self, card_signature: bytes) -> None:
+        """Check the card's close signature.
+
+        Raises:
+            SAMError: ``6988``, the card is not genuine (one try per session).
+        """
+        self._send(SAMCommand.DIGEST_AUTHENTICATE, _apdu(0x82, card_signature))
+
+    # -- stored value -------------------------------------------------------------------------
+    def sv_prepare(self, card_ins: int, sv_state: bytes, body: bytes) -> bytes:
+        """SV MAC (8) for the SV operation ``card_ins`` (``BA`` debit, ``B8`` reload, ``BC``
+        undebit) from the 5-byte state of the SV Get and the 11-byte body."""
+        ins, command = {
+            0xBA: (0x54, SAMCommand.SV_PREPARE_DEBIT),
+            0xB8: (0x56, SAMCommand.SV_PREPARE_LOAD),
+            0xBC: (0x5C, SAMCommand.SV_PREPARE_UNDEBIT),
+        }[card_ins]
+        return self._send(command, _apdu(ins, sv_state + body, le=0))
+
+    def sv_check(self, card_sv_signature: bytes) -> None:
+        """Check the card's SV signature.
+
+        Raises:
+            SAMError: ``6988``.
+        """
+        self._send(SAMCommand.SV_CHECK, _apdu(0x58, card_sv_signature))
+
+    # -- traceability ---------------------------------------------------------------------------
+    def compute_signature(self, record: bytes) -> TraceableSignature:
+        """Traceable signature over ``record`` (1..255 bytes), PSO Compute Signature.
+
+        Raises:
+            ValueError: ``record`` is empty or longer than 255 bytes.
+        """
+        if not 1 <= len(record) <= 255:
+            raise ValueError("a signed record is 1 to 255 bytes")
+        raw = self._send(
+            SAMCommand.PSO_COMPUTE_SIGNATURE, _apdu(0x2A, record, le=0, p1=0x9E, p2=0x9A)
+        )
+        return TraceableSignature.from_bytes(raw)
+
+    def get_data(self) -> tuple[bytes, int]:
+        """SAM serial (4) and the next signature counter value."""
+        raw = self._send(SAMCommand.GET_DATA, _apdu(0xCA, le=0, p2=0xC0))
+        return raw[:4], int.from_bytes(raw[4:7], "big")
