@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "hardware.cli",
     "firmware_host.cli",
     "terminal.cli",
+    "terminal.canteen.cli",
     "backend.cli",
     "regioncard.demo",
     "regioncard.osdp_demo",

@@ -1,0 +1,111 @@
+"""``regioncard canteen``: the canteen till of one school, or its daily report.
+
+Examples::
+
+    regioncard canteen --school 0801234G --reader "Regioncard vpcd 00 00" \\
+        --sam "Regioncard vpcd 00 01" --journal cantine.journal
+    regioncard canteen --school 0801234G --journal cantine.journal --report 2026-11-27 [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+from card_schema.errors import RegionCardError
+from terminal.canteen.menu import DEFAULT_MENU_PATH, MenuBook
+from terminal.canteen.refusals import RefusalLog
+from terminal.canteen.report import daily_report
+from terminal.canteen.screen import StreamScreen
+from terminal.canteen.tariff import DEFAULT_TARIFF_PATH, load_tariff
+from terminal.canteen.till import CanteenTill
+from terminal.journal.store import Journal
+
+log = logging.getLogger(__name__)
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the ``canteen`` subcommand."""
+    parser = subparsers.add_parser(
+        "canteen",
+        help="canteen till of a school (Cursus aid then wallet), or its daily report",
+        description="Caisse de restauration scolaire : aide cantine puis porte-monnaie, "
+        "un repas par service, menu du jour, rapport quotidien.",
+    )
+    parser.add_argument("--school", required=True, metavar="UAI", help="school UAI (0801234G)")
+    parser.add_argument("--reader", default="", metavar="PATTERN", help="card reader (PC/SC name)")
+    parser.add_argument("--sam", default="", metavar="PATTERN", help="SAM reader (PC/SC name)")
+    parser.add_argument("--journal", type=Path, default=Path("canteen.journal"), metavar="PATH")
+    parser.add_argument("--menu", type=Path, default=DEFAULT_MENU_PATH, metavar="FILE")
+    parser.add_argument("--tariff", type=Path, default=DEFAULT_TARIFF_PATH, metavar="FILE")
+    parser.add_argument("--pos", type=int, default=1, help="point-of-sale number (0-65535)")
+    parser.add_argument("--terminal-id", default=None, help="journal terminal id")
+    parser.add_argument("--once", action="store_true", help="serve one card, then stop")
+    parser.add_argument("--wait", type=float, default=30.0, help="seconds to wait for a card")
+    parser.add_argument("--report", metavar="DATE", help="print the daily report of DATE")
+    parser.add_argument("--json", action="store_true", help="report as JSON")
+    parser.set_defaults(handler=run)
+
+
+def _terminal_id(args: argparse.Namespace) -> str:
+    return args.terminal_id or f"CANTINE-{args.school}-{args.pos}"
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the till, or print the report."""
+    if args.report is not None:
+        return _report(args)
+    if not args.reader or not args.sam:
+        raise RegionCardError("--reader and --sam name the card and SAM readers")
+    from firmware_host.readers.pcsc import PCSCReader  # pyscard only when a till runs
+
+    tariff = load_tariff(args.tariff)
+    menus = MenuBook.load(args.menu)
+    card_reader = PCSCReader(args.reader)
+    sam_reader = PCSCReader(args.sam)
+    with Journal.open(args.journal, _terminal_id(args)) as journal:
+        till = CanteenTill(
+            card_reader,
+            sam_reader,
+            journal,
+            args.school,
+            tariff,
+            lambda: datetime.now(UTC),
+            StreamScreen(),
+            pos_id=args.pos,
+            menus=menus,
+            refusals=RefusalLog.beside(args.journal),
+        )
+        try:
+            till.show_menu()
+            while True:
+                if not card_reader.wait_for_card(args.wait):
+                    if args.once:
+                        print("aucune carte présentée")
+                        return 1
+                    continue
+                result = till.serve()
+                card_reader.disconnect()
+                if args.once:
+                    return 0 if result.served else 3
+                card_reader.wait_for_removal(args.wait)
+                till.show_menu()
+        finally:
+            card_reader.close()
+            sam_reader.close()
+
+
+def _report(args: argparse.Namespace) -> int:
+    try:
+        day = date.fromisoformat(args.report)
+    except ValueError:
+        raise RegionCardError(
+            f"--report takes a date like 2026-11-27, not {args.report!r}"
+        ) from None
+    with Journal.open(args.journal, _terminal_id(args), owner=False) as journal:
+        records = journal.records()
+    report = daily_report(records, RefusalLog.beside(args.journal).read(day), args.school, day)
+    print(report.to_json_text() if args.json else report.to_text())
+    return 0
