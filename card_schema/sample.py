@@ -78,14 +78,15 @@ SAMPLE_RECORDS: Mapping[str, Mapping[str, list[dict[str, Any]]]] = {
                 "_layout": "FF",
                 "ContractNetworkId": 250000,
                 "ContractProvider": 1,
-                "ContractTariff": 0x2101,  # student monthly pass in the regional catalogue
+                # Product codes are the `card_code`s of terminal/fares/data/default_tariff.json.
+                "ContractTariff": 30,  # PASS_MOIS_ETUDIANT_1Z: student monthly pass, 1 zone
                 "ContractSerialNumber": 123456,
                 "ContractCustomerInfo": {"ContractCustomerProfile": 1},
-                "ContractPriceAmount": 2000,
+                "ContractPriceAmount": 3200,
                 "ContractValidityInfo": {
                     "ContractValidityStartDate": "2026-11-01",
                     "ContractValidityEndDate": "2026-11-30",
-                    "ContractValidityZones": [1, 2],
+                    "ContractValidityZones": [1],
                 },
                 "ContractSaleData": {
                     "ContractSaleDate": "2026-10-28",
@@ -97,7 +98,7 @@ SAMPLE_RECORDS: Mapping[str, Mapping[str, list[dict[str, Any]]]] = {
             {
                 "_layout": "20",
                 "ContractProvider": 1,
-                "ContractTariff": 0x3201,  # 10-journey carnet
+                "ContractTariff": 2,  # CARNET_10: 10-journey carnet
                 "ContractSerialNumber": 123457,
                 "ContractPassengerClass": 1,
                 "ContractValidityInfo": {

@@ -1,7 +1,8 @@
 """``regioncard card ...``: emulated card images and demo master keys.
 
-- ``regioncard card new IMAGE [--serial HEX] [--keys KEYFILE]``: a blank card (keys diversified
-  from the master keys when a key file is given; without keys it cannot open secure sessions).
+- ``regioncard card new IMAGE [--serial HEX] [--keys KEYFILE] [--sample]``: a blank card (keys
+  diversified from the master keys when a key file is given; without keys it cannot open secure
+  sessions), or with ``--sample`` the sample card's content, to try the terminals.
 - ``regioncard card show IMAGE``: what the image holds (never the keys, only their versions).
 - ``regioncard card keys new KEYFILE``: random demo master keys, file mode 0600.
 - ``regioncard card keys import-token KEYFILE --token LABEL --pin PIN``: copy them into a PKCS#11
@@ -19,7 +20,7 @@ from pathlib import Path
 from card_schema.layout import CARD_LAYOUT
 from hardware.bridges.emulate import register_emulate
 from hardware.card.image import CardImageError, CardImageStore
-from hardware.personalise import new_card
+from hardware.personalise import new_card, write_sample_content
 from hardware.sam.keystore import KeyFileStore, import_into_token, new_key_file
 from hardware.sam.softhsm import find_library
 
@@ -39,6 +40,11 @@ def register_card(subparsers: argparse._SubParsersAction[argparse.ArgumentParser
     new.add_argument("--serial", help="card serial, 16 hex digits (random by default)")
     new.add_argument("--keys", type=Path, help="master key file to diversify the card keys from")
     new.add_argument("--force", action="store_true", help="replace an existing image")
+    new.add_argument(
+        "--sample",
+        action="store_true",
+        help="personalise it with the sample card (what `regioncard demo` shows), to try terminals",
+    )
     new.set_defaults(handler=_card_new)
 
     show = sub.add_parser("show", help="summarise a card image (keys are never shown)")
@@ -67,8 +73,12 @@ def _card_new(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise CardImageError(f"serial {args.serial!r} is not hex") from exc
     keys = KeyFileStore.load(args.keys) if args.keys else None
-    store.commit(new_card(serial, keys))
-    print(f"carte vierge {serial.hex().upper()} -> {args.image}")
+    image = new_card(serial, keys)
+    if args.sample:
+        write_sample_content(image)
+    store.commit(image)
+    kind = "carte exemple" if args.sample else "carte vierge"
+    print(f"{kind} {serial.hex().upper()} -> {args.image}")
     return 0
 
 

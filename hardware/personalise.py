@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from card_schema.crypto import KeyRef, KeyRole
 from card_schema.errors import SchemaError
 from card_schema.layout import CARD_LAYOUT, CardLayout
+from card_schema.sample import sample_card
 from hardware.card.image import SV_BALANCE_MAX, SV_BALANCE_MIN, CardImage, CardKey
 from hardware.sam.keystore import MasterKeyStore
 
@@ -81,3 +82,18 @@ def set_sv_balance(
     if not SV_BALANCE_MIN <= balance <= SV_BALANCE_MAX:
         raise SchemaError("balance out of range", field=f"{application}.sv_balance")
     image.applications[application].sv_balance = balance
+
+
+SAMPLE_SV_BALANCE = 2290  # eurocents: the balance after the last debit of the sample's SV log
+
+
+def write_sample_content(image: CardImage, *, layout: CardLayout = CARD_LAYOUT) -> None:
+    """Personalise ``image`` with the sample card of :mod:`card_schema.sample` (all four apps).
+
+    What ``regioncard demo`` decodes, on an emulated card a gate or canteen till can use: a
+    lycéenne from Amiens with a monthly pass, a carnet, school aid and a mobility-aid right.
+    """
+    for application, files in sample_card(layout).items():
+        for file, records in files.items():
+            write_records(image, application, file, records, layout=layout)
+    set_sv_balance(image, "wallet", SAMPLE_SV_BALANCE, layout=layout)

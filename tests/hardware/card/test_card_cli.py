@@ -56,3 +56,17 @@ def test_personalisation_refuses_what_does_not_fit() -> None:
         set_sv_balance(image, "plum", 100)
     with pytest.raises(SchemaError):
         set_sv_balance(image, "wallet", -1)
+
+
+def test_card_new_sample_holds_the_sample_card_the_demo_decodes(tmp_path: Path) -> None:
+    from card_schema.records import decode_record
+    from card_schema.sample import SAMPLE_RECORDS
+
+    image = tmp_path / "card.json"
+    assert main(["card", "new", str(image), "--sample"]) == 0
+    card = CardImageStore(image).load()
+    student = decode_record("cursus.student", card.applications["cursus"].records["student"][0])
+    assert student["school_uai"] == SAMPLE_RECORDS["cursus"]["student"][0]["school_uai"]
+    contracts = card.applications["plum"].records["contracts"]
+    assert sum(1 for r in contracts if any(r)) == len(SAMPLE_RECORDS["plum"]["contracts"])
+    assert card.applications["wallet"].sv_balance == 2290
