@@ -11,6 +11,7 @@ cd "$(dirname "$0")/.."
 #   softhsm2         PKCS#11 token holding the master and signing keys in tests and the demo
 #   postgresql       the production database, started by the tests in a temporary folder
 #   swig, libpcsclite-dev, pkg-config   build pyscard from source when no wheel fits
+#   chromium         the desk page's browser test (Playwright drives Debian's chromium)
 declare -A NEED=(
   [pcscd]=/usr/sbin/pcscd
   [vsmartcard-vpcd]=/usr/lib/pcsc/drivers/serial/libifdvpcd.so
@@ -19,6 +20,7 @@ declare -A NEED=(
   [swig]=/usr/bin/swig
   [libpcsclite-dev]=/usr/include/PCSC/winscard.h
   [pkg-config]=/usr/bin/pkg-config
+  [chromium]=/usr/bin/chromium
 )
 missing=()
 for pkg in "${!NEED[@]}"; do
