@@ -17,10 +17,11 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
-from typing import Any
+from typing import Any, cast
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -29,9 +30,13 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from card_schema.uploads.errors import BatchFormatError, BatchSignatureError, RecordError
 from card_schema.uploads.records import (
     INTENT_FIELDS,
+    MOVEMENT_FIELDS,
     JournalRecord,
+    PurseMovement,
+    PurseUnit,
     Resolution,
     TransactionIntent,
+    TransactionKind,
     TransactionState,
     canonical_json,
     check_terminal_id,
@@ -40,6 +45,7 @@ from card_schema.uploads.records import (
     expect_object,
     expect_opt_str,
     expect_str,
+    fast_parse_utc,
     format_utc,
     from_hex,
     normalise_utc,
@@ -73,6 +79,7 @@ BATCH_FIELDS = frozenset(
     }
 )
 UNCERTAIN_FIELDS = frozenset({"terminal_seq", "card_serial", "card_tx_counter"})
+_HEX = re.compile(r"[0-9A-F]*")  # with an even length: the spelling from_hex accepts
 
 
 def batch_id_for(terminal_id: str, first_seq: int, last_seq: int) -> str:
@@ -116,11 +123,188 @@ def record_to_json(record: JournalRecord) -> dict[str, Any]:
 def record_from_json(obj: Any) -> JournalRecord:
     """Inverse of :func:`record_to_json`, strict: unknown or missing fields are refused.
 
+    A record that passes every check is built by :func:`_fast_record_from_json`; anything else
+    goes through :func:`reference_record_from_json`, which refuses it with the precise reason
+    (or, should the fast path have been too cautious, builds the same record).
+
+    Raises:
+        BatchFormatError: the object is not a valid record.
+    """
+    record = _fast_record_from_json(obj)
+    if record is None:
+        return reference_record_from_json(obj)
+    return record
+
+
+_KINDS = {kind.value: kind for kind in TransactionKind}
+_STATES = {state.value: state for state in TransactionState if state.decided}
+_RESOLUTIONS = {resolution.value: resolution for resolution in Resolution}
+_UNITS = {unit.value: unit for unit in PurseUnit}
+_COMMITTED_BY = frozenset({Resolution.CARD_CLOSE, Resolution.RECOVERED_FROM_CARD})
+
+
+def _hex_bytes(text: Any) -> bytes | None:
+    """:func:`from_hex` for a valid spelling, ``None`` for anything else."""
+    if type(text) is not str or len(text) % 2 or _HEX.fullmatch(text) is None:
+        return None
+    return bytes.fromhex(text)
+
+
+def _new(cls: type[Any], values: dict[str, Any]) -> Any:
+    """An instance of the frozen dataclass ``cls`` holding ``values`` (every field, checked).
+
+    Equal to ``cls(**values)`` once ``__post_init__`` has nothing to normalise: the callers
+    below only get here when every check of ``__post_init__`` holds and every value is already
+    in its normal form (tuples, UTC millisecond times), so skipping the constructor changes
+    nothing but the cost.
+    """
+    instance = object.__new__(cls)
+    instance.__dict__.update(values)
+    return instance
+
+
+def _fast_movement(obj: Any) -> PurseMovement | None:
+    if type(obj) is not dict or obj.keys() != MOVEMENT_FIELDS:
+        return None
+    purse, unit = obj["purse"], obj["unit"]
+    amount, before, after = obj["amount"], obj["balance_before"], obj["balance_after"]
+    if (
+        type(purse) is not str
+        or not purse
+        or type(unit) is not str
+        or type(amount) is not int
+        or type(before) is not int
+        or type(after) is not int
+        or before + amount != after
+    ):
+        return None
+    purse_unit = _UNITS.get(unit)
+    if purse_unit is None:
+        return None
+    return cast(
+        PurseMovement,
+        _new(
+            PurseMovement,
+            {
+                "purse": purse,
+                "unit": purse_unit,
+                "amount": amount,
+                "balance_before": before,
+                "balance_after": after,
+            },
+        ),
+    )
+
+
+def _fast_record_from_json(obj: Any) -> JournalRecord | None:
+    """The record when ``obj`` passes every check of :func:`reference_record_from_json`.
+
+    Returns:
+        ``None`` as soon as one check fails (or a value is of an unusual type): the reference
+        decoder then decides, and words the refusal.
+    """
+    if type(obj) is not dict or obj.keys() != RECORD_FIELDS:
+        return None
+    kind, application = obj["kind"], obj["application"]
+    counter, product, station = obj["card_tx_counter"], obj["product_code"], obj["station_id"]
+    school, seq, terminal_id = obj["school_uai"], obj["terminal_seq"], obj["terminal_id"]
+    outcome, resolution, reason = obj["outcome"], obj["resolution"], obj["abort_reason"]
+    if (
+        type(kind) is not str
+        or type(application) is not str
+        or not application
+        or type(counter) is not int
+        or counter < 0
+        or not (product is None or type(product) is int)
+        or not (station is None or type(station) is int)
+        or not (school is None or type(school) is str)
+        or type(seq) is not int
+        or type(terminal_id) is not str
+        or type(outcome) is not str
+        or type(resolution) is not str
+        or not (reason is None or type(reason) is str)
+    ):
+        return None
+    transaction_kind = _KINDS.get(kind)
+    state = _STATES.get(outcome)
+    how = _RESOLUTIONS.get(resolution)
+    serial = _hex_bytes(obj["card_serial"])
+    occurred_at = fast_parse_utc(obj["occurred_at"])
+    decided_at = fast_parse_utc(obj["decided_at"])
+    if (
+        transaction_kind is None
+        or state is None
+        or how is None
+        or serial is None
+        or not 1 <= len(serial) <= 16
+        or occurred_at is None
+        or decided_at is None
+        or (state is TransactionState.COMMITTED) != (how in _COMMITTED_BY)
+    ):
+        return None
+    raw_movements, raw_events = obj["movements"], obj["last_events"]
+    if type(raw_movements) is not list or type(raw_events) is not list:
+        return None
+    movements = tuple(_fast_movement(m) for m in raw_movements)
+    events = tuple(_hex_bytes(e) for e in raw_events)
+    if any(m is None for m in movements) or None in events:
+        return None
+    written: bytes | None = None
+    if obj["written_event"] is not None:
+        written = _hex_bytes(obj["written_event"])
+        if written is None:
+            return None
+    signature: bytes | None = None
+    if obj["sam_signature"] is not None:
+        signature = _hex_bytes(obj["sam_signature"])
+        if signature is None:
+            return None
+    if how is Resolution.CARD_CLOSE and signature is None:
+        return None
+    intent = _new(
+        TransactionIntent,
+        {
+            "kind": transaction_kind,
+            "application": application,
+            "card_serial": serial,
+            "card_tx_counter": counter,
+            "occurred_at": occurred_at,
+            "movements": movements,
+            "product_code": product,
+            "station_id": station,
+            "school_uai": school,
+            "last_events": events,
+            "written_event": written,
+        },
+    )
+    return cast(
+        JournalRecord,
+        _new(
+            JournalRecord,
+            {
+                "terminal_id": terminal_id,
+                "seq": seq,
+                "state": state,
+                "intent": intent,
+                "sam_signature": signature,
+                "resolution": how,
+                "abort_reason": reason,
+                "decided_at": decided_at,
+                "batch_id": None,
+            },
+        ),
+    )
+
+
+def reference_record_from_json(obj: Any) -> JournalRecord:
+    """:func:`record_from_json` through the dataclass constructors: the reference rules.
+
     Raises:
         BatchFormatError: the object is not a valid record.
     """
     fields = expect_object(obj, RECORD_FIELDS, "record")
-    intent = TransactionIntent.from_json({name: fields[name] for name in INTENT_FIELDS})
+    # RECORD_FIELDS holds INTENT_FIELDS: the intent's names are checked already.
+    intent = TransactionIntent.from_fields(fields)
     try:
         state = TransactionState(fields["outcome"])
         resolution = Resolution(fields["resolution"])
@@ -321,13 +505,20 @@ def verify_batch(data: bytes, public_key: Ed25519PublicKey) -> Batch:
         BatchSignatureError: signed by another key, or the signature does not verify.
         BatchFormatError: not canonical JSON of the documented shape.
     """
-    envelope = expect_object(strict_json_loads(data), {"batch", "signature"}, "envelope")
-    try:
-        canonical = canonical_json(envelope)
-    except RecordError as exc:  # an integer beyond 2**53 - 1
-        raise BatchFormatError(f"batch: {exc}") from exc
-    if canonical != data:
-        raise BatchFormatError("the batch body is not canonical JSON")
+    fast = _canonical_envelope(data)
+    if fast is None:
+        # Not provably canonical by the fast path: the reference path decides, and names
+        # the exact reason (duplicate key, float, integer bound, not canonical...).
+        envelope = expect_object(strict_json_loads(data), {"batch", "signature"}, "envelope")
+        try:
+            canonical = canonical_json(envelope)
+        except RecordError as exc:  # an integer beyond 2**53 - 1
+            raise BatchFormatError(f"batch: {exc}") from exc
+        if canonical != data:
+            raise BatchFormatError("the batch body is not canonical JSON")
+        signed = canonical_json(envelope["batch"])
+    else:
+        envelope, signed = fast
     signature = expect_object(envelope["signature"], {"alg", "key_id", "value"}, "signature")
     if signature["alg"] != SIGNATURE_ALG:
         raise BatchSignatureError(f"signature algorithm {signature['alg']!r} is not Ed25519")
@@ -337,10 +528,66 @@ def verify_batch(data: bytes, public_key: Ed25519PublicKey) -> Batch:
         )
     raw_signature = from_hex(signature["value"], field_name="signature.value")
     try:
-        public_key.verify(raw_signature, canonical_json(envelope["batch"]))
+        public_key.verify(raw_signature, signed)
     except InvalidSignature as exc:
         raise BatchSignatureError("batch signature does not verify") from exc
     return Batch.from_json(envelope["batch"])
+
+
+# Finding an integer token of 16 digits or more (2**53 - 1 has 16) where canonical JSON puts
+# values (after ``:``, ``,`` or ``[``): digits are mapped to ``0`` and those three to ``:``, then
+# two plain searches. Strings may match too (``"a:1234567890123456"``): a match only sends the
+# body to the exact, slower check, so a false positive costs time, never correctness.
+_LONG_INTEGER_TABLE = bytes.maketrans(b"123456789,[", b"000000000::")
+_LONG_INTEGERS = (b":" + b"0" * 16, b":-" + b"0" * 16)
+
+
+def _may_hold_long_integer(data: bytes) -> bool:
+    mapped = data.translate(_LONG_INTEGER_TABLE)
+    return any(token in mapped for token in _LONG_INTEGERS)
+
+
+def _refuse_constant(text: str) -> Any:
+    raise BatchFormatError(f"floats are not allowed ({text})")
+
+
+def _canonical_envelope(data: bytes) -> tuple[dict[str, Any], bytes] | None:
+    """The envelope and the canonical bytes of its ``batch``, when ``data`` is provably valid.
+
+    One C-speed pass instead of the reference checks, accepting only what they accept:
+
+    - floats and NaN/Infinity are refused by the parser hooks (only called on such tokens);
+    - duplicate keys cannot survive: the parsed object re-encodes shorter than ``data``;
+    - integers beyond ±(2^53 - 1) have 16 digits or more: :func:`_may_hold_long_integer`;
+    - the canonical form of the envelope is ``{"batch":B,"signature":S}`` with ``B`` and ``S``
+      the canonical forms of its members, compared byte for byte with ``data``; ``B`` is then
+      exactly what the terminal signed, so it is not encoded a second time.
+
+    Returns:
+        ``None`` whenever any of this does not hold: the caller then runs the reference
+        checks, which refuse the body with the precise reason.
+    """
+    if _may_hold_long_integer(data):
+        return None
+    try:
+        envelope = json.loads(
+            data.decode("utf-8"), parse_float=_refuse_constant, parse_constant=_refuse_constant
+        )
+        if type(envelope) is not dict or envelope.keys() != {"batch", "signature"}:
+            return None
+        batch = json.dumps(
+            envelope["batch"], sort_keys=True, separators=(",", ":"), ensure_ascii=False
+        ).encode("utf-8")
+        signature = json.dumps(
+            envelope["signature"], sort_keys=True, separators=(",", ":"), ensure_ascii=False
+        ).encode("utf-8")
+    except (ValueError, RecursionError, BatchFormatError):
+        return None  # UnicodeError and JSONDecodeError are ValueErrors
+    if len(data) != len(batch) + len(signature) + 23 or data != b"".join(
+        (b'{"batch":', batch, b',"signature":', signature, b"}")
+    ):
+        return None
+    return envelope, batch
 
 
 def strict_json_loads(data: bytes) -> Any:

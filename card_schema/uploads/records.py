@@ -20,8 +20,9 @@ from typing import Any
 from card_schema.uploads.errors import BatchFormatError, RecordError
 
 TERMINAL_ID_PATTERN = re.compile(r"[A-Za-z0-9._-]{1,64}")
-_HEX_PATTERN = re.compile(r"(?:[0-9A-F]{2})*")
+_HEX_PATTERN = re.compile(r"[0-9A-F]*")  # and an even length: (?:[0-9A-F]{2})*, faster
 _UTC_PATTERN = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z")
+_ASCII_UTC_PATTERN = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z")
 
 
 class TransactionKind(Enum):
@@ -110,11 +111,53 @@ def format_utc(moment: datetime) -> str:
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise RecordError("timestamps must be timezone-aware (UTC)")
     moment = moment.astimezone(UTC)
+    if moment.year >= 1000:  # what strftime("%Y") gives then, without its cost
+        return (
+            f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d}T{moment.hour:02d}:"
+            f"{moment.minute:02d}:{moment.second:02d}.{moment.microsecond // 1000:03d}Z"
+        )
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
 def parse_utc(text: Any, *, field_name: str) -> datetime:
-    """Inverse of :func:`format_utc`; refuses any other spelling."""
+    """Inverse of :func:`format_utc`; refuses any other spelling.
+
+    ASCII text (every timestamp a terminal writes) is read by :func:`fast_parse_utc`;
+    anything else, and whatever it refuses, goes through :func:`_parse_utc_strptime`, the
+    reference rule, which decides and words the refusal. Both accept and refuse exactly the
+    same strings (``tests/card_schema/test_uploads_codec.py`` checks it with Hypothesis).
+    """
+    moment = fast_parse_utc(text)
+    if moment is None:
+        return _parse_utc_strptime(text, field_name=field_name)
+    return moment
+
+
+def fast_parse_utc(text: Any) -> datetime | None:
+    """:func:`parse_utc` of an ASCII timestamp, or ``None`` to let the reference rule decide.
+
+    The pattern fixes the position of every digit, and :class:`datetime` refuses exactly the
+    out-of-range fields ``strptime`` refuses (month 13, 30 February, hour 24, second 60).
+    """
+    if type(text) is not str or _ASCII_UTC_PATTERN.fullmatch(text) is None:
+        return None
+    try:
+        return datetime(
+            int(text[0:4]),
+            int(text[5:7]),
+            int(text[8:10]),
+            int(text[11:13]),
+            int(text[14:16]),
+            int(text[17:19]),
+            int(text[20:23]) * 1000,
+            UTC,
+        )
+    except ValueError:
+        return None
+
+
+def _parse_utc_strptime(text: Any, *, field_name: str) -> datetime:
+    """The reference parser of :func:`parse_utc` (``strptime``), slow but obviously right."""
     if not isinstance(text, str) or not _UTC_PATTERN.fullmatch(text):
         raise BatchFormatError(f"{field_name}: not a UTC timestamp like 2025-09-01T07:31:02.123Z")
     try:
@@ -124,7 +167,19 @@ def parse_utc(text: Any, *, field_name: str) -> datetime:
 
 
 def normalise_utc(moment: datetime) -> datetime:
-    """``moment`` in UTC, truncated to the millisecond (the precision of the records)."""
+    """``moment`` in UTC, truncated to the millisecond (the precision of the records).
+
+    A moment that is already so (what :func:`parse_utc` returns) is returned as is: it is
+    equal, field for field and zone included, to what the format / re-parse round trip gives.
+    """
+    if (
+        type(moment) is datetime
+        and moment.tzinfo is UTC
+        and not moment.microsecond % 1000
+        and not moment.fold
+        and moment.year >= 1000
+    ):
+        return moment
     return parse_utc(format_utc(moment), field_name="timestamp")
 
 
@@ -135,7 +190,7 @@ def to_hex(raw: bytes) -> str:
 
 def from_hex(text: Any, *, field_name: str) -> bytes:
     """Inverse of :func:`to_hex`; lower case is refused so that re-encoding is byte-identical."""
-    if not isinstance(text, str) or not _HEX_PATTERN.fullmatch(text):
+    if not isinstance(text, str) or len(text) % 2 or not _HEX_PATTERN.fullmatch(text):
         raise BatchFormatError(f"{field_name}: not upper-case hex")
     return bytes.fromhex(text)
 
@@ -149,6 +204,9 @@ def check_terminal_id(terminal_id: str) -> str:
     if not isinstance(terminal_id, str) or not TERMINAL_ID_PATTERN.fullmatch(terminal_id):
         raise RecordError(f"bad terminal id {terminal_id!r}: 1-64 of A-Z a-z 0-9 . _ -")
     return terminal_id
+
+
+MOVEMENT_FIELDS = frozenset({"purse", "unit", "amount", "balance_before", "balance_after"})
 
 
 @dataclass(frozen=True)
@@ -192,9 +250,7 @@ class PurseMovement:
     @classmethod
     def from_json(cls, obj: Any) -> PurseMovement:
         """Inverse of :meth:`to_json`, strict on field names and types."""
-        fields = expect_object(
-            obj, {"purse", "unit", "amount", "balance_before", "balance_after"}, "movement"
-        )
+        fields = expect_object(obj, MOVEMENT_FIELDS, "movement")
         try:
             return cls(
                 purse=expect_str(fields["purse"], "movement.purse"),
@@ -273,7 +329,11 @@ class TransactionIntent:
     @classmethod
     def from_json(cls, obj: Any) -> TransactionIntent:
         """Inverse of :meth:`to_json`, strict on field names and types."""
-        fields = expect_object(obj, INTENT_FIELDS, "intent")
+        return cls.from_fields(expect_object(obj, INTENT_FIELDS, "intent"))
+
+    @classmethod
+    def from_fields(cls, fields: dict[str, Any]) -> TransactionIntent:
+        """:meth:`from_json` of an object whose field names were checked (a batch record's)."""
         try:
             return cls(
                 kind=TransactionKind(fields["kind"]),
@@ -356,8 +416,8 @@ class JournalRecord:
 def expect_object(obj: Any, names: frozenset[str] | set[str], what: str) -> dict[str, Any]:
     if not isinstance(obj, dict):
         raise BatchFormatError(f"{what}: expected a JSON object")
-    keys = set(obj)
-    if keys != set(names):
+    if obj.keys() != names:
+        keys = set(obj)
         missing, extra = sorted(set(names) - keys), sorted(keys - set(names))
         raise BatchFormatError(f"{what}: missing fields {missing}, unknown fields {extra}")
     return obj
