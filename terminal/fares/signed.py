@@ -9,7 +9,8 @@ Envelope (JSON)::
      "signature": "<base64 Ed25519 signature>"}
 
 The signature covers the canonical JSON of ``{kind, version, issued_at, payload}`` (keys sorted,
-no spaces, UTF-8, ``issued_at`` in UTC ISO 8601): :func:`canonical_bytes`. The backend signs with
+no spaces, UTF-8, ``issued_at`` in UTC ISO 8601): :func:`canonical_bytes`, defined once in
+:mod:`card_schema.signed_tables` for both sides. The backend signs with
 an Ed25519 key held in its HSM (PKCS#11); terminals get the public key at installation, and it is
 always passed in, never read from a global.
 
@@ -45,6 +46,7 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from card_schema.signed_tables import canonical_bytes
 from terminal.fares.denylist import DenyList
 from terminal.fares.errors import (
     DeltaChainRefused,
@@ -71,22 +73,6 @@ class EnvelopeKind(StrEnum):
     TARIFF = "tariff"
     DENY_LIST = "deny_list"  # the whole list
     DENY_LIST_DELTA = "deny_list_delta"  # serials to add and remove, from version N-1 to N
-
-
-def canonical_bytes(kind: str, version: int, issued_at: datetime, payload: Any) -> bytes:
-    """The bytes an envelope's signature covers (canonical JSON, UTF-8).
-
-    The backend must produce exactly these bytes when it signs.
-    """
-    document = {
-        "kind": kind,
-        "version": version,
-        "issued_at": to_utc(issued_at).isoformat(),
-        "payload": payload,
-    }
-    return json.dumps(
-        document, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    ).encode("utf-8")
 
 
 @dataclass(frozen=True)

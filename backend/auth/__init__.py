@@ -1,0 +1,1 @@
+"""Authentication and authorisation: desk agents (OAuth2 password flow, JWT) and terminals."""

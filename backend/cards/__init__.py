@@ -1,0 +1,1 @@
+"""Cards: serials, status (active, blocked, replaced), applications carried, replacement links."""

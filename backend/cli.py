@@ -1,0 +1,112 @@
+"""``regioncard backend ...``: serve the API, migrate, create agents, purge card links."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import os
+from typing import Any
+
+from backend.errors import InvalidRequest
+
+
+def _settings(args: argparse.Namespace) -> Any:
+    from backend.settings import Settings
+
+    overrides: dict[str, Any] = {}
+    if getattr(args, "db", None):
+        overrides["database_url"] = args.db
+    return Settings(**overrides)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from backend.app import create_app
+
+    uvicorn.run(create_app(_settings(args)), host=args.host, port=args.port)
+    return 0
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    from backend.migrate import downgrade, upgrade
+
+    settings = _settings(args)
+    if settings.database_url.startswith("sqlite"):
+        settings.var_dir.mkdir(parents=True, exist_ok=True)
+    if args.down:
+        downgrade(settings.database_url, args.down)
+    else:
+        upgrade(settings.database_url)
+    return 0
+
+
+def _create_agent(args: argparse.Namespace) -> int:
+    from backend.auth.roles import AgentRole
+    from backend.auth.service import create_agent
+    from backend.db import make_engine, make_sessionmaker, transaction
+    from backend.migrate import upgrade
+
+    settings = _settings(args)
+    password = os.environ.get("REGIONCARD_AGENT_PASSWORD") or getpass.getpass(
+        f"mot de passe pour {args.user} / password for {args.user}: "
+    )
+    if not password:
+        raise InvalidRequest("mot de passe vide", "empty password")
+    if settings.database_url.startswith("sqlite"):
+        settings.var_dir.mkdir(parents=True, exist_ok=True)
+        upgrade(settings.database_url)
+    engine = make_engine(settings.database_url)
+    try:
+        with transaction(make_sessionmaker(engine)) as session:
+            create_agent(session, args.user, password, AgentRole(args.role))
+    finally:
+        engine.dispose()
+    print(f"agent {args.user} ({args.role}) créé / created")
+    return 0
+
+
+def _purge_links(args: argparse.Namespace) -> int:
+    from backend.columns import utcnow
+    from backend.db import make_engine, make_sessionmaker, transaction
+    from backend.privacy.service import purge_card_links
+
+    settings = _settings(args)
+    engine = make_engine(settings.database_url)
+    try:
+        with transaction(make_sessionmaker(engine)) as session:
+            deleted = purge_card_links(session, utcnow(), settings.card_link_retention)
+    finally:
+        engine.dispose()
+    print(f"{deleted} lien(s) carte supprimé(s) / card link(s) deleted")
+    return 0
+
+
+def register(subparsers: Any) -> None:
+    """Add ``backend`` and its subcommands to the ``regioncard`` command."""
+    parser = subparsers.add_parser("backend", help="backend: API server and administration")
+    sub = parser.add_subparsers(dest="backend_command", required=True, metavar="SUBCOMMAND")
+
+    serve = sub.add_parser("serve", help="run the API (OpenAPI at /docs)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--db", help="database URL (default: SQLite under ./var/)")
+    serve.set_defaults(handler=_serve)
+
+    migrate = sub.add_parser("migrate", help="apply database migrations")
+    migrate.add_argument("--db", help="database URL")
+    migrate.add_argument("--down", metavar="REVISION", help="revert down to REVISION instead")
+    migrate.set_defaults(handler=_migrate)
+
+    agent = sub.add_parser(
+        "create-agent",
+        help="create a desk agent (password from REGIONCARD_AGENT_PASSWORD or prompt)",
+    )
+    agent.add_argument("user")
+    agent.add_argument("--role", choices=["agent", "supervisor", "auditor"], default="agent")
+    agent.add_argument("--db", help="database URL")
+    agent.set_defaults(handler=_create_agent)
+
+    purge = sub.add_parser("purge-links", help="delete card links older than 48 hours (cron)")
+    purge.add_argument("--db", help="database URL")
+    purge.set_defaults(handler=_purge_links)

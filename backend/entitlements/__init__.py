@@ -1,0 +1,1 @@
+"""Entitlements: school aid per school year and funder purpose; employment rights from partners."""

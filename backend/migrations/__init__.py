@@ -1,0 +1,1 @@
+"""Alembic migrations of the backend (revision files under ``versions/``)."""

@@ -1,0 +1,1 @@
+"""Desk personalisation: per-card keys wrapped for the desk SAM, initial records encoded."""

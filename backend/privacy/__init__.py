@@ -1,0 +1,1 @@
+"""Privacy: the 48-hour card link table, pseudonym key retirement, k-anonymous open data."""

@@ -1,0 +1,95 @@
+"""``/api/v1/products``: the catalogue; loads sold at the desk or by a terminal."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, status
+
+from backend.actions.schemas import CardActionOut
+from backend.auth.dependencies import (
+    AgentPrincipal,
+    TerminalPrincipal,
+    require_agent,
+    require_terminal,
+)
+from backend.auth.roles import TERMINAL_SELLS, WRITING_ROLES, AgentRole
+from backend.dependencies import SessionDep
+from backend.errors import Forbidden
+from backend.products import service
+from backend.products.schemas import LoadIn, ProductIn, ProductOut, SaleOut
+
+router = APIRouter(prefix="/api/v1/products", tags=["products"])
+
+
+def _sale_out(load: service.Load) -> SaleOut:
+    return SaleOut(
+        id=load.sale.id,
+        card_serial=load.card_serial,
+        product_code=load.product.code,
+        amount_cents=load.sale.amount_cents,
+        channel=load.sale.channel,
+        sold_by=load.sale.sold_by,
+        sold_at=load.sale.sold_at,
+        action=CardActionOut.model_validate(load.action),
+    )
+
+
+@router.get("", response_model=list[ProductOut])
+def catalogue(
+    session: SessionDep, _: Annotated[AgentPrincipal, Depends(require_agent())]
+) -> list[ProductOut]:
+    """The active catalogue."""
+    return [ProductOut.model_validate(p) for p in service.list_products(session)]
+
+
+@router.post("", response_model=ProductOut, status_code=status.HTTP_201_CREATED)
+def create_product(
+    body: ProductIn,
+    session: SessionDep,
+    _: Annotated[AgentPrincipal, Depends(require_agent(AgentRole.SUPERVISOR))],
+) -> ProductOut:
+    """Add a product to the catalogue (supervisors only)."""
+    return ProductOut.model_validate(service.create_product(session, **body.model_dump()))
+
+
+@router.post("/loads", response_model=SaleOut, status_code=status.HTTP_201_CREATED)
+def desk_load(
+    body: LoadIn,
+    session: SessionDep,
+    agent: Annotated[AgentPrincipal, Depends(require_agent(*WRITING_ROLES))],
+) -> SaleOut:
+    """Sell a product for a card at the desk; written on the card at its next tap."""
+    load = service.load_product(
+        session,
+        card_serial=body.card_serial,
+        product_code=body.product_code,
+        channel="desk",
+        sold_by=agent.username,
+        amount_cents=body.amount_cents,
+    )
+    return _sale_out(load)
+
+
+@router.post("/terminal-loads", response_model=SaleOut, status_code=status.HTTP_201_CREATED)
+def terminal_load(
+    body: LoadIn,
+    session: SessionDep,
+    terminal: Annotated[TerminalPrincipal, Depends(require_terminal())],
+) -> SaleOut:
+    """A terminal sells a product (a canteen till tops up the wallet; never a transit contract)."""
+    product = service.get_product(session, body.product_code)
+    if product.application not in TERMINAL_SELLS[terminal.kind]:
+        raise Forbidden(
+            f"un terminal {terminal.kind.value} ne vend pas de produit {product.application.value}",
+            f"a {terminal.kind.value} terminal may not sell {product.application.value} products",
+        )
+    load = service.load_product(
+        session,
+        card_serial=body.card_serial,
+        product_code=body.product_code,
+        channel="terminal",
+        sold_by=terminal.terminal_id,
+        amount_cents=body.amount_cents,
+    )
+    return _sale_out(load)
