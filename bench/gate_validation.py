@@ -9,7 +9,9 @@ commit with ``synchronous=FULL``, ratification), the simulated clock moving two 
      "p99_ms": ..., "card_apdus": ..., "sam_apdus": ..., "host_cpu_ms": ...,
      "measured_against": {...}}
 
-``card_apdus`` / ``sam_apdus`` are per validation (the largest seen); ``host_cpu_ms`` is the
+``card_apdus`` / ``sam_apdus`` are per validation (the largest seen), ``card_commands`` /
+``sam_commands`` the sequence of the last one (PLUM read and decided alone; SAM Digest Update
+Multiple for the anticipated close); ``host_cpu_ms`` is the
 process CPU time per tap (``time.process_time``; the emulators run in this process too, in the
 bridge threads). Targets (issue 4): p99 <= 25 ms, <= 12 card APDUs, <= 9 SAM APDUs.
 
@@ -123,6 +125,8 @@ def run(taps: int, workdir: Path) -> dict[str, Any]:
     latencies: list[float] = []
     cpu: list[float] = []
     card_apdus = sam_apdus = 0
+    card_commands: list[str] = []
+    sam_commands: list[str] = []
     with (
         PCSCStack() as stack,
         VPCDBridge(card, stack.card_port, name="card") as card_bridge,
@@ -156,6 +160,8 @@ def run(taps: int, workdir: Path) -> dict[str, Any]:
                     raise SystemExit(f"validation not committed: {result}")
                 card_apdus = max(card_apdus, result.card_apdus)
                 sam_apdus = max(sam_apdus, result.sam_apdus)
+                card_commands = list(gate.counter.card_commands)
+                sam_commands = list(gate.counter.sam_commands)
         reader.close()
         sam_reader.close()
         pcsc = pcscd_version()
@@ -170,6 +176,8 @@ def run(taps: int, workdir: Path) -> dict[str, Any]:
         "card_apdus": card_apdus,
         "sam_apdus": sam_apdus,
         "sam_apdus_session": sam_apdus - 1,
+        "card_commands": card_commands,
+        "sam_commands": sam_commands,
         "host_cpu_ms": round(statistics.mean(cpu), 2),
         "measured_against": {
             "card": "hardware.card.emulator.EmulatedCard (image file, atomic commit)",

@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "firmware_host.cli",
     "terminal.cli",
     "terminal.canteen.cli",
+    "terminal.desk.cli",
     "backend.cli",
     "regioncard.demo",
     "regioncard.osdp_demo",

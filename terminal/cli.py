@@ -22,6 +22,7 @@ from terminal.fares import load_tariff
 from terminal.fares.model import GateKind, Mode, Place
 from terminal.fares.signed import PushedTables
 from terminal.gate import GateValidator
+from terminal.gate.barrier import BarrierLog
 from terminal.journal import Journal
 
 log = logging.getLogger(__name__)
@@ -104,20 +105,32 @@ def _gate(args: argparse.Namespace) -> int:
     kind = GateKind.BIKE_SHELTER if args.bike_shelter else GateKind.GATE
     reader, sam_reader = _reader(args.reader), _reader(args.sam)
     peripheral = _peripheral(args)
-    with Journal.open(journal_path, terminal_id) as journal:
-        gate = GateValidator(
-            reader, sam_reader, journal, _tables(args), peripheral, _place(args), kind=kind
-        )
-        log.info("gate %s ready at station %d (pid %d)", terminal_id, args.station, os.getpid())
-        while True:
-            if not reader.wait_for_card(args.wait):
-                print("aucune carte présentée")
-                return 1 if args.once else 0
-            result = gate.on_card()
-            print(f"{result.display}  [{result.outcome.value}]")
-            if args.once:
-                return 0 if result.accepted else 1
-            reader.wait_for_removal(args.wait)
+    barrier_log = BarrierLog(f"{journal_path}.barrier")  # barrier outcome of each validation
+    try:
+        with Journal.open(journal_path, terminal_id) as journal:
+            gate = GateValidator(
+                reader,
+                sam_reader,
+                journal,
+                _tables(args),
+                peripheral,
+                _place(args),
+                kind=kind,
+                barrier_log=barrier_log,
+            )
+            log.info("gate %s ready at station %d (pid %d)", terminal_id, args.station, os.getpid())
+            while True:
+                if not reader.wait_for_card(args.wait):
+                    print("aucune carte présentée")
+                    return 1 if args.once else 0
+                result = gate.on_card()
+                print(f"{result.display}  [{result.outcome.value}]")
+                if args.once:
+                    return 0 if result.accepted else 1
+                reader.wait_for_removal(args.wait)
+    finally:
+        barrier_log.close()
+        peripheral.close()
 
 
 def _inspect(args: argparse.Namespace) -> int:

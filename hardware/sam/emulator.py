@@ -9,7 +9,8 @@ INS     command                     data -> response
 ``14``  Select Diversifier          card serial (8) || DF name -> -
 ``84``  Get Challenge               Le=08 -> SAM challenge (8)
 ``8A``  Digest Init                 Open Secure Session response data -> -
-``8C``  Digest Update               one card command or response -> -
+``8C``  Digest Update               P1P2=0000, one card command or response -> -
+``8C``  Digest Update Multiple      P1P2=8000, (length (1) || element)+ (several elements) -> -
 ``8E``  Digest Close                Le=08 -> terminal signature (8)
 ``82``  Digest Authenticate         card signature (8) -> - (``6988`` if wrong)
 ``56``  SV Prepare Load             SV Get tnum||balance (5) || reload body (11) -> SV MAC (8)
@@ -18,10 +19,17 @@ INS     command                     data -> response
 ``58``  SV Check                    card SV signature (8) -> - (``6988`` if wrong)
 ``2A``  PSO Compute Signature       P1P2=9E9A, record (1..255) -> serial(4)||counter(3)||sig(8)
 ``CA``  Get Data                    P1P2=00C0 -> SAM serial (4) || signature counter (3)
+``D8``  Load Card Key               KIF (1) || KVC (1) || card key wrapped (24) -> -
 ======  ==========================  ===========================================================
 
 Card keys are diversified here (AN10922 over card serial || application AID) from the master key
 ``<application>.<role>.v<KVC>`` named by the KIF and KVC the card answered at Open Secure Session.
+
+A desk SAM holds no master key: Load Card Key gives it one card key, wrapped (RFC 3394) under the
+desk transport key of its key store, for the card and application of the last Select
+Diversifier; Digest Init then uses that key instead of diversifying. Loaded keys are kept while
+Select Diversifier names the same card (the transaction engine sends one at every session
+opening) and dropped at power off or when another card is selected.
 """
 
 from __future__ import annotations
@@ -47,7 +55,13 @@ from hardware.card.scheme import (
     sv_card_signature,
     sv_terminal_mac,
 )
-from hardware.sam.keystore import TRACE_KEY, KeyStoreError, MasterKeyStore
+from hardware.sam.keystore import (
+    TRACE_KEY,
+    WRAPPED_KEY_SIZE,
+    KeyStoreError,
+    MasterKeyStore,
+    NoTransportKey,
+)
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +73,7 @@ INS_SELECT_DIVERSIFIER = 0x14
 INS_GET_CHALLENGE = 0x84
 INS_DIGEST_INIT = 0x8A
 INS_DIGEST_UPDATE = 0x8C
+P1_DIGEST_UPDATE_MULTIPLE = 0x80
 INS_DIGEST_CLOSE = 0x8E
 INS_DIGEST_AUTHENTICATE = 0x82
 INS_SV_PREPARE_LOAD = 0x56
@@ -67,6 +82,7 @@ INS_SV_PREPARE_UNDEBIT = 0x5C
 INS_SV_CHECK = 0x58
 INS_PSO_SIGNATURE = 0x2A
 INS_GET_DATA = 0xCA
+INS_LOAD_CARD_KEY = 0xD8
 
 # The card INS each SV Prepare signs for (SV Reload B8, SV Debit BA, SV Undebit BC).
 _SV_CARD_INS = {INS_SV_PREPARE_LOAD: 0xB8, INS_SV_PREPARE_DEBIT: 0xBA, INS_SV_PREPARE_UNDEBIT: 0xBC}
@@ -76,6 +92,24 @@ _OPEN_HEADER = CHALLENGE_SIZE + 3 + 4  # challenge, counter, ratified, KIF, KVC,
 def trace_diversification_input(sam_serial: bytes) -> bytes:
     """AN10922 input of a SAM's traceable-signature key: ``"SAM"`` || SAM serial."""
     return b"SAM" + sam_serial
+
+
+def split_elements(data: bytes) -> list[bytes]:
+    """The elements of a Digest Update Multiple data field (``length (1) || element``, repeated).
+
+    Raises:
+        CommandRefused: ``6A80``, a zero length or a length running past the end of the field.
+    """
+    elements: list[bytes] = []
+    i = 0
+    while i < len(data):
+        length = data[i]
+        element = data[i + 1 : i + 1 + length]
+        if length == 0 or len(element) != length:
+            raise CommandRefused(SW.WRONG_DATA, "malformed Digest Update Multiple")
+        elements.append(element)
+        i += 1 + length
+    return elements
 
 
 def _with_tck(atr: bytes) -> bytes:
@@ -127,8 +161,11 @@ class EmulatedSAM:
             INS_SV_CHECK: self._sv_check,
             INS_PSO_SIGNATURE: self._pso_signature,
             INS_GET_DATA: self._get_data,
+            INS_LOAD_CARD_KEY: self._load_card_key,
         }
         self._card_keys: dict[tuple[bytes, str, KeyRole, int], bytes] = {}
+        # Keys given by Load Card Key (desk SAM), same index; only the current card's.
+        self._loaded_keys: dict[tuple[bytes, str, KeyRole, int], bytes] = {}
         self._reset()
 
     @property
@@ -144,10 +181,12 @@ class EmulatedSAM:
 
     def power_on(self) -> bytes:
         self._reset()
+        self._loaded_keys.clear()
         return self.atr
 
     def power_off(self) -> None:
         self._reset()
+        self._loaded_keys.clear()
 
     def transmit(self, apdu: bytes) -> bytes:
         """Process one SAM command; never raises."""
@@ -208,6 +247,8 @@ class EmulatedSAM:
             KeyStoreError: no such master key.
         """
         cache_key = (card_serial, application.name, ref.role, ref.version)
+        if cache_key in self._loaded_keys:  # given by Load Card Key (desk SAM)
+            return self._loaded_keys[cache_key]
         if cache_key not in self._card_keys:
             self._card_keys.clear()  # one card at a time: keep only the current card's keys
             self._card_keys[cache_key] = self._keys.diversify(
@@ -235,6 +276,8 @@ class EmulatedSAM:
         except SchemaError:
             raise CommandRefused(SW.REFERENCED_DATA_NOT_FOUND, "unknown application") from None
         self._reset()
+        if any(loaded[0] != data[:8] for loaded in self._loaded_keys):
+            self._loaded_keys.clear()  # another card: its predecessor's keys go
         self._card_serial, self._application = data[:8], app
         return b""
 
@@ -268,12 +311,21 @@ class EmulatedSAM:
         return b""
 
     def _digest_update(self, cmd: CommandAPDU) -> bytes:
-        self._no_parameters(cmd)
-        element = cmd.require_data(1, 255)
+        """Digest Update (P1 ``00``: one element) or Digest Update Multiple (P1 ``80``).
+
+        Digest Update Multiple carries several elements, each as ``length (1) || element``
+        (length 1..254), filling the data field exactly. A malformed field is refused with
+        ``6A80`` before any element is digested: the digest never takes half a command.
+        """
+        if cmd.p2 or cmd.p1 not in (0x00, P1_DIGEST_UPDATE_MULTIPLE):
+            raise CommandRefused(SW.WRONG_P1P2)
+        data = cmd.require_data(1, 255)
+        elements = [data] if cmd.p1 == 0x00 else split_elements(data)
         digest = self._require_digest()
         if self._closed:
             raise CommandRefused(SW.CONDITIONS_NOT_SATISFIED, "digest already closed")
-        digest.update(element)
+        for element in elements:
+            digest.update(element)
         return b""
 
     def _digest_close(self, cmd: CommandAPDU) -> bytes:
@@ -350,3 +402,32 @@ class EmulatedSAM:
         if (cmd.p1, cmd.p2) != (0x00, 0xC0):
             raise CommandRefused(SW.REFERENCED_DATA_NOT_FOUND)
         return self.serial + min(self._counter, SAM_COUNTER_MAX).to_bytes(3, "big")
+
+    def _load_card_key(self, cmd: CommandAPDU) -> bytes:
+        """Load Card Key: a card key wrapped under the desk transport key, for the selected card.
+
+        Data: KIF (1) || KVC (1) || wrapped key (24, RFC 3394). The key is unwrapped by the key
+        store (the transport key never leaves it) and used by the next Digest Init of a session
+        opened with that KIF and KVC on the card and application of the last Select Diversifier.
+        ``6985`` without a Select Diversifier, ``6A80`` for a bad KIF or a key that does not
+        unwrap, ``6A88`` when the store holds no transport key.
+        """
+        self._no_parameters(cmd)
+        data = cmd.require_data(2 + WRAPPED_KEY_SIZE, 2 + WRAPPED_KEY_SIZE)
+        if self._card_serial is None or self._application is None:
+            raise CommandRefused(SW.CONDITIONS_NOT_SATISFIED, "select diversifier first")
+        try:
+            role = KeyRole.from_kif(data[0])
+        except SchemaError:
+            raise CommandRefused(SW.WRONG_DATA, "unknown KIF") from None
+        unwrap = getattr(self._keys, "unwrap_card_key", None)
+        if unwrap is None:
+            raise CommandRefused(SW.REFERENCED_DATA_NOT_FOUND, "no transport key")
+        try:
+            key = unwrap(data[2:])
+        except NoTransportKey:
+            raise CommandRefused(SW.REFERENCED_DATA_NOT_FOUND, "no transport key") from None
+        except KeyStoreError:
+            raise CommandRefused(SW.WRONG_DATA, "wrapped key refused") from None
+        self._loaded_keys[(self._card_serial, self._application.name, role, data[1])] = bytes(key)
+        return b""

@@ -12,6 +12,11 @@ Two stores with one interface, :class:`MasterKeyStore`:
 
 Both return the same diversified keys for the same master keys; tests check it. No key value is
 ever logged.
+
+A desk SAM also holds the **desk transport key** ``desk.transport.v1`` (the backend's, see
+docs/backend.md): both stores unwrap card keys with it (RFC 3394 AES key wrap,
+:meth:`KeyFileStore.unwrap_card_key`, :meth:`PKCS11KeyStore.unwrap_card_key`) for the SAM's Load
+Card Key command; the transport key itself never leaves the store.
 """
 
 from __future__ import annotations
@@ -29,12 +34,19 @@ from card_schema.layout import CARD_LAYOUT, CardLayout
 KEY_FILE_FORMAT = "regioncard-master-keys/1"
 TRACE_KEY = KeyRef("trace", KeyRole.DEBIT, 1)
 """Master key of traceable signatures; each SAM signs with AN10922(master, ``SAM`` || serial)."""
+TRANSPORT_KEY_LABEL = "desk.transport.v1"
+"""Desk transport key: card keys arrive wrapped under it (RFC 3394) for Load Card Key."""
+WRAPPED_KEY_SIZE = BLOCK + 8
 
 _RB = 0x87
 
 
 class KeyStoreError(RegionCardError):
     """A master key is missing, or the key file / token cannot be used."""
+
+
+class NoTransportKey(KeyStoreError):
+    """The store holds no desk transport key (not a desk SAM)."""
 
 
 class MasterKeyStore(Protocol):
@@ -59,13 +71,23 @@ def demo_key_refs(layout: CardLayout = CARD_LAYOUT, version: int = 1) -> list[Ke
     return [*refs, TRACE_KEY]
 
 
-def new_key_file(path: Path, refs: list[KeyRef] | None = None) -> None:
+def new_key_file(
+    path: Path, refs: list[KeyRef] | None = None, *, transport_key: bool = False
+) -> None:
     """Write random demo master keys to a new key file (mode 0600; refuses to overwrite).
+
+    Args:
+        path: the new file.
+        refs: master keys to create (default: :func:`demo_key_refs`).
+        transport_key: also create a random desk transport key (``desk.transport.v1``), for a
+            desk SAM and the backend token of the same key ceremony.
 
     Raises:
         KeyStoreError: the file exists already.
     """
     keys = {ref.label: secrets.token_bytes(BLOCK).hex() for ref in (refs or demo_key_refs())}
+    if transport_key:
+        keys[TRANSPORT_KEY_LABEL] = secrets.token_bytes(BLOCK).hex()
     doc = json.dumps({"format": KEY_FILE_FORMAT, "keys": keys}, indent=1, sort_keys=True) + "\n"
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -80,7 +102,8 @@ class KeyFileStore:
 
     def __init__(self, keys: dict[str, bytes]) -> None:
         for label, key in keys.items():
-            KeyRef.from_label(label)
+            if label != TRANSPORT_KEY_LABEL:
+                KeyRef.from_label(label)
             if len(key) != BLOCK:
                 raise KeyStoreError(f"master key {label} is not 16 bytes")
         self._keys = dict(keys)
@@ -113,6 +136,25 @@ class KeyFileStore:
         except KeyError:
             raise KeyStoreError(f"no master key {ref.label}") from None
         return diversify_an10922(master, diversification_input)
+
+    def unwrap_card_key(self, wrapped: bytes) -> bytes:
+        """Unwrap a card key wrapped under the desk transport key (RFC 3394).
+
+        Raises:
+            KeyStoreError: no transport key, or the wrapped key does not unwrap (integrity check).
+        """
+        from cryptography.hazmat.primitives.keywrap import InvalidUnwrap, aes_key_unwrap
+
+        try:
+            transport = self._keys[TRANSPORT_KEY_LABEL]
+        except KeyError:
+            raise NoTransportKey(f"no transport key {TRANSPORT_KEY_LABEL}") from None
+        if len(wrapped) != WRAPPED_KEY_SIZE:
+            raise KeyStoreError("a wrapped AES-128 key is 24 bytes")
+        try:
+            return aes_key_unwrap(transport, wrapped)
+        except InvalidUnwrap:
+            raise KeyStoreError("wrapped key refused (integrity check)") from None
 
 
 def _subkey(block: bytes) -> bytes:
@@ -178,6 +220,42 @@ class PKCS11KeyStore:
         out = bytes(key.encrypt(message, mechanism=mech.AES_CBC, mechanism_param=bytes(BLOCK)))
         return out[-BLOCK:]
 
+    def unwrap_card_key(self, wrapped: bytes) -> bytes:
+        """Unwrap a card key under the token's transport key (``CKM_AES_KEY_WRAP``, RFC 3394).
+
+        The card key is unwrapped as a session object and read back (the emulated SAM computes
+        session keys in software); the transport key never leaves the token.
+
+        Raises:
+            KeyStoreError: no transport key on the token, or the wrapped key does not unwrap.
+        """
+        p = self._pkcs11
+        if len(wrapped) != WRAPPED_KEY_SIZE:
+            raise KeyStoreError("a wrapped AES-128 key is 24 bytes")
+        try:
+            transport: Any = self._session.get_key(
+                object_class=p.ObjectClass.SECRET_KEY,
+                key_type=p.KeyType.AES,
+                label=TRANSPORT_KEY_LABEL,
+            )
+        except (p.NoSuchKey, p.MultipleObjectsReturned) as exc:
+            raise NoTransportKey(f"no single transport key {TRANSPORT_KEY_LABEL}") from exc
+        try:
+            card_key = transport.unwrap_key(
+                p.ObjectClass.SECRET_KEY,
+                p.KeyType.AES,
+                wrapped,
+                mechanism=p.Mechanism.AES_KEY_WRAP,
+                store=False,
+                template={p.Attribute.SENSITIVE: False, p.Attribute.EXTRACTABLE: True},
+            )
+        except p.PKCS11Error as exc:
+            raise KeyStoreError(f"wrapped key refused by the token: {exc!r}") from exc
+        try:
+            return bytes(card_key[p.Attribute.VALUE])
+        finally:
+            card_key.destroy()
+
 
 def import_into_token(
     library: str, token_label: str, user_pin: str, master_keys: dict[str, bytes]
@@ -194,6 +272,7 @@ def import_into_token(
         token = pkcs11.lib(library).get_token(token_label=token_label)
         with token.open(user_pin=user_pin, rw=True) as session:
             for label, value in sorted(master_keys.items()):
+                transport = label == TRANSPORT_KEY_LABEL  # unwrap only, never encrypt
                 session.create_object(
                     {
                         attr.CLASS: pkcs11.ObjectClass.SECRET_KEY,
@@ -202,9 +281,10 @@ def import_into_token(
                         attr.LABEL: label,
                         attr.TOKEN: True,
                         attr.PRIVATE: True,
-                        attr.ENCRYPT: True,
+                        attr.ENCRYPT: not transport,
                         attr.DECRYPT: False,
-                        attr.SIGN: True,
+                        attr.SIGN: not transport,
+                        attr.UNWRAP: transport,
                         attr.SENSITIVE: True,
                         attr.EXTRACTABLE: False,
                     }

@@ -9,7 +9,6 @@ are naive and read as Paris time (:mod:`terminal.fares.local_time`).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
@@ -18,6 +17,8 @@ from typing import Any
 from card_schema.errors import SchemaError
 from card_schema.layout import RECORD_SIZE
 from card_schema.records import decode_record, encode_record
+from terminal.engine.svlog import WalletDebit as WalletDebit  # moved: shared with the gate
+from terminal.engine.svlog import non_blank as non_blank
 
 BLANK_RECORD = bytes(RECORD_SIZE)
 # Counter numbers in the Cursus aid counter file (cursus.aid_counters, 1-based as in Decrease P1).
@@ -230,72 +231,3 @@ class CanteenLogEntry:
             wallet_amount=int(fields["wallet_amount"]),
             terminal_id=int(fields["terminal_id"]),
         )
-
-
-@dataclass(frozen=True)
-class WalletDebit:
-    """One ``wallet.sv_debit_log`` record: an SV debit the card made.
-
-    Attributes:
-        at: local date and time given by the terminal in the SV Debit command.
-        amount: eurocents debited (negative for an undebit).
-        balance: balance after the operation.
-        sv_tnum: the card's SV transaction number after the operation.
-        location: the 4-byte location the terminal gave (our till puts its POS number there).
-        kvc: version of the SV key used.
-    """
-
-    at: datetime
-    amount: int
-    balance: int
-    sv_tnum: int
-    location: int
-    kvc: int
-
-    @classmethod
-    def from_record(cls, raw: bytes) -> WalletDebit | None:
-        """Decode an SV debit log record; ``None`` for a blank or unreadable one."""
-        if raw == BLANK_RECORD:
-            return None
-        try:
-            fields = decode_record("wallet.sv_debit_log", raw)
-        except SchemaError:
-            return None
-        day = _date(fields["date"])
-        when = fields["time"]
-        if day is None or not isinstance(when, str):
-            return None
-        hour, minute = (int(part) for part in when.split(":"))
-        return cls(
-            at=datetime(day.year, day.month, day.day, hour, minute),
-            amount=int(fields["amount"]),
-            balance=int(fields["balance"]),
-            sv_tnum=int(fields["sv_tnum"]),
-            location=int(fields["terminal_id"]),
-            kvc=int(fields["kvc"]),
-        )
-
-    def to_record(self) -> bytes:
-        """The 29 bytes the card writes for this debit (``docs/secure-session.md``, SV log)."""
-        return encode_record(
-            "wallet.sv_debit_log",
-            {
-                "date": self.at.date().isoformat(),
-                "time": self.at.strftime("%H:%M"),
-                "amount": self.amount,
-                "balance": self.balance,
-                "sv_tnum": self.sv_tnum,
-                "terminal_id": self.location,
-                "kvc": self.kvc,
-            },
-        )
-
-
-def non_blank(records: Sequence[bytes]) -> tuple[bytes, ...]:
-    """The records of a cyclic log without the never-written (all-zero) ones, newest first.
-
-    Blank records are all alike: two different logs (the canteen log, the SV debit log) both
-    start as three blank records, so keeping them would let one log's history be read as the
-    other's (see ``docs/canteen.md``, "Recovery").
-    """
-    return tuple(bytes(r) for r in records if bytes(r) != BLANK_RECORD)

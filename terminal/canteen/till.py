@@ -34,7 +34,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from card_schema.crypto import KeyRole
 from card_schema.errors import SchemaError
 from card_schema.uploads.records import (
     JournalRecord,
@@ -44,7 +43,6 @@ from card_schema.uploads.records import (
     TransactionKind,
     TransactionState,
 )
-from card_schema.uploads.signing import intent_sam_input
 from firmware_host.readers.base import Reader, ReaderError
 from terminal.canteen.menu import MenuBook
 from terminal.canteen.model import (
@@ -65,17 +63,15 @@ from terminal.engine import (
     APDUCounter,
     ApplicationImage,
     CalypsoCard,
-    CardAuthenticationError,
-    CardCommand,
-    CardError,
     CardTransactionManager,
     CommunicationError,
     EngineError,
     SAMResource,
     SessionOpening,
 )
+from terminal.engine.journaled import SessionOutcome as SessionOutcome  # moved: shared
+from terminal.engine.journaled import run_journaled_session
 from terminal.fares.local_time import to_local
-from terminal.journal.errors import JournalError
 from terminal.journal.store import Journal
 
 log = logging.getLogger(__name__)
@@ -84,29 +80,6 @@ CURSUS, WALLET = "cursus", "wallet"
 CANTEEN_AID_PURSE = "cursus.canteen_aid"
 WALLET_PURSE = "wallet.sv"
 SERVICE_CODES = {"breakfast": 1, "lunch": 2, "snack": 3, "dinner": 4}  # cursus.canteen_log codes
-
-
-class SessionOutcome:
-    """How one secure session of a tap ended, and its journal record if it reached the journal."""
-
-    COMMITTED = "committed"  # verified close, journal COMMITTED
-    UNCERTAIN = "uncertain"  # close sent, answer lost or unverified: the next tap decides
-    ABORTED = "aborted"  # journaled, but the card certainly did not commit (journal ABORTED)
-    NOT_STARTED = "not_started"  # failed before the journal's begin: nothing on card or journal
-
-    def __init__(self, status: str, record: JournalRecord | None, error: str = "") -> None:
-        self.status = status
-        self.record = record
-        self.error = error
-
-    @property
-    def committed(self) -> bool:
-        """Whether the card committed the session (as far as the till knows now)."""
-        return self.status == SessionOutcome.COMMITTED
-
-    def __repr__(self) -> str:
-        seq = None if self.record is None else self.record.seq
-        return f"<SessionOutcome {self.status} seq={seq} {self.error}>"
 
 
 @dataclass
@@ -469,49 +442,9 @@ class CanteenTill:
         on disk before the card can commit. The SAM's traceable signature is asked there too,
         once the terminal sequence is known.
         """
-        seq: int | None = None
-        signature = b""
-
-        def before_close() -> None:
-            nonlocal seq, signature
-            intent = intent_of(opening)
-            seq = self.journal.begin(intent)
-            signed = intent_sam_input(self.journal.terminal_id, seq, intent)
-            signature = self.sam.compute_signature(signed).to_bytes()
-
-        try:
-            opening = tm.process_opening(KeyRole.DEBIT)
-            prepare(opening)
-            tm.process_closing(ratify_now=self.ratify_now, before_close=before_close)
-        except JournalError:
-            raise
-        except CommunicationError as exc:
-            if seq is None:
-                return SessionOutcome(SessionOutcome.NOT_STARTED, None, f"reader: {exc}")
-            if exc.command is CardCommand.CLOSE_SECURE_SESSION and exc.may_have_reached_card:
-                return SessionOutcome(
-                    SessionOutcome.UNCERTAIN, self.journal.mark_uncertain(seq), str(exc)
-                )
-            record = self.journal.abort(seq, f"close not delivered: {exc}")
-            return SessionOutcome(SessionOutcome.ABORTED, record, str(exc))
-        except CardAuthenticationError as exc:
-            # The card answered its close (so it committed) but the SAM did not verify it.
-            assert seq is not None
-            record = self.journal.mark_uncertain(seq)
-            return SessionOutcome(SessionOutcome.UNCERTAIN, record, str(exc))
-        except CardError as exc:
-            if seq is None:
-                return SessionOutcome(SessionOutcome.NOT_STARTED, None, f"card: {exc}")
-            record = self.journal.abort(seq, f"{exc.sw:04X} {exc.status.meaning}")
-            return SessionOutcome(SessionOutcome.ABORTED, record, f"card: {exc}")
-        except EngineError as exc:
-            if seq is None:
-                return SessionOutcome(SessionOutcome.NOT_STARTED, None, f"card: {exc}")
-            # Raised after begin and before the close went out (the SAM refused to sign).
-            record = self.journal.abort(seq, f"close not sent: {exc}")
-            return SessionOutcome(SessionOutcome.ABORTED, record, str(exc))
-        assert seq is not None
-        return SessionOutcome(SessionOutcome.COMMITTED, self.journal.commit(seq, signature))
+        return run_journaled_session(
+            tm, self.sam, self.journal, prepare, intent_of, ratify_now=self.ratify_now
+        )
 
     def _ratify(self, tm: CardTransactionManager) -> None:
         if self.ratify_now:

@@ -8,6 +8,7 @@ status word against :data:`terminal.engine.status.SAM_STATUS`.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from firmware_host.readers.base import Reader
@@ -20,6 +21,8 @@ log = logging.getLogger(__name__)
 CLA_SAM = 0x80
 SIGNATURE_SIZE = 8
 CHALLENGE_SIZE = 8
+APDU_DATA_MAX = 255
+P1_DIGEST_UPDATE_MULTIPLE = 0x80
 
 
 @dataclass(frozen=True)
@@ -102,6 +105,51 @@ class SAMResource:
     def digest_update(self, element: bytes) -> None:
         """Digest one card command APDU or one card response (data + SW), 1..255 bytes."""
         self._send(SAMCommand.DIGEST_UPDATE, _apdu(0x8C, element))
+
+    def digest_update_multiple(self, elements: Sequence[bytes]) -> None:
+        """Digest several elements in one APDU: ``length (1) || element`` each, 255 bytes in all.
+
+        Raises:
+            ValueError: no element, an empty element or one of more than 254 bytes, or more
+                than 255 bytes in all (see :meth:`digest_elements`, which splits).
+        """
+        data = b"".join(bytes([len(e)]) + e for e in elements)
+        if not elements or not all(1 <= len(e) < APDU_DATA_MAX for e in elements):
+            raise ValueError("Digest Update Multiple takes elements of 1 to 254 bytes")
+        if len(data) > APDU_DATA_MAX:
+            raise ValueError("Digest Update Multiple data is 255 bytes at most")
+        self._send(
+            SAMCommand.DIGEST_UPDATE_MULTIPLE, _apdu(0x8C, data, p1=P1_DIGEST_UPDATE_MULTIPLE)
+        )
+
+    def digest_elements(self, elements: Sequence[bytes]) -> None:
+        """Digest ``elements`` in order, in as few SAM APDUs as fit the 255-byte limit.
+
+        Consecutive elements are packed into Digest Update Multiple APDUs; an element alone in
+        its APDU (or too long for a length prefix: 255 bytes) goes in a plain Digest Update.
+        """
+        batch: list[bytes] = []
+        size = 0
+
+        def flush() -> None:
+            nonlocal size
+            if len(batch) == 1:
+                self.digest_update(batch[0])
+            elif batch:
+                self.digest_update_multiple(batch)
+            batch.clear()
+            size = 0
+
+        for element in elements:
+            if len(element) >= APDU_DATA_MAX:
+                flush()
+                self.digest_update(element)
+                continue
+            if size + 1 + len(element) > APDU_DATA_MAX:
+                flush()
+            batch.append(element)
+            size += 1 + len(element)
+        flush()
 
     def digest_close(self) -> bytes:
         """The terminal signature (8 bytes) for Close Secure Session."""

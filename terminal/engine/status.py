@@ -89,6 +89,7 @@ class SAMCommand(enum.Enum):
     GET_CHALLENGE = "Get Challenge"
     DIGEST_INIT = "Digest Init"
     DIGEST_UPDATE = "Digest Update"
+    DIGEST_UPDATE_MULTIPLE = "Digest Update Multiple"
     DIGEST_CLOSE = "Digest Close"
     DIGEST_AUTHENTICATE = "Digest Authenticate"
     SV_PREPARE_LOAD = "SV Prepare Load"
@@ -249,6 +250,7 @@ SAM_STATUS: Mapping[SAMCommand, Mapping[int, StatusInfo]] = MappingProxyType(
         SAMCommand.GET_CHALLENGE: _sam(),
         SAMCommand.DIGEST_INIT: _sam({0x6A88: StatusInfo("no such master key (KIF/KVC)", X)}),
         SAMCommand.DIGEST_UPDATE: _sam(),
+        SAMCommand.DIGEST_UPDATE_MULTIPLE: _sam({0x6A80: StatusInfo("malformed elements", R)}),
         SAMCommand.DIGEST_CLOSE: _sam(),
         SAMCommand.DIGEST_AUTHENTICATE: _sam(
             {0x6988: StatusInfo("card signature wrong: card not genuine", X)}

@@ -8,8 +8,9 @@ per-command tables (:mod:`terminal.engine.status`) and update the in-memory imag
 Secure session (docs/secure-session.md), with the SAM (:class:`~terminal.engine.sam.SAMResource`):
 
 1. :meth:`CardTransactionManager.process_opening`: SAM Select Diversifier and Get Challenge, card
-   Open Secure Session (reading one record for free), SAM Digest Init. Commands queued before the
-   opening are then sent inside the session.
+   Open Secure Session (reading one record for free); SAM Digest Init follows with the first
+   digest elements (so :meth:`~CardTransactionManager.abandon_session` right after the opening
+   costs no more SAM APDUs). Commands queued before the opening are then sent inside the session.
 2. ``prepare_*`` the modifications (and reads), :meth:`~CardTransactionManager.process_commands`
    if their answers are needed before deciding what else to write.
 3. :meth:`CardTransactionManager.process_closing`: when every queued command has a response the
@@ -22,9 +23,12 @@ Secure session (docs/secure-session.md), with the SAM (:class:`~terminal.engine.
    updated only now: the card has committed.
 4. :meth:`CardTransactionManager.process_ratification` (after a close with ``ratify_now=False``).
 
-APDU counts: each command inside a session costs one card APDU and two SAM Digest Update APDUs
-(our SAM takes one element per APDU); the session itself costs 2 card APDUs (open, close) and 5 SAM
-APDUs (Select Diversifier, Get Challenge, Digest Init, Digest Close, Digest Authenticate).
+APDU counts: each command inside a session costs one card APDU; its command and response are
+digest elements, kept in a buffer and given to the SAM in Digest Update Multiple APDUs (255 bytes
+each) right before the next SAM command of the session, so that the SAM sees the elements in
+exchange order. An anticipated close sends every element in one (or two) APDUs. The session itself
+costs 2 card APDUs (open, close) and 5 SAM APDUs (Select Diversifier, Get Challenge, Digest Init,
+Digest Close, Digest Authenticate).
 """
 
 from __future__ import annotations
@@ -184,6 +188,8 @@ class CardTransactionManager:
         self._pending: list[PreparedCommand] = []
         self._session: _Session | None = None
         self._committed_later: list[tuple[PreparedCommand, bytes]] = []
+        self._digest_buffer: list[bytes] = []
+        self._digest_init_pending: bytes | None = None
 
     # -- state ------------------------------------------------------------------------------
     @property
@@ -405,9 +411,7 @@ class CardTransactionManager:
             return
         data, sw = self._card.transmit(prepared.command, prepared.apdu)
         if session is not None:
-            sam = self._require_sam()
-            sam.digest_update(prepared.apdu)
-            sam.digest_update(data + sw.to_bytes(2, "big"))
+            self._digest_buffer += [prepared.apdu, data + sw.to_bytes(2, "big")]
         check_card(prepared.command, sw)
         app = self._app()
         if prepared.command is CardCommand.READ_RECORDS:
@@ -435,18 +439,33 @@ class CardTransactionManager:
             CardCommand.SV_RELOAD: cmd.INS_SV_RELOAD,
             CardCommand.SV_UNDEBIT: cmd.INS_SV_UNDEBIT,
         }[prepared.command]
+        self._flush_digest()
         mac = sam.sv_prepare(ins, session.sv_state, prepared.data)
         apdu = cmd.sv_operation(ins, prepared.data, mac)
         data, sw = self._card.transmit(prepared.command, apdu)
-        sam.digest_update(apdu)
-        sam.digest_update(data + sw.to_bytes(2, "big"))
+        self._digest_buffer += [apdu, data + sw.to_bytes(2, "big")]
         check_card(prepared.command, sw)
+        self._flush_digest()
         try:
             sam.sv_check(data[:8])
         except SAMError as exc:
             raise CardAuthenticationError(f"card SV signature: {exc}") from exc
         session.sv_state = None
         self._committed_later.append((prepared, data))
+
+    def _flush_digest(self) -> None:
+        """Give the SAM the digest elements kept so far (Digest Update Multiple, in order).
+
+        Digest Init itself waits until here: a session the terminal abandons after reading the
+        opening (:meth:`abandon_session`) costs the SAM nothing more than its challenge.
+        """
+        sam = self._require_sam()
+        if self._digest_init_pending is not None:
+            sam.digest_init(self._digest_init_pending)
+            self._digest_init_pending = None
+        elements, self._digest_buffer = self._digest_buffer, []
+        if elements:
+            sam.digest_elements(elements)
 
     def process_opening(
         self, role: KeyRole, *, read: tuple[str, int] | None = None
@@ -491,9 +510,10 @@ class CardTransactionManager:
         self.card.previous_session_ratified = opening.previous_session_ratified
         if read is not None and opening.record:
             app.set_record(read[0], read[1], opening.record)
-        sam.digest_init(data)
+        self._digest_init_pending = data  # sent with the first digest elements
         self._session = _Session(app.layout, role, opening)
         self._committed_later = []
+        self._digest_buffer = []
         queued, self._pending = self._pending, []
         for prepared in queued:  # commands prepared before the opening go into the session
             self._pending.append(prepared)
@@ -571,8 +591,8 @@ class CardTransactionManager:
             if can_anticipate:
                 for prepared, answer in zip(pending, anticipated, strict=True):
                     assert answer is not None
-                    sam.digest_update(prepared.apdu)
-                    sam.digest_update(answer)
+                    self._digest_buffer += [prepared.apdu, answer]
+                self._flush_digest()
                 signature = sam.digest_close()
                 for prepared, answer in zip(pending, anticipated, strict=True):
                     data, sw = self._card.transmit(prepared.command, prepared.apdu)
@@ -585,6 +605,7 @@ class CardTransactionManager:
             else:
                 for prepared in pending:
                     self._process_one(prepared)
+                self._flush_digest()
                 signature = sam.digest_close()
             if before_close is not None:
                 before_close()
@@ -657,6 +678,8 @@ class CardTransactionManager:
     def _cancel_quietly(self) -> None:
         self._session = None
         self._pending = []
+        self._digest_buffer = []
+        self._digest_init_pending = None
         try:
             self._card.transmit(CardCommand.CLOSE_SECURE_SESSION, cmd.cancel_secure_session())
         except EngineError:
@@ -671,6 +694,19 @@ class CardTransactionManager:
             self._pending = []
             return
         self._cancel_quietly()
+
+    def abandon_session(self) -> None:
+        """Forget the open session without sending anything (no signature, no cancel command).
+
+        For a terminal that opened a session to read the counters and the transaction counter
+        and then needs another application first: the next Select Application drops the
+        session on the card (anti-tearing: nothing of it is committed), so the cancel command
+        would be one APDU for nothing. Safe to call with no session open.
+        """
+        self._session = None
+        self._pending = []
+        self._digest_buffer = []
+        self._digest_init_pending = None
 
     def process_ratification(self) -> None:
         """Send the ratification command after a close with ``ratify_now=False``."""

@@ -3,24 +3,30 @@
 One :meth:`GateValidator.on_card` per tap (docs/gate.md has the sequence with APDU counts):
 
 1. Selection of PLUM with the environment, the event log, the contract list and the contracts
-   read in the same exchange.
-2. A first decision on PLUM alone tells whether an entitlement of another application could change
-   the outcome (free before paid: a pass or a transfer wins, and deny-list, invalidation,
-   environment and anti-passback refusals come first). Only then are Cursus (school transport)
-   and Mes droits pour l'emploi (mobility aid) read, outside any session (free reads), and PLUM
-   selected again.
-3. Open Secure Session on PLUM with the debit key, reading the counters record: the card's
-   transaction counter and ratification flag come with it. ``journal.resolve`` decides any
-   earlier session of this card left uncertain, *before* deciding this tap: a session that the
-   card committed is never charged again, and if its barrier never opened it opens now.
-4. The decision (pure, :func:`terminal.fares.decide`), without the network.
-5. Writes (event appended, counter decreased) with anticipated responses, ``journal.begin`` right
-   before Close Secure Session, the close (ratification deferred), ``journal.commit`` with the
-   SAM's traceable signature, the ratification command, then the barrier.
+   read in the same exchange; Open Secure Session on PLUM (debit key) reading the counters: the
+   card's transaction counter and ratification flag come with it.
+2. ``journal.resolve`` decides any earlier session of this card left uncertain, *before*
+   deciding this tap. A validation of this card that committed without its barrier opening
+   (close answer lost, or the gate died between the commit and the barrier: the gate's
+   :class:`~terminal.gate.barrier.BarrierLog`) opens the barrier now, without a new charge.
+3. A first decision on PLUM alone (:func:`terminal.fares.decide`, pure, without the network).
+   Only when PLUM gives no right for this tap (a refusal such as "no valid contract", "expired",
+   "out of zone"), or gives a paid trip to a holder whose profile may carry a free entitlement,
+   are Cursus (school transport), Mes droits pour l'emploi (mobility aid) and the wallet read,
+   outside any session (the PLUM session is abandoned: the Select drops it on the card), then
+   PLUM selected and opened again. A pay-as-you-go event this decision relies on (a transfer,
+   "Déjà validé") is trusted only when its SV debit is in the wallet's debit log.
+4. The PLUM session: event appended (and carnet counter decreased) with anticipated responses,
+   ``journal.begin`` right before Close Secure Session, the close (ratification deferred),
+   ``journal.commit`` with the SAM's traceable signature.
+5. Pay-as-you-go: a second session, in the wallet (SV Get, SV Debit), journaled on its own.
+6. The ratification command, then the barrier, then the barrier log.
 
-Failures: a card pulled away before the close leaves nothing on the card (anti-tearing): nothing
-journaled, "Veuillez représenter votre carte". A close whose answer is lost is journaled
-UNCERTAIN; the card's next tap resolves it.
+Failures: a card pulled away before a close leaves nothing of that session on the card
+(anti-tearing): "Veuillez représenter votre carte". A close whose answer is lost is journaled
+UNCERTAIN; the card's next tap resolves it. A pay-as-you-go ride whose wallet session failed is
+on the card unpaid: the barrier stays closed, and the next tap at this gate takes the payment and
+opens; elsewhere the unpaid ride gives no right (no transfer from it).
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ import enum
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from card_schema.crypto import KeyRole
 from card_schema.uploads.records import (
@@ -40,13 +46,13 @@ from card_schema.uploads.records import (
     TransactionKind,
     TransactionState,
 )
-from card_schema.uploads.signing import intent_sam_input
 from firmware_host.osdp.errors import PeripheralError
 from firmware_host.osdp.gate import GatePeripheral
 from firmware_host.readers.base import Reader
-from terminal.cardimage import encode_event, fare_card_image
+from terminal.cardimage import decode_event, encode_event, fare_card_image, local_naive
 from terminal.engine import (
     APDUCounter,
+    ApplicationImage,
     CalypsoCard,
     CardSelection,
     CardTransactionManager,
@@ -54,13 +60,19 @@ from terminal.engine import (
     EngineError,
     SAMResource,
     SelectionError,
+    SessionOpening,
     select_card,
 )
-from terminal.engine.errors import CardAuthenticationError
-from terminal.engine.status import CardCommand
-from terminal.fares import DISPLAY_TEXT, Decision, Reason, decide, inspect
-from terminal.fares.model import GateKind, Place, Tap
+from terminal.engine.journaled import SessionOutcome, run_journaled_session
+from terminal.engine.svlog import WalletDebit, non_blank
+from terminal.fares import DISPLAY_TEXT, Decision, Reason, Tariff, decide, inspect
+from terminal.fares.local_time import to_local
+from terminal.fares.model import CardImage, Event, GateKind, Place, ProfileCode, Tap
+from terminal.fares.reasons import format_euros
+from terminal.fares.rules import trip_fare
 from terminal.fares.signed import PushedTables
+from terminal.fares.tariff import ProductKind
+from terminal.gate.barrier import BarrierLog
 from terminal.journal import Journal
 from terminal.journal.errors import JournalError
 
@@ -71,6 +83,27 @@ DISPLAY_UNKNOWN_CARD = "Carte non reconnue"
 DISPLAY_OUT_OF_SERVICE = "Hors service"
 DISPLAY_NOT_PAYABLE_HERE = "Paiement impossible ici"
 PASSAGE_TIMEOUT_S = 8.0
+WALLET_PURSE = "wallet.sv"
+
+# A PLUM-only refusal of these kinds may be lifted by another application (lazy reads).
+NO_RIGHT_REASONS = frozenset(
+    {
+        Reason.NO_VALID_CONTRACT,
+        Reason.CONTRACT_EXPIRED,
+        Reason.CONTRACT_NOT_YET_VALID,
+        Reason.OUT_OF_ZONE,
+        Reason.NOT_VALID_HERE,
+        Reason.PROFILE_EXPIRED,
+        Reason.CARNET_EMPTY,
+        Reason.INSUFFICIENT_BALANCE,
+    }
+)
+# Read in this order (the fares decision order: school transport, mobility aid, wallet).
+OTHER_APPLICATIONS = ("cursus", "employment", "wallet")
+SV_LOG_READ = "wallet.sv_debit_log"  # in _Tap.read once the SV debit log was read
+APPLICATION_READS = {"cursus": ("student",), "employment": ("rights",)}
+# Holder profiles (PLUM environment) that may come with a free entitlement elsewhere.
+PROFILE_HINTS = ((ProfileCode.STUDENT, "cursus"), (ProfileCode.JOB_SEEKER, "employment"))
 
 PLUM_READS = ("environment", "events", "contract_list", "contracts")
 PLUM_SELECTION = (
@@ -130,6 +163,10 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
 @dataclass
 class _Tap:
     """State of the tap in progress (for error handling)."""
@@ -139,7 +176,25 @@ class _Tap:
     seq: int | None = None
     resolved: tuple[JournalRecord, ...] = ()
     decision: Decision | None = None
-    extra: dict[str, object] = field(default_factory=dict)
+    barrier_rows: list[int] = field(default_factory=list)
+    read: set[str] = field(default_factory=set)
+    excluded: Event | None = None  # an unpaid pay-as-you-go ride: no right comes from it
+
+
+@dataclass
+class _Card:
+    """What this tap knows of the card, and the objects driving it."""
+
+    card: CalypsoCard
+    manager: CardTransactionManager
+    tariff: Tariff
+    fare_tap: Tap
+    opening: SessionOpening | None
+    events: list[bytes]
+
+    @property
+    def plum(self) -> ApplicationImage:
+        return self.card.application("plum")
 
 
 class GateValidator:
@@ -157,6 +212,9 @@ class GateValidator:
         ratify_now: close with immediate ratification instead of a ratification command (the
             default follows Keyple: deferred, then the ratification command).
         passage_timeout: seconds the barrier waits for the passage.
+        barrier_log: where the barrier outcome of each validation is kept (a file next to the
+            journal in production: ``regioncard gate`` uses ``<journal>.barrier``); in memory by
+            default.
     """
 
     def __init__(
@@ -172,6 +230,7 @@ class GateValidator:
         kind: GateKind = GateKind.GATE,
         ratify_now: bool = False,
         passage_timeout: float = PASSAGE_TIMEOUT_S,
+        barrier_log: BarrierLog | None = None,
     ) -> None:
         self.reader = reader
         self.counter = APDUCounter()
@@ -184,6 +243,7 @@ class GateValidator:
         self.kind = kind
         self.ratify_now = ratify_now
         self.passage_timeout = passage_timeout
+        self.barrier_log = barrier_log if barrier_log is not None else BarrierLog()
         self.step_hook: Callable[[str], None] | None = None
         """Called with a step name at each step of a validation (tests kill the process here)."""
 
@@ -205,29 +265,15 @@ class GateValidator:
             log.info("card not accepted: %s", exc)
             return self._finish(tap, TapOutcome.UNKNOWN_CARD, False, DISPLAY_UNKNOWN_CARD)
         except CommunicationError as exc:
-            return self._communication_failure(tap, exc)
-        except CardAuthenticationError as exc:
-            log.error("card signature not verified after close: %s", exc)
-            if tap.seq is not None:
-                self.journal.mark_uncertain(tap.seq)
-            return self._finish(tap, TapOutcome.UNCERTAIN, False, DISPLAY_PRESENT_AGAIN)
+            log.info("card left the field: %s", exc)
+            return self._finish(tap, TapOutcome.ABORTED, False, DISPLAY_PRESENT_AGAIN)
         except (EngineError, JournalError) as exc:
-            log.warning("session not committed: %s", exc)
-            if tap.seq is not None:
-                self.journal.abort(tap.seq, str(exc)[:200])
+            # A journal failure after begin leaves the record PENDING: the next Journal.open
+            # makes it UNCERTAIN and the card's next tap decides it.
+            log.warning("tap not completed: %s", exc)
             return self._finish(tap, TapOutcome.ABORTED, False, DISPLAY_PRESENT_AGAIN)
         finally:
             self.reader.disconnect()
-
-    def _communication_failure(self, tap: _Tap, exc: CommunicationError) -> TapResult:
-        if tap.seq is not None:
-            if exc.command is CardCommand.CLOSE_SECURE_SESSION and exc.may_have_reached_card:
-                log.warning("close answer lost, session uncertain (seq %d): %s", tap.seq, exc)
-                self.journal.mark_uncertain(tap.seq)
-                return self._finish(tap, TapOutcome.UNCERTAIN, False, DISPLAY_PRESENT_AGAIN)
-            self.journal.abort(tap.seq, f"communication: {exc}"[:200])
-        log.info("card left the field: %s", exc)
-        return self._finish(tap, TapOutcome.ABORTED, False, DISPLAY_PRESENT_AGAIN)
 
     def _finish(
         self,
@@ -253,6 +299,8 @@ class GateValidator:
         try:
             if accepted:
                 self.peripheral.signal_valid(display)
+                for row in tap.barrier_rows:  # the barrier was told to open: never again
+                    self.barrier_log.opened(row)
                 self.peripheral.wait_passage(self.passage_timeout)
             else:
                 self.peripheral.signal_refused(display)
@@ -267,15 +315,20 @@ class GateValidator:
         )
         return result
 
+    def _session_failed(self, tap: _Tap, outcome: SessionOutcome) -> TapResult:
+        """A session that did not commit (as far as the gate knows): present the card again."""
+        if outcome.record is not None:
+            tap.seq = outcome.record.seq
+        log.info("session not committed: %s", outcome)
+        state = TapOutcome.UNCERTAIN if outcome.status == SessionOutcome.UNCERTAIN else None
+        return self._finish(tap, state or TapOutcome.ABORTED, False, DISPLAY_PRESENT_AGAIN)
+
     def _on_card(self, tap: _Tap) -> TapResult:
         self._step("select")
         card = CalypsoCard(atr=self.reader.connect())
         manager = CardTransactionManager(self.reader, card, self.sam, counter=tap.counter)
-        if self.kind is not GateKind.BIKE_SHELTER:
-            # Free school transport (Cursus) comes before a carnet or the wallet: read it first,
-            # outside any session, so that PLUM stays selected for the session (no re-select).
-            manager.process_select_application("cursus", reads=("student",))
         select_card(self.reader, PLUM_SELECTION, counter=tap.counter, card=card)
+        tap.read.add("plum")
         tariff = self.tables.tariff_at(tap.now)
         if self.kind is GateKind.INSPECTOR:
             return self._inspect(tap, card, manager)
@@ -287,107 +340,367 @@ class GateValidator:
             return self._finish(tap, outcome, shelter.accepted, shelter.display)
         self._step("open_session")
         opening = manager.process_opening(KeyRole.DEBIT, read=("counters", 1))
-        plum = card.application("plum")
-        events = _event_log(plum.file_records("events"))
+        events = _event_log(card.application("plum").file_records("events"))
+        ctx = _Card(card, manager, tariff, fare_tap, opening, events)
         self._step("resolve")
         tap.resolved = tuple(self.journal.resolve(card.serial, opening.transaction_counter, events))
-        recovered = [
-            r
-            for r in tap.resolved
-            if r.state is TransactionState.COMMITTED and r.intent.written_event in events
-        ]
-        if recovered:
-            # A session of this card committed without its barrier opening (close answer lost,
-            # or the terminal died after the close): open now, charge nothing.
-            manager.process_cancel()
-            log.info("recovered session %d: no new charge", recovered[-1].seq)
-            return self._finish(tap, TapOutcome.RECOVERED, True, DISPLAY_TEXT[Reason.OK])
+        waiting = self._barrier_never_opened(tap, ctx)
+        if waiting is not None:
+            return self._open_again(tap, ctx, waiting)
         self._step("decide")
-        image = fare_card_image(card, tariff)
-        decision = decide(image, fare_tap, tariff, self.tables.deny_list)
-        if decision.sv_debit or decision.entitlement_debit is not None:
-            # Wallet and mobility-aid debits need a session in another application, which this
-            # gate does not run yet: decide again with what PLUM alone can pay (carnet, pass).
-            decision = decide(
-                replace(image, sv_balance=None, mobility_aid=None),
-                fare_tap,
-                tariff,
-                self.tables.deny_list,
-            )
+        decision = self._decide(tap, ctx)
+        if isinstance(decision, TapResult):
+            return decision
+        if decision.entitlement_debit is not None:
+            # Mobility aid: an entitlement, not a purse (docs/gate.md): the gate holds no key
+            # that may write the employment rights file; the event names the aid's product only.
+            decision = replace(decision, entitlement_debit=None)
         tap.decision = decision
         if not decision.accepted or not decision.writes:
             manager.process_cancel()
             outcome = TapOutcome.REFUSED if not decision.accepted else TapOutcome.NO_WRITE
             return self._finish(tap, outcome, decision.accepted, decision.display)
-        if decision.sv_debit or decision.entitlement_debit is not None or decision.event is None:
-            # SV and aid debits live in other applications (another session): not at this gate yet.
+        if decision.event is None:
             manager.process_cancel()
             return self._finish(tap, TapOutcome.REFUSED, False, DISPLAY_NOT_PAYABLE_HERE)
         if not self.peripheral.online:
             manager.process_cancel()
             return self._finish(tap, TapOutcome.OUT_OF_SERVICE, False, DISPLAY_OUT_OF_SERVICE)
-        intent = self._prepare_writes(manager, card, decision, tap, opening.transaction_counter)
+        return self._validate(tap, ctx, decision)
 
-        signature: list[bytes] = []
+    # -- deciding -----------------------------------------------------------------------------
+    def _image(self, tap: _Tap, ctx: _Card) -> CardImage:
+        image = fare_card_image(ctx.card, ctx.tariff)
+        if tap.excluded is not None:
+            image = replace(image, events=tuple(e for e in image.events if e != tap.excluded))
+        return image
 
-        def begin_and_sign() -> None:
-            self._step("journal_begin")
-            tap.seq = self.journal.begin(intent)
-            self._step("sign")
-            payload = intent_sam_input(self.journal.terminal_id, tap.seq, intent)
-            signature.append(self.sam.compute_signature(payload).to_bytes())
-            self._step("close")
+    def _decide_now(self, tap: _Tap, ctx: _Card) -> Decision:
+        return decide(self._image(tap, ctx), ctx.fare_tap, ctx.tariff, self.tables.deny_list)
 
-        manager.process_closing(ratify_now=self.ratify_now, before_close=begin_and_sign)
-        assert tap.seq is not None
-        self._step("closed")
-        self.journal.commit(tap.seq, signature[0])
-        self._step("committed")
-        if not self.ratify_now:
-            self._step("ratify")
-            try:
-                manager.process_ratification()
-            except CommunicationError as exc:  # committed anyway; the flag stays "not ratified"
-                log.info("ratification not delivered: %s", exc)
-        return self._finish(tap, TapOutcome.COMMITTED, True, decision.display)
+    def _decide(self, tap: _Tap, ctx: _Card) -> Decision | TapResult:
+        """PLUM first; the other applications only when PLUM gives no right (docs/gate.md)."""
+        decision = self._decide_now(tap, ctx)
+        newest = self._newest_event(ctx)
+        if newest is not None and self._relies_on(decision, newest, ctx):
+            paid = self._payment_state(tap, ctx, newest)
+            if paid is False and decision.reason is Reason.ALREADY_VALIDATED:
+                # The ride of the previous tap here is on the card, its payment is not: the
+                # passenger is still in front of this gate. Take the payment, open.
+                return self._complete_payment(tap, ctx, newest, [])
+            if paid is False:
+                log.info("unpaid pay-as-you-go ride of %s: no right from it", newest.when)
+                tap.excluded = newest
+                decision = self._decide_now(tap, ctx)
+        to_read = self._other_applications(decision, tap, ctx)
+        for name in to_read:
+            self._read_application(tap, ctx, name)
+            decision = self._decide_now(tap, ctx)
+            if decision.accepted and not (decision.counter_debit or decision.sv_debit):
+                break  # free (school transport, mobility aid): nothing more to read
+        return decision
 
-    def _prepare_writes(
+    def _other_applications(self, decision: Decision, tap: _Tap, ctx: _Card) -> list[str]:
+        """The applications still to read before this decision can stand (lazy reads)."""
+        if not decision.accepted and decision.reason in NO_RIGHT_REASONS:
+            wanted = list(OTHER_APPLICATIONS)
+        elif decision.accepted and decision.counter_debit is not None:
+            # Free before paid (docs/tariffs.md): a carnet trip waits for the entitlement the
+            # holder's profile says they may have.
+            today = to_local(ctx.fare_tap.when).date()
+            profiles = {p.code for p in self._image(tap, ctx).profiles if p.is_valid_on(today)}
+            wanted = [app for code, app in PROFILE_HINTS if code in profiles]
+        else:
+            wanted = []
+        return [name for name in wanted if name not in tap.read]
+
+    def _read_application(self, tap: _Tap, ctx: _Card, name: str, *, sv_log: bool = False) -> None:
+        """Read another application outside any session (the PLUM session is dropped).
+
+        The wallet: SV Get (balance), and with ``sv_log`` its SV debit log too (the evidence of
+        pay-as-you-go payments and of this card's uncertain wallet sessions).
+        """
+        ctx.manager.abandon_session()
+        ctx.opening = None
+        tap.read.add(name)
+        if name == "wallet":
+            reads = ("sv_debit_log",) if sv_log else ()
+            wallet = ctx.manager.process_select_application("wallet", reads=reads)
+            if wallet is None:
+                return
+            ctx.manager.prepare_sv_get()
+            ctx.manager.process_commands()
+            if sv_log:
+                tap.read.add(SV_LOG_READ)
+                self._resolve_wallet(tap, ctx, wallet)
+        else:
+            ctx.manager.process_select_application(name, reads=APPLICATION_READS[name])
+
+    def _resolve_wallet(self, tap: _Tap, ctx: _Card, wallet: ApplicationImage) -> None:
+        """Decide this card's uncertain wallet sessions from the SV debit log just read."""
+        counter = ctx.card.transaction_counter
+        assert counter is not None
+        sv_log = non_blank(wallet.file_records("sv_debit_log"))
+        tap.resolved += tuple(self.journal.resolve(ctx.card.serial, counter, sv_log))
+
+    def _reopen_plum(self, ctx: _Card) -> SessionOpening:
+        """PLUM selected again (records already read) and a new session opened, if needed."""
+        if ctx.opening is None:
+            plum = ctx.plum
+            ctx.manager.process_select_application("plum", df_name=plum.df_name)
+            ctx.opening = ctx.manager.process_opening(KeyRole.DEBIT, read=("counters", 1))
+        return ctx.opening
+
+    # -- pay-as-you-go evidence -----------------------------------------------------------------
+    def _newest_event(self, ctx: _Card) -> Event | None:
+        return decode_event(ctx.events[0], ctx.tariff) if ctx.events else None
+
+    def _is_payg(self, event: Event, tariff: Tariff) -> bool:
+        product = tariff.product(event.product_id)
+        return product is not None and product.kind is ProductKind.PAY_AS_YOU_GO
+
+    def _relies_on(self, decision: Decision, newest: Event, ctx: _Card) -> bool:
+        """Whether ``decision`` stands on the newest event, a pay-as-you-go ride."""
+        if not self._is_payg(newest, ctx.tariff):
+            return False
+        if decision.reason is Reason.TRANSFER:
+            return decision.contract_slot is None and decision.product_id == newest.product_id
+        return decision.reason is Reason.ALREADY_VALIDATED
+
+    def _payment_state(self, tap: _Tap, ctx: _Card, ride: Event) -> bool | None:
+        """``True`` if the wallet's debit log holds the ride's SV debit, ``False`` if it shows
+        none since the ride, ``None`` if the log cannot tell (three newer debits): then the
+        ride counts as paid, never charged twice (the journal has the evidence)."""
+        if SV_LOG_READ not in tap.read:
+            self._read_application(tap, ctx, "wallet", sv_log=True)
+        wallet = ctx.card.applications.get("wallet")
+        if wallet is None:
+            return None
+        raw = wallet.file_records("sv_debit_log")
+        debits = [d for d in (WalletDebit.from_record(r) for r in raw) if d is not None]
+        when = local_naive(ride.when).replace(second=0, microsecond=0)
+        if any(d.at == when and d.location == ride.station_id and d.amount > 0 for d in debits):
+            return True
+        if len(debits) >= len(raw) and debits and min(d.at for d in debits) >= when:
+            return None
+        return False
+
+    # -- opening again without charging -----------------------------------------------------
+    def _barrier_never_opened(self, tap: _Tap, ctx: _Card) -> bytes | None:
+        """The newest PLUM event of a validation of this card whose barrier never opened.
+
+        Either the journal just recovered the session as committed (its close answer was lost),
+        or the barrier log has it pending (the gate died between the commit and the barrier)
+        and the tap is within the anti-passback window of that validation.
+        """
+        recovered = [
+            r
+            for r in tap.resolved
+            if r.state is TransactionState.COMMITTED
+            and r.intent.application == "plum"
+            and r.intent.written_event in ctx.events
+        ]
+        window = timedelta(seconds=ctx.tariff.anti_passback_seconds)
+        pending = [
+            p
+            for p in self.barrier_log.pending(ctx.card.serial)
+            if ctx.events and p.event == ctx.events[0] and timedelta(0) <= tap.now - p.at < window
+        ]
+        tap.barrier_rows = [p.row for p in pending]
+        if pending:
+            return pending[0].event
+        if recovered:
+            event = recovered[-1].intent.written_event
+            assert event is not None
+            return event
+        return None
+
+    def _open_again(self, tap: _Tap, ctx: _Card, written: bytes) -> TapResult:
+        """Open for a validation already on the card: charge nothing (or only a missing
+        pay-as-you-go payment of that very ride)."""
+        ride = decode_event(written, ctx.tariff)
+        if ride is not None and self._is_payg(ride, ctx.tariff):
+            paid = self._payment_state(tap, ctx, ride)
+            if paid is False:
+                return self._complete_payment(tap, ctx, ride, tap.barrier_rows)
+        else:
+            ctx.manager.process_cancel()
+        log.info("validation already on the card, barrier never opened: no new charge")
+        return self._finish(tap, TapOutcome.RECOVERED, True, DISPLAY_TEXT[Reason.OK])
+
+    # -- writing ------------------------------------------------------------------------------
+    def _validate(self, tap: _Tap, ctx: _Card, decision: Decision) -> TapResult:
+        """The PLUM session (event, carnet trip), then the wallet session for pay-as-you-go."""
+        manager = ctx.manager
+        opening = self._reopen_plum(ctx)
+        assert decision.event is not None
+        event = encode_event(decision.event, ctx.tariff, self.place.mode)
+        intent = self._plum_intent(ctx, decision, tap, event, opening.transaction_counter)
+
+        def prepare(_: SessionOpening) -> None:
+            if decision.counter_debit is not None:
+                debit = decision.counter_debit
+                manager.prepare_decrease("counters", debit.counter_slot, debit.trips)
+            manager.prepare_append_record("events", event)
+
+        def expect_barrier(seq: int, _: TransactionIntent) -> None:
+            tap.seq = seq
+            tap.barrier_rows = [self.barrier_log.expect(ctx.card.serial, event, tap.now, seq)]
+
+        outcome = run_journaled_session(
+            manager,
+            self.sam,
+            self.journal,
+            prepare,
+            lambda _: intent,
+            ratify_now=self.ratify_now,
+            opening=opening,
+            step=self._step,
+            after_begin=expect_barrier,
+        )
+        if not outcome.committed:
+            return self._session_failed(tap, outcome)
+        display = decision.display
+        if decision.sv_debit:
+            ride = replace(decision.event, when=tap.now)
+            paid = self._wallet_session(tap, ctx, ride, decision.sv_debit)
+            if not paid.committed:
+                return self._session_failed(tap, paid)
+        self._ratify(manager)
+        return self._finish(tap, TapOutcome.COMMITTED, True, display)
+
+    def _ratify(self, manager: CardTransactionManager) -> None:
+        if self.ratify_now:
+            return
+        self._step("ratify")
+        try:
+            manager.process_ratification()
+        except CommunicationError as exc:  # committed anyway; the flag stays "not ratified"
+            log.info("ratification not delivered: %s", exc)
+
+    def _complete_payment(self, tap: _Tap, ctx: _Card, ride: Event, rows: list[int]) -> TapResult:
+        """Take the SV payment of a pay-as-you-go ride already on the card, then open."""
+        fare = trip_fare(self._image(tap, ctx), self.place, to_local(ride.when).date(), ctx.tariff)
+        if fare is None:
+            ctx.manager.process_cancel()
+            return self._finish(tap, TapOutcome.REFUSED, False, DISPLAY_NOT_PAYABLE_HERE)
+        balance = self._image(tap, ctx).sv_balance
+        if balance is None or balance < fare[1]:
+            ctx.manager.abandon_session()
+            text = f"{Reason.INSUFFICIENT_BALANCE.text} — trajet {format_euros(fare[1])}"
+            return self._finish(tap, TapOutcome.REFUSED, False, text)
+        if not self.peripheral.online:
+            return self._finish(tap, TapOutcome.OUT_OF_SERVICE, False, DISPLAY_OUT_OF_SERVICE)
+        log.info("pay-as-you-go ride of %s unpaid: completing the payment", ride.when)
+        tap.barrier_rows = rows
+        paid = self._wallet_session(tap, ctx, ride, fare[1])
+        if not paid.committed:
+            return self._session_failed(tap, paid)
+        self._ratify(ctx.manager)
+        wallet = ctx.card.application("wallet")
+        detail = "" if wallet.sv is None else f" — solde {format_euros(wallet.sv.balance)}"
+        return self._finish(tap, TapOutcome.COMMITTED, True, DISPLAY_TEXT[Reason.OK] + detail)
+
+    def _wallet_session(self, tap: _Tap, ctx: _Card, ride: Event, amount: int) -> SessionOutcome:
+        """SV Debit of ``amount`` for ``ride``, dated and located like the ride's PLUM event so
+        that the card's SV debit log names the ride it paid."""
+        manager = ctx.manager
+        at = local_naive(ride.when).replace(second=0, microsecond=0)
+        self._step("wallet")
+        try:
+            if ctx.card.current == "wallet" and SV_LOG_READ in tap.read:
+                wallet: ApplicationImage | None = ctx.card.application("wallet")
+            else:
+                # Any command after a close ratifies it: this Select ratifies the PLUM session.
+                wallet = manager.process_select_application("wallet", reads=("sv_debit_log",))
+                if wallet is not None and SV_LOG_READ not in tap.read:
+                    tap.read.add(SV_LOG_READ)
+                    self._resolve_wallet(tap, ctx, wallet)
+        except CommunicationError as exc:
+            return SessionOutcome(SessionOutcome.NOT_STARTED, None, f"reader: {exc}")
+        except EngineError as exc:
+            return SessionOutcome(SessionOutcome.NOT_STARTED, None, f"card: {exc}")
+        if wallet is None or wallet.invalidated:
+            return SessionOutcome(SessionOutcome.NOT_STARTED, None, "card: no usable wallet")
+        sv_log = non_blank(wallet.file_records("sv_debit_log"))
+        product = ctx.tariff.product(ride.product_id)
+
+        def prepare(_: SessionOpening) -> None:
+            manager.prepare_sv_debit(amount, at, ride.station_id)
+
+        def intent_of(opening: SessionOpening) -> TransactionIntent:
+            sv = wallet.sv  # from this session's SV Get, sent before the close
+            assert sv is not None
+            written = WalletDebit(
+                at=at,
+                amount=amount,
+                balance=sv.balance - amount,
+                sv_tnum=sv.tnum + 1,
+                location=ride.station_id,
+                kvc=opening.kvc,
+            ).to_record()
+            return TransactionIntent(
+                kind=TransactionKind.SV_DEBIT,
+                application="wallet",
+                card_serial=ctx.card.serial,
+                card_tx_counter=opening.transaction_counter,
+                occurred_at=_aware(tap.now),
+                movements=(
+                    PurseMovement(
+                        WALLET_PURSE, PurseUnit.EUROCENT, -amount, sv.balance, sv.balance - amount
+                    ),
+                ),
+                product_code=product.card_code if product is not None else None,
+                station_id=self.place.station_id,
+                last_events=sv_log,
+                written_event=written,
+            )
+
+        def record_seq(seq: int, _: TransactionIntent) -> None:
+            tap.seq = seq
+
+        return run_journaled_session(
+            manager,
+            self.sam,
+            self.journal,
+            prepare,
+            intent_of,
+            ratify_now=self.ratify_now,
+            step=lambda name: self._step(f"wallet_{name}"),
+            after_begin=record_seq,
+        )
+
+    def _plum_intent(
         self,
-        manager: CardTransactionManager,
-        card: CalypsoCard,
+        ctx: _Card,
         decision: Decision,
         tap: _Tap,
+        event: bytes,
         tx_counter: int,
     ) -> TransactionIntent:
-        tariff = self.tables.tariff_at(tap.now)
-        assert decision.event is not None
-        plum = card.application("plum")
-        last_events = tuple(_event_log(plum.file_records("events")))
-        event = encode_event(decision.event, tariff, self.place.mode)
+        """The PLUM session's journal intent: product code only, nothing of the holder."""
         movements: list[PurseMovement] = []
         kind = TransactionKind.VALIDATION
         if decision.counter_debit is not None:
             slot, trips = decision.counter_debit.counter_slot, decision.counter_debit.trips
-            before = plum.counter("counters", slot) or 0
-            manager.prepare_decrease("counters", slot, trips)
+            before = ctx.plum.counter("counters", slot) or 0
             movements.append(
                 PurseMovement(
                     f"plum.counter.{slot}", PurseUnit.COUNT, -trips, before, before - trips
                 )
             )
             kind = TransactionKind.COUNTER_DECREASE
-        manager.prepare_append_record("events", event)
-        product = tariff.product(decision.product_id)
+        product = ctx.tariff.product(decision.product_id)
         return TransactionIntent(
             kind=kind,
             application="plum",
-            card_serial=card.serial,
+            card_serial=ctx.card.serial,
             card_tx_counter=tx_counter,
-            occurred_at=tap.now if tap.now.tzinfo else tap.now.replace(tzinfo=UTC),
+            occurred_at=_aware(tap.now),
             movements=tuple(movements),
             product_code=product.card_code if product is not None else None,
             station_id=self.place.station_id,
-            last_events=last_events,
+            last_events=tuple(ctx.events),
             written_event=event,
         )
 
@@ -396,6 +709,7 @@ class GateValidator:
         """Read everything, explain, never open a session and never write."""
         manager.prepare_read_records("counters")
         manager.process_commands()
+        manager.process_select_application("cursus", reads=("student",))
         manager.process_select_application("employment", reads=("rights",))
         if manager.process_select_application("wallet") is not None:
             manager.prepare_sv_get()

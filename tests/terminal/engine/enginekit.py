@@ -110,10 +110,14 @@ def make_card(
     school_transport_zones: tuple[int, ...] = (),
     mobility_trips: int | None = None,
     env_valid_until: str = "2030-12-31",
+    profiles: tuple[int, ...] = (),
 ) -> CardImage:
-    """A personalised card with the PLUM contracts asked for (slot 1 first)."""
+    """A personalised card with the PLUM contracts asked for (slot 1 first).
+
+    ``profiles``: holder profile numbers in the environment (1 scolaire, 3 job seeker...).
+    """
     image = new_card(serial, demo_keys())
-    write_records(image, "plum", "environment", [environment(env_valid_until)])
+    write_records(image, "plum", "environment", [environment(env_valid_until, profiles)])
     records: list[bytes] = []
     counter_values: dict[int, int] = {}
     if annual_pass:

@@ -78,9 +78,17 @@ def test_session_anticipated_close_commits_and_updates_image(rig: Rig) -> None:
     assert on_card.records["events"][0] == event
     assert on_card.records["counters"][0][:3] == (4).to_bytes(3, "big")
     assert rig.image().transaction_counter == opening.transaction_counter - 1
-    # select + 2 reads + open + 2 writes + close + ratification; SAM 5 + 2 x 2 digest updates
+    # select + 2 reads + open + 2 writes + close + ratification; SAM 5 + one Digest Update
+    # Multiple for the 4 elements (2 commands, 2 anticipated answers)
     assert counter.card == 8
-    assert counter.sam == 9
+    assert counter.sam_commands == [
+        "Select Diversifier",
+        "Get Challenge",
+        "Digest Init",
+        "Digest Update Multiple",
+        "Digest Close",
+        "Digest Authenticate",
+    ]
 
 
 def test_sv_debit_in_wallet_session(rig: Rig) -> None:

@@ -14,9 +14,11 @@ from terminal.fares import load_tariff
 from terminal.fares.model import GateKind, Mode, Place
 from terminal.fares.signed import PushedTables
 from terminal.gate import GateValidator, TapResult
+from terminal.gate.barrier import BarrierLog
 from terminal.journal import Journal
 
 METRO = Place(station_id=101, zone=1, network_id=250001, mode=Mode.URBAN)
+BACKEND_KEY = Ed25519PrivateKey.generate()  # signs the pushed tables of the gate tests
 SHELTER = Place(station_id=601, zone=1, network_id=250001, mode=Mode.URBAN)
 
 
@@ -48,7 +50,7 @@ def build_gate(
     clock: Clock | None = None,
 ) -> GateRig:
     rig = Rig(directory)
-    tables = PushedTables(Ed25519PrivateKey.generate().public_key(), load_tariff())
+    tables = PushedTables(BACKEND_KEY.public_key(), load_tariff())
     journal = Journal.open(directory / "journal.db", "GATE-TEST-1")
     clock = clock or Clock()
     display = io.StringIO()
@@ -61,5 +63,6 @@ def build_gate(
         place,
         clock=clock,
         kind=kind,
+        barrier_log=BarrierLog(directory / "journal.db.barrier"),
     )
     return GateRig(rig, journal, gate, clock, display)

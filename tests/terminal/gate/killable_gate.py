@@ -2,7 +2,7 @@
 
 Usage: ``python killable_gate.py DIRECTORY STEP SECONDS`` — STEP is a step name of
 ``GateValidator`` (``none`` to run to the end), SECONDS the tap time after the test's Monday.
-Prints the tap outcome on success.
+Prints the tap outcome, whether the barrier opened and the display on success.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ def main() -> None:
 
     rig.gate.step_hook = hook
     result = rig.tap()
-    sys.stdout.write(f"{result.outcome.value} {result.accepted}\n")
+    sys.stdout.write(f"{result.outcome.value} {result.accepted} {result.display}\n")
     rig.journal.close()
 
 

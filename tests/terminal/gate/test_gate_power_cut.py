@@ -15,9 +15,7 @@ from card_schema.uploads.records import TransactionState
 from hardware.card.image import PowerCut
 from terminal.gate import TapOutcome
 
-CARD_APDUS = (
-    12  # Cursus select + read, PLUM select + 4 reads, open, decrease, append, close, ratify
-)
+CARD_APDUS = 10  # PLUM select + 4 reads, open, decrease, append, close, ratify
 
 
 def _cut_at(index: int) -> object:
