@@ -51,7 +51,9 @@ DISPLAY_TEXT: dict[Reason, str] = {
     Reason.OK: "Bon voyage",
     Reason.TRANSFER: "Correspondance",
     Reason.SCHOOL_TRANSPORT: "Transport scolaire gratuit",
-    Reason.MOBILITY_AID: "Aide mobilité emploi",
+    # Neutral on purpose: the gate display is public, and an employment right is nobody's
+    # business but the holder's (the inspector, who reads the card with the holder, sees it).
+    Reason.MOBILITY_AID: "Bon voyage",
     Reason.BIKE_SHELTER_OPEN: "Abri vélo : accès autorisé",
     Reason.CARD_BLOCKED: "Carte bloquée",
     Reason.CARD_INVALIDATED: "Carte invalidée",
