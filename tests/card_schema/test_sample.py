@@ -35,7 +35,7 @@ def test_carnet_is_read_with_its_compact_layout() -> None:
 
 
 def test_demo_prints_all_four_applications(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["demo"]) == 0
+    assert main(["demo", "--sample-card"]) == 0
     out = capsys.readouterr().out
     for label in ("PLUM (transport)", "Ma région numérique", "Cursus", "Mes droits pour l'emploi"):
         assert label in out

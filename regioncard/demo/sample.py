@@ -1,12 +1,11 @@
-"""``regioncard demo``: show what the regional card holds.
+"""The decoded sample card (``regioncard demo --sample-card``).
 
-For now it prints the sample card of :mod:`card_schema.sample` (a lycéenne from Amiens), decoded
-application by application; the full simulated day (gates, canteen, desk) will grow from here.
+The sample card of :mod:`card_schema.sample` (a lycéenne from Amiens), decoded application by
+application; the demo's report shows it too.
 """
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Mapping
 from typing import Any
 
@@ -21,12 +20,6 @@ APPLICATION_LABELS = {
     "cursus": "Cursus (jeunes : aides, cantine, transport scolaire)",
     "employment": "Mes droits pour l'emploi",
 }
-
-
-def register(subparsers: Any) -> None:
-    """Add ``demo`` to the ``regioncard`` parser."""
-    demo = subparsers.add_parser("demo", help="montrer le contenu d'une carte exemple")
-    demo.set_defaults(handler=run)
 
 
 def _euros(cents: int) -> str:
@@ -95,9 +88,3 @@ def render_card() -> str:
                 lines.extend(_lines(values, "      "))
         lines.append("")
     return "\n".join(lines)
-
-
-def run(args: argparse.Namespace) -> int:
-    """Print the decoded sample card."""
-    print(render_card())
-    return 0

@@ -1,0 +1,119 @@
+"""``regioncard demo`` end to end on a small day: real pcscd, backend over HTTP, report files.
+
+The demo runs in a child process (``python -m regioncard demo``), the same code path as
+``make demo``: it starts its own pcscd, which must not meet the test session's ``pcsc_stack``
+(one private pcscd per process).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hardware.pcsc_stack import PCSCD, VPCD_DRIVER
+
+pytestmark = pytest.mark.integration
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+HOLDERS = 8
+
+
+@pytest.fixture(scope="module")
+def demo_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if not (Path(PCSCD).exists() and VPCD_DRIVER.exists() and shutil.which("softhsm2-util")):
+        pytest.skip("pcscd, vsmartcard-vpcd or softhsm2 missing")
+    out = tmp_path_factory.mktemp("demo") / "out"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env.pop("PCSCLITE_CSOCK_NAME", None)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "regioncard",
+            "demo",
+            "--holders",
+            str(HOLDERS),
+            "--quick",
+            "--seed",
+            "7",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=170,
+        env=env,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "Le grand livre est équilibré au centime près." in done.stdout
+    return out
+
+
+@pytest.fixture(scope="module")
+def summary(demo_out: Path) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((demo_out / "summary.json").read_text(encoding="utf-8"))
+    return data
+
+
+def test_every_requested_card_is_issued(summary: dict[str, Any]) -> None:
+    assert summary["cards_issued"]["total"] == HOLDERS
+    assert set(summary["cards_issued"]["by_kind"]) == {
+        "eleve",
+        "etudiant",
+        "demandeur_emploi",
+        "senior",
+        "actif",
+        "anonyme",
+    }
+
+
+def test_blocked_cards_are_refused_after_the_push(summary: dict[str, Any]) -> None:
+    blocked = summary["blocked_cards"]
+    assert blocked["blocked"] == 3
+    assert blocked["deny_list_version"] >= 3
+    assert blocked["refused_at_gate_after_push"] == 3
+    assert blocked["all_refused"] is True
+    assert summary["taps"]["refused_by_reason"].get("card_blocked", 0) >= 3
+
+
+def test_the_day_has_taps_meals_and_school_transport(summary: dict[str, Any]) -> None:
+    assert summary["taps"]["accepted_by_reason"].get("school_transport", 0) > 0
+    assert summary["taps"]["accepted_by_reason"].get("bike_shelter_open", 0) > 0
+    assert set(summary["meals"]["by_school"]) == {"0801234G", "0590001A"}
+    assert summary["meals"]["aid_cents"] > 0
+
+
+def test_offline_terminal_catches_up(summary: dict[str, Any]) -> None:
+    offline = summary["offline_terminal"]
+    assert offline["taps_while_offline"] > 0
+    assert offline["failed_attempts"]
+    assert offline["caught_up_records"] > 0
+    assert offline["all_uploaded"] is True and offline["not_uploaded_at_end"] == 0
+    assert summary["uploads"]["not_uploaded"] == 0
+    assert summary["uploads"]["pending_batches_after_loop"] == 0
+
+
+def test_ledger_balance_comes_from_the_backend(summary: dict[str, Any]) -> None:
+    ledger = summary["ledger"]
+    assert ledger["balanced"] is True
+    assert ledger["message"] == "Le grand livre est équilibré au centime près."
+    assert ledger["entries"] > 0 and ledger["total_cents"] == 0
+    assert summary["amounts_by_funder"]
+
+
+def test_report_files(demo_out: Path, summary: dict[str, Any]) -> None:
+    page = (demo_out / "index.html").read_text(encoding="utf-8")
+    plots = summary["report"]["plots"]
+    assert len(plots) == 4
+    for name in plots.values():
+        assert (demo_out / name).read_bytes()[:8] == PNG_MAGIC
+        assert f"src='{name}'" in page
+    assert "Carte régionale Hauts-de-France — carte exemple" in page
+    assert not (demo_out.parent / "var").exists()
