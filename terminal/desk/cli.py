@@ -1,0 +1,81 @@
+"""``regioncard desk``: the desk station, bridging the desk's card reader and SAM to the backend.
+
+Example::
+
+    regioncard desk --backend http://127.0.0.1:8000 --terminal-id GUICHET-AMIENS-1 \\
+        --credential-file desk.credential --reader "Regioncard vpcd 00 00" \\
+        --sam "Regioncard vpcd 00 01"
+
+The credential file holds the ``rct_...`` credential issued when a supervisor registered the
+desk (``POST /api/v1/terminals``, kind ``desk``); keep it mode 0600.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from card_schema.errors import RegionCardError
+from firmware_host.readers import Reader, open_reader
+from terminal.desk.station import DeskStation
+
+log = logging.getLogger(__name__)
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the ``desk`` subcommand."""
+    parser = subparsers.add_parser(
+        "desk",
+        help="desk station: write the cards the desk page asks for",
+        description="Poste de guichet : écrit sur la carte posée sur le lecteur les émissions, "
+        "chargements et remplacements demandés depuis la page du guichet.",
+    )
+    parser.add_argument("--backend", required=True, metavar="URL", help="backend root URL")
+    parser.add_argument("--terminal-id", required=True, metavar="ID", help="desk terminal id")
+    parser.add_argument(
+        "--credential-file", required=True, type=Path, metavar="FILE", help="rct_... credential"
+    )
+    parser.add_argument("--reader", required=True, metavar="PATTERN", help="card reader")
+    parser.add_argument("--sam", required=True, metavar="PATTERN", help="SAM reader")
+    parser.add_argument(
+        "--card-timeout", type=float, default=120.0, help="seconds to wait for a card"
+    )
+    parser.add_argument("--once", action="store_true", help="process one job, then stop")
+    parser.set_defaults(handler=run)
+
+
+def reader_from_pattern(pattern: str) -> Reader:
+    """A reader from ``pcsc:...`` / ``nfc:...``, or a bare PC/SC name pattern."""
+    if pattern.startswith(("pcsc:", "nfc:")):
+        return open_reader(pattern)
+    return open_reader("pcsc:" + pattern)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the station until interrupted (or one job with ``--once``)."""
+    try:
+        credential = args.credential_file.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise RegionCardError(f"identifiant du poste illisible : {exc}") from exc
+    station = DeskStation(
+        reader_from_pattern(args.reader),
+        reader_from_pattern(args.sam),
+        args.backend,
+        args.terminal_id,
+        credential,
+        card_timeout=args.card_timeout,
+    )
+    print(f"poste de guichet {args.terminal_id} : en attente des demandes de {args.backend}")
+    if args.once:
+        outcome = station.process_next_job()
+        if outcome is None:
+            print("aucune demande en attente")
+            return 0
+        print(f"demande {outcome.job.id} : {outcome.job.status}")
+        return 0 if outcome.done else 1
+    try:
+        station.run_forever()
+    except KeyboardInterrupt:
+        log.info("stopped")
+    return 0

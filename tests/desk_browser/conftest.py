@@ -1,0 +1,8 @@
+"""The desk browser test reuses the live-backend kit of the desk station tests."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "terminal" / "desk"))

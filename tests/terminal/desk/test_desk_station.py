@@ -1,0 +1,284 @@
+"""The desk station against a live backend (uvicorn) and an emulated card and desk SAM.
+
+In-process readers first (the card pulled at every step in turn, then put back), then the same
+issue through a private pcscd (vpcd). The desk SAM holds the transport key only: every session is
+opened with a card key the backend wrapped for this card.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from deskkit import DESK_ID, LiveBackend, blank_card, desk_sam, live_backend
+
+from card_schema.records import decode_record
+from firmware_host.readers.inprocess import InProcessReader
+from hardware.card.image import CardImage
+from terminal.desk import DeskStation, Messages
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveBackend]:
+    with live_backend(tmp_path_factory.mktemp("desk-backend")) as live:
+        yield live
+
+
+def station(
+    backend: LiveBackend, reader: InProcessReader, sam_reader: InProcessReader
+) -> DeskStation:
+    return DeskStation(
+        reader, sam_reader, backend.url, DESK_ID, backend.credential, card_timeout=0.2
+    )
+
+
+FULL_REQUEST: dict[str, Any] = {
+    "applications": ["plum", "wallet", "cursus"],
+    "contracts": [10, 2],
+    "wallet_reload_cents": 2000,
+    "school_aid": [
+        {"purpose": "books", "amount_cents": 5500, "funder": "region", "school_year": "2025-2026"}
+    ],
+    "student": {"school_uai": "0801234G", "level": "premiere"},
+}
+
+
+def check_card(image: CardImage) -> None:
+    """The card holds exactly FULL_REQUEST."""
+    plum = image.applications["plum"].records
+    env = decode_record("plum.environment", plum["environment"][0])
+    assert env["EnvNetworkId"] == 250000
+    contracts = [decode_record("plum.contract", r, tariff=0x0FF1) for r in plum["contracts"][:2]]
+    assert [c["ContractTariff"] for c in contracts] == [10, 2]
+    assert not any(plum["contracts"][2]) and not any(plum["contracts"][3])
+    counters = decode_record("plum.counters", plum["counters"][0])
+    assert counters["counter_1"] == 0 and counters["counter_2"] == 10
+    cursus = image.applications["cursus"].records
+    student = decode_record("cursus.student", cursus["student"][0])
+    assert student["school_uai"] == "0801234G" and student["level"] == "premiere"
+    aid = decode_record("cursus.aid_counters", cursus["aid_counters"][0])
+    assert (aid["books_equipment"], aid["sport_leisure"], aid["canteen"]) == (5500, 0, 0)
+    assert image.applications["wallet"].sv_balance == 2000  # reloaded once, never twice
+    assert any(image.applications["wallet"].records["services"][0])
+    assert not any(image.applications["employment"].records["situation"][0])
+
+
+def confirmed_once(backend: LiveBackend, serial: str) -> None:
+    actions = backend.actions(serial)
+    assert actions, "the loads are card actions"
+    assert all(a["status"] == "confirmed" for a in actions), actions
+    assert len({a["confirmed_card_tx_counter"] for a in actions}) >= 2
+
+
+def test_issue_a_card_in_process(backend: LiveBackend, tmp_path: Path) -> None:
+    holder = backend.holder()
+    job = backend.job(holder_id=holder, **FULL_REQUEST)
+    assert job["status"] == "queued"
+    card, store = blank_card(tmp_path)
+    reader, sam_reader = InProcessReader(card, "desk"), InProcessReader(desk_sam(), "sam")
+    outcome = station(backend, reader, sam_reader).process_next_job()
+    assert outcome is not None and outcome.done, outcome
+    state = backend.job_state(job["id"])
+    assert state["status"] == "done" and state["message"] == Messages.DONE == "Carte émise"
+    assert state["steps_done"] == state["steps_total"] == 7
+    check_card(store.load())
+    confirmed_once(backend, state["card_serial"])
+    assert station(backend, reader, sam_reader).process_next_job() is None  # queue empty
+
+
+class PullingReader(InProcessReader):
+    """Pulls the card at the ``close``-th Close Secure Session (or, with ``close=0``, at the
+    ``5``-th APDU: during the snapshot, before any session), once."""
+
+    def __init__(self, chip: Any, close: int, *, reached: bool) -> None:
+        super().__init__(chip, "desk")
+        self.close, self.reached, self.closes, self.sent = close, reached, 0, 0
+
+    def _transmit_raw(self, apdu: bytes) -> bytes:
+        self.sent += 1
+        if apdu[1] == 0x8E and len(apdu) > 5:  # Close Secure Session with a signature
+            self.closes += 1
+            if self.closes == self.close:
+                self.tear_after(1, reached=self.reached)
+        elif self.close == 0 and self.sent == 5:
+            self.tear_after(1, reached=self.reached)
+        return super()._transmit_raw(apdu)
+
+
+STEPS = 7  # perso plum, wallet, cursus; two contracts; aid; SV reload
+
+
+@pytest.mark.parametrize("reached", [True, False], ids=["answer-lost", "command-lost"])
+@pytest.mark.parametrize("close", range(STEPS + 1), ids=lambda n: f"step{n}")
+def test_card_pulled_then_resumed(
+    backend: LiveBackend, tmp_path: Path, close: int, reached: bool
+) -> None:
+    """The card is pulled at each step in turn, at its close: with the close answer lost (the
+    card committed, the station does not know) or the close never received (nothing committed);
+    step 0 is the snapshot, before any session. Put back, the job resumes to the same card."""
+    holder = backend.holder("Retrait", f"Essai{close}")
+    job = backend.job(holder_id=holder, **FULL_REQUEST)
+    card, store = blank_card(tmp_path)
+    reader = PullingReader(card, close, reached=reached)
+    desk = station(backend, reader, InProcessReader(desk_sam(), "sam"))
+    first = desk.process_next_job()
+    assert first is not None and not first.done and first.interruptions == 1
+    state = backend.job_state(job["id"])
+    assert state["status"] == "interrupted", state
+    assert state["message"] == "Carte retirée pendant l'écriture — reposez-la pour reprendre"
+    assert state["steps_done"] == max(close - 1, 0)
+    reader.insert(card)  # the agent puts it back
+    resumed = desk.process_next_job()
+    assert resumed is not None and resumed.job.id == job["id"]
+    assert resumed.done, resumed
+    state = backend.job_state(job["id"])
+    assert state["status"] == "done" and state["steps_done"] == STEPS
+    check_card(store.load())
+    confirmed_once(backend, state["card_serial"])
+
+
+def test_wrong_card_put_back_is_refused(backend: LiveBackend, tmp_path: Path) -> None:
+    holder = backend.holder("Autre", "Carte")
+    job = backend.job(holder_id=holder, applications=["plum"], contracts=[10])
+    card, store = blank_card(tmp_path / "a")
+    other, other_store = blank_card(tmp_path / "b")
+    reader = PullingReader(card, 2, reached=False)
+    desk = station(backend, reader, InProcessReader(desk_sam(), "sam"))
+    assert not desk.process_next_job().done  # type: ignore[union-attr]
+    reader.insert(other)
+    outcome = desk.process_next_job()
+    assert outcome is not None and not outcome.done
+    state = backend.job_state(job["id"])
+    assert state["status"] == "interrupted" and "Ce n'est pas la carte" in state["message"]
+    assert not any(other_store.load().applications["plum"].records["environment"][0])
+    reader.remove()
+    reader.insert(card)
+    outcome = desk.process_next_job()
+    assert outcome is not None and outcome.done
+    assert any(store.load().applications["plum"].records["contracts"][0])
+
+
+def test_a_personalised_card_is_not_taken_for_an_issue(
+    backend: LiveBackend, tmp_path: Path
+) -> None:
+    holder = backend.holder("Pas", "Vierge")
+    card, _ = blank_card(tmp_path)
+    reader, sam_reader = InProcessReader(card, "desk"), InProcessReader(desk_sam(), "sam")
+    desk = station(backend, reader, sam_reader)
+    backend.job(holder_id=holder, applications=["plum"])
+    assert desk.process_next_job().done  # type: ignore[union-attr]
+    second = backend.job(holder_id=holder, applications=["plum"])
+    outcome = desk.process_next_job()
+    assert outcome is not None and outcome.job.status == "failed"
+    assert "pas vierge" in backend.job_state(second["id"])["message"]
+
+
+def test_update_and_replace(backend: LiveBackend, tmp_path: Path) -> None:
+    holder = backend.holder("Durand", "Paul")
+    card, store = blank_card(tmp_path / "old")
+    reader, sam_reader = InProcessReader(card, "desk"), InProcessReader(desk_sam(), "sam")
+    desk = station(backend, reader, sam_reader)
+    backend.job(holder_id=holder, applications=["plum", "wallet"], contracts=[10])
+    first = desk.process_next_job()
+    assert first is not None and first.done
+    serial = first.job.card_serial
+    assert serial is not None
+    # update: add Cursus with aid, remove nothing, reload the wallet
+    backend.job(
+        kind="update",
+        card_serial=serial,
+        add_applications=["cursus"],
+        wallet_reload_cents=1500,
+        school_aid=[
+            {
+                "purpose": "sport",
+                "amount_cents": 3000,
+                "funder": "region",
+                "school_year": "2025-2026",
+            }
+        ],
+    )
+    updated = desk.process_next_job()
+    assert updated is not None and updated.done, updated
+    image = store.load()
+    assert image.applications["wallet"].sv_balance == 1500
+    aid = decode_record(
+        "cursus.aid_counters", image.applications["cursus"].records["aid_counters"][0]
+    )
+    assert aid["sport_leisure"] == 3000
+    # remove an application
+    backend.job(kind="update", card_serial=serial, remove_applications=["cursus"])
+    removed = desk.process_next_job()
+    assert removed is not None and removed.done
+    assert not any(store.load().applications["cursus"].records["student"][0])
+    # the card is lost: block and replace, its wallet balance and contract move
+    with backend.client() as client:
+        known = client.post(
+            f"/api/v1/cards/{serial}/block",
+            json={"reason": "carte perdue"},
+            headers=backend.agent_headers,
+        )
+        assert known.status_code == 200, known.text
+    _set_known_balance(backend, serial, "wallet.sv", 1500)
+    backend.job(kind="replace", card_serial=serial, reason="carte perdue")
+    new_card, new_store = blank_card(tmp_path / "new")
+    reader.remove()
+    reader.insert(new_card)
+    replaced = desk.process_next_job()
+    assert replaced is not None and replaced.done, replaced
+    new_image = new_store.load()
+    assert new_image.applications["wallet"].sv_balance == 1500
+    contract = decode_record(
+        "plum.contract", new_image.applications["plum"].records["contracts"][0], tariff=0x0FF1
+    )
+    assert contract["ContractTariff"] == 10
+    with backend.client() as client:
+        old = client.get(
+            f"/api/v1/cards/{serial}",
+            params={"reason": "contrôle test"},
+            headers=backend.agent_headers,
+        )
+    assert old.json()["status"] == "replaced"
+
+
+def _set_known_balance(backend: LiveBackend, serial: str, purse: str, value: int) -> None:
+    from backend.cards.service import update_known_balance
+    from backend.db import transaction
+
+    with transaction(backend.app.state.sessionmaker) as session:
+        update_known_balance(session, serial, purse, value, 0xFFFF00)
+
+
+def test_issue_through_pcscd(pcsc_stack: Any, backend: LiveBackend, tmp_path: Path) -> None:
+    from firmware_host.readers.pcsc import PCSCReader
+    from hardware.bridges.vpcd import VPCDBridge
+
+    holder = backend.holder("Pcsc", "Carte")
+    job = backend.job(
+        holder_id=holder, applications=["plum", "wallet"], contracts=[2], wallet_reload_cents=1000
+    )
+    card, store = blank_card(tmp_path)
+    with (
+        VPCDBridge(card, pcsc_stack.card_port, name="card") as card_bridge,
+        VPCDBridge(desk_sam(), pcsc_stack.sam_port, name="sam") as sam_bridge,
+    ):
+        assert card_bridge.wait_connected(5) and sam_bridge.wait_connected(5)
+        assert pcsc_stack.wait_for_card_state(pcsc_stack.card_reader, True, 5)
+        reader = PCSCReader(pcsc_stack.card_reader)
+        sam_reader = PCSCReader(pcsc_stack.sam_reader)
+        try:
+            desk = DeskStation(
+                reader, sam_reader, backend.url, DESK_ID, backend.credential, card_timeout=5
+            )
+            outcome = desk.process_next_job()
+        finally:
+            reader.close()
+            sam_reader.close()
+    assert outcome is not None and outcome.done, outcome
+    assert backend.job_state(job["id"])["message"] == "Carte émise"
+    image = store.load()
+    assert image.applications["wallet"].sv_balance == 1000
