@@ -5,7 +5,8 @@ carnet counter decreases, canteen meals paid by aid then wallet) over many cards
 with real SAM traceable signatures (keys derived in memory from a trace master key: an in-memory
 ``TraceKeyProvider``, not the PKCS#11 token) and Ed25519-signed batches. Cards tap in rounds (a
 card's taps are hours apart, terminals upload every few minutes), so records mostly arrive in
-card-counter order, as in the field.
+card-session order, as in the field. Card counters are realistic: they count down from
+``0xFFFFFF`` (Calypso), each card having already run a few hundred sessions.
 
 Measured, end to end: every batch through the upload service (``receive_batch``: strict decode,
 Ed25519 check, durable insert) then ``ValidationLoop.run_once()`` to the ledger. In the same
@@ -59,6 +60,7 @@ from card_schema.traceability import (
     verify_traceable_signature,
 )
 from card_schema.uploads.batch import FORMAT, batch_id_for, key_id
+from card_schema.uploads.counters import CARD_COUNTER_MAX
 from card_schema.uploads.records import canonical_json, format_utc
 from card_schema.uploads.signing import (
     sam_signature_input,
@@ -74,7 +76,7 @@ STATIONS = {1000 + i: f"op{i % 4}" for i in range(40)}
 class _Card:
     def __init__(self, serial: bytes) -> None:
         self.serial = serial.hex().upper()
-        self.counter = random.randrange(1, 500)
+        self.counter = CARD_COUNTER_MAX - random.randrange(0, 500)  # read at the next open
         self.wallet = 50_000
         self.trips = 1000
         self.aid = 100_000
@@ -106,7 +108,8 @@ def _movement(purse: str, unit: str, amount: int, before: int) -> dict[str, Any]
 
 def _record(terminal: _Terminal, card: _Card, at: datetime) -> dict[str, Any]:
     terminal.seq += 1
-    card.counter += 1
+    counter = card.counter
+    card.counter -= 1  # Calypso: the transaction counter counts down, one per session
     roll = random.random()
     if terminal.canteen:
         kind, application, product = "canteen_meal", "cursus", 900
@@ -126,7 +129,7 @@ def _record(terminal: _Terminal, card: _Card, at: datetime) -> dict[str, Any]:
         kind, application, product = "counter_decrease", "plum", 31
         movements = [_movement("plum.counter.1", "count", -1, card.trips)]
         card.trips -= 1
-    written = f"{card.counter % 256:02X}" + "00" * 28
+    written = f"{counter % 256:02X}" + "00" * 28
     stamp = format_utc(at)
     record: dict[str, Any] = {
         "terminal_id": terminal.id,
@@ -139,7 +142,7 @@ def _record(terminal: _Terminal, card: _Card, at: datetime) -> dict[str, Any]:
         "kind": kind,
         "application": application,
         "card_serial": card.serial,
-        "card_tx_counter": card.counter,
+        "card_tx_counter": counter,
         "occurred_at": stamp,
         "movements": movements,
         "product_code": product,

@@ -25,6 +25,7 @@ from backend.denylists import service as denylists
 from backend.errors import Conflict, InvalidRequest, NotFound
 from backend.holders.service import get_holder
 from backend.keys.envelopes import TableSigner
+from card_schema.uploads.counters import session_number
 
 
 def _serial(serial: str) -> str:
@@ -139,12 +140,15 @@ def update_known_balance(
 ) -> None:
     """Remember a purse balance seen in an upload (called by the validation loop).
 
-    Older sessions (lower card counter) never overwrite a newer balance.
+    Older sessions never overwrite a newer balance. Calypso counters count down, so sessions are
+    compared by :func:`card_schema.uploads.counters.session_number`.
     """
     card = session.scalar(select(Card).where(Card.serial == _serial(serial)))
     if card is None:
         return
-    if card.last_tx_counter is not None and card_tx_counter < card.last_tx_counter:
+    if card.last_tx_counter is not None and session_number(card_tx_counter) < session_number(
+        card.last_tx_counter
+    ):
         return
     balances = known_balances(card)
     balances[purse] = balance

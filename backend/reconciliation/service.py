@@ -212,7 +212,7 @@ def card_report(session: Session, card_pseudonym: str) -> dict[str, Any]:
             Tap.movements,
         )
         .where(Tap.card_pseudonym == card_pseudonym)
-        .order_by(Tap.card_tx_counter, Tap.id)
+        .order_by(Tap.card_tx_counter.desc(), Tap.id)  # counters count down: oldest first
     ).all()
     state = session.get(PurseState, card_pseudonym)
     if not taps and state is None:

@@ -16,8 +16,12 @@ Per record (rules in ``docs/validation-loop.md``):
 4. COMMITTED: ``(card pseudonym, card counter)`` already charged: ``replay`` (not charged again),
    unless the charged tap was recovered from a card log, in which case this is its original:
    the recovered posting is corrected, not doubled.
-5. Card counter gaps opened (``card_counter_gap``) or filled; the card's ``last_events`` fill
+5. Card session gaps opened (``card_counter_gap``) or filled; the card's ``last_events`` fill
    open gaps (``recovered_from_card_log``); purse chaining checked (``chain_break``).
+   Calypso transaction counters count DOWN: everything that depends on the order of a card's
+   sessions works on :func:`card_schema.uploads.counters.session_number` (ascending), while
+   deduplication and every stored ``card_tx_counter`` (taps, anomalies, gaps, purse states)
+   keep the raw counter the card reported.
 6. Posted to the ledger (:func:`backend.ledger.accounts.session_posting`); ring-fence
    violations (``ring_fence_violation``) go to suspense.
 
@@ -59,6 +63,7 @@ from backend.validation.models import (
 from backend.validation.providers import CardPseudonymizer, TraceKeyProvider
 from card_schema.errors import VerificationError
 from card_schema.traceability import verify_traceable_signature
+from card_schema.uploads.counters import card_tx_counter_of, session_number
 from card_schema.uploads.signing import sam_signature_input, wire_record_signing_bytes
 
 ANOMALY_KINDS = (
@@ -143,13 +148,19 @@ class RevenueTables:
 
 @dataclass
 class _CardState:
+    """A card as the chunk knows it; every number here is a SESSION number (ascending).
+
+    Stored as raw card counters (``purse_states``: ``last_counter`` and the purse marks), and
+    converted when loaded (``_Chunk._prefetch``) and written (``_Chunk._flush_states``).
+    """
+
     pseudonym: str
-    last_counter: int
-    purses: dict[str, list[int]]  # purse -> [card counter, balance_after]
+    last_session: int
+    purses: dict[str, list[int]]  # purse -> [session number, balance_after]
     open_gaps: int
     stored: bool
     dirty: bool = False
-    gaps: dict[int, _GapRow] | None = None  # loaded lazily when open_gaps > 0
+    gaps: dict[int, _GapRow] | None = None  # by session number; loaded when open_gaps > 0
 
 
 @dataclass
@@ -166,7 +177,7 @@ class _TerminalState:
 class _GapRow:
     scope: str
     subject: str
-    number: int
+    number: int  # as stored: terminal sequence, or raw card counter for the card scope
     state: str
     id: int | None = None
     closed_by: str | None = None
@@ -370,7 +381,16 @@ class _Chunk:
                     PurseState.open_gaps,
                 ).where(PurseState.card_pseudonym.in_(key_chunk))
             ):
-                self.cards[card] = _CardState(card, last, json.loads(purses), open_gaps, True)
+                self.cards[card] = _CardState(
+                    card,
+                    session_number(last),
+                    {
+                        purse: [session_number(counter), balance]
+                        for purse, (counter, balance) in json.loads(purses).items()
+                    },
+                    open_gaps,
+                    True,
+                )
         for terminal_id, last_seq, gaps in self.conn.execute(
             select(
                 TerminalState.terminal_id, TerminalState.last_seq, TerminalState.open_gaps
@@ -443,20 +463,21 @@ class _Chunk:
             tap["status"] = TapStatus.ABORTED
             self.taps.append(tap)
             return
-        counter = record["card_tx_counter"]
+        counter = record["card_tx_counter"]  # dedup key: raw, as the card said
+        number = session_number(counter)  # order: Calypso counters count down
         state = self.cards.get(card)
         existing = self.charged.get((card, counter))
-        if existing is None and state is not None and counter <= state.last_counter:
+        if existing is None and state is not None and number <= state.last_session:
             existing = self._stored_charge(card, counter)
         entry_ref = f"tap:{record['terminal_id']}:{record['terminal_seq']}"
         if existing is not None:
             self._second_arrival(record, tap, existing, entry_ref)
             return
         if state is None:
-            state = self.cards[card] = _CardState(card, counter, {}, 0, False, True)
-        elif counter > state.last_counter:
-            if counter > state.last_counter + 1:
-                self._open_card_gaps(state, record, state.last_counter + 1, counter - 1)
+            state = self.cards[card] = _CardState(card, number, {}, 0, False, True)
+        elif number > state.last_session:
+            if number > state.last_session + 1:
+                self._open_card_gaps(state, record, state.last_session + 1, number - 1)
             if state.open_gaps:
                 self._recover_from_log(state, record)
             self._check_chain_forward(state, record)
@@ -465,10 +486,10 @@ class _Chunk:
         movements = record["movements"]
         for movement in movements:
             mark = state.purses.get(movement["purse"])
-            if mark is None or mark[0] < counter:
-                state.purses[movement["purse"]] = [counter, movement["balance_after"]]
-        if counter > state.last_counter:
-            state.last_counter = counter
+            if mark is None or mark[0] < number:
+                state.purses[movement["purse"]] = [number, movement["balance_after"]]
+        if number > state.last_session:
+            state.last_session = number
         state.dirty = True
         tap["charged"] = True
         tap["status"] = TapStatus.POSTED
@@ -605,10 +626,14 @@ class _Chunk:
     # -- card counter gaps, recovery, chaining ---------------------------------------------
 
     def _card_gaps(self, state: _CardState) -> dict[int, _GapRow]:
+        """The card's open gaps by session number (the rows keep the raw counter)."""
         if state.gaps is None:
             state.gaps = {}
             if state.open_gaps:
-                state.gaps = self._load_gaps("card", state.pseudonym)
+                state.gaps = {
+                    session_number(counter): gap
+                    for counter, gap in self._load_gaps("card", state.pseudonym).items()
+                }
         return state.gaps
 
     def _load_gaps(self, scope: str, subject: str) -> dict[int, _GapRow]:
@@ -625,24 +650,28 @@ class _Chunk:
     def _open_card_gaps(
         self, state: _CardState, record: dict[str, Any], first: int, last: int
     ) -> None:
+        """Sessions ``first`` to ``last`` (session numbers) of the card were not received."""
         gaps = self._card_gaps(state)
+        seen = f"counters {card_tx_counter_of(first - 1)} then {card_tx_counter_of(last + 1)}"
         if last - first + 1 > MAX_GAP_NUMBERS:
             self._anomaly(
                 "card_counter_gap",
                 record,
-                f"card counter jumped from {first - 1} to {last + 1}: not tracked number by number",
+                f"{last - first + 1} card sessions missing at once ({seen}): "
+                "not tracked number by number",
             )
             return
         for number in range(first, last + 1):
-            gap = _GapRow("card", state.pseudonym, number, "missing")
+            counter = card_tx_counter_of(number)
+            gap = _GapRow("card", state.pseudonym, counter, "missing")
             gaps[number] = gap
             self.new_gaps.append(gap)
             state.open_gaps += 1
             self._anomaly(
                 "card_counter_gap",
                 record,
-                f"card counter {number} not received (seen {first - 1} then {last + 1})",
-                card_tx_counter=number,
+                f"card counter {counter} not received ({seen})",
+                card_tx_counter=counter,
             )
 
     def _close_gap(self, gap: _GapRow, by: str) -> None:
@@ -653,21 +682,23 @@ class _Chunk:
         """Rebuild missing sessions from the card's event log read at this tap.
 
         ``last_events`` is newest first; the rule (docs/validation-loop.md) is that every
-        committed session writes one event, so ``last_events[i]`` is the event of the session
-        at card counter ``card_tx_counter - 1 - i``.
+        committed session writes one event, so ``last_events[i]`` is the event of session number
+        ``session_number(card_tx_counter) - 1 - i`` (card counter ``card_tx_counter + 1 + i``:
+        Calypso counters count down).
         """
         gaps = self._card_gaps(state)
-        counter = record["card_tx_counter"]
+        current = session_number(record["card_tx_counter"])
         for index, event in enumerate(record["last_events"]):
-            number = counter - 1 - index
+            number = current - 1 - index
             gap = gaps.get(number)
             if gap is None or gap.closed_by is not None:
                 continue
+            counter = card_tx_counter_of(number)
             movements = self._inferred_movements(state, record, number)
             self._close_gap(gap, "card_log")
             state.open_gaps -= 1
             self._resolve_card_gap(state.pseudonym, number, "recovered from a card log")
-            ref = f"rec:{state.pseudonym}:{number}"
+            ref = f"rec:{state.pseudonym}:{counter}"
             lines: list[tuple[str, int]] = []
             for movement in movements:
                 if movement["unit"] == "eurocent" and movement["amount"]:
@@ -682,7 +713,7 @@ class _Chunk:
                     "terminal_seq": None,
                     "batch_row": None,
                     "card_pseudonym": state.pseudonym,
-                    "card_tx_counter": number,
+                    "card_tx_counter": counter,
                     "charged": True,
                     "status": TapStatus.RECOVERED,
                     "kind": "card_log",
@@ -702,14 +733,14 @@ class _Chunk:
                     "record_digest": None,
                 }
             )
-            self.charged[(state.pseudonym, number)] = _Charged(TapStatus.RECOVERED, ref, movements)
+            self.charged[(state.pseudonym, counter)] = _Charged(TapStatus.RECOVERED, ref, movements)
             self._post(ref, lines, record["_at"], "recovered")
             self._anomaly(
                 "recovered_from_card_log",
                 record,
-                f"card counter {number} rebuilt from the card log read at "
+                f"card counter {counter} rebuilt from the card log read at "
                 f"{record['terminal_id']}:{record['terminal_seq']}",
-                card_tx_counter=number,
+                card_tx_counter=counter,
             )
 
     def _inferred_movements(
@@ -717,10 +748,11 @@ class _Chunk:
     ) -> list[dict[str, Any]]:
         """Movements of the missing session ``number``, from the purse chain around it.
 
-        Only when ``number`` is the one card counter missing between a purse's previous
+        Only when ``number`` is the one card session missing between a purse's previous
         session and this record is the difference attributable to it.
         """
         gaps = self._card_gaps(state)
+        current = session_number(record["card_tx_counter"])
         inferred = []
         for movement in record["movements"]:
             mark = state.purses.get(movement["purse"])
@@ -729,7 +761,7 @@ class _Chunk:
             others = [
                 n
                 for n, g in gaps.items()
-                if mark[0] < n < record["card_tx_counter"] and n != number and g.closed_by is None
+                if mark[0] < n < current and n != number and g.closed_by is None
             ]
             delta = movement["balance_before"] - mark[1]
             if others or delta == 0:
@@ -746,13 +778,14 @@ class _Chunk:
         return inferred
 
     def _check_chain_forward(self, state: _CardState, record: dict[str, Any]) -> None:
-        counter = record["card_tx_counter"]
+        """A record newer than every session the card is known for: chain from the last one."""
+        current = session_number(record["card_tx_counter"])
         for movement in record["movements"]:
             mark = state.purses.get(movement["purse"])
             if mark is None or mark[1] == movement["balance_before"]:
                 continue
             if state.open_gaps and any(
-                mark[0] < n < counter and g.closed_by is None
+                mark[0] < n < current and g.closed_by is None
                 for n, g in self._card_gaps(state).items()
             ):
                 continue  # a missing session explains it; checked again when it arrives
@@ -760,54 +793,54 @@ class _Chunk:
                 "chain_break",
                 record,
                 f"{movement['purse']}: balance before {movement['balance_before']} but the "
-                f"session at counter {mark[0]} left {mark[1]}",
+                f"session at counter {card_tx_counter_of(mark[0])} left {mark[1]}",
             )
 
     def _fill_card_gap(self, state: _CardState, record: dict[str, Any]) -> None:
-        """A record older than the card's last counter: fill its gap, check both neighbours."""
-        counter = record["card_tx_counter"]
-        gap = self._card_gaps(state).get(counter)
+        """A record older than the card's last session: fill its gap, check both neighbours."""
+        current = session_number(record["card_tx_counter"])
+        gap = self._card_gaps(state).get(current)
         if gap is not None and gap.closed_by is None:
             self._close_gap(gap, "record")
             state.open_gaps -= 1
             self._resolve_card_gap(
                 state.pseudonym,
-                counter,
+                current,
                 f"received from {record['terminal_id']}:{record['terminal_seq']}",
             )
         history, known = self._history(state.pseudonym)
-        known.add(counter)
+        known.add(current)
         for movement in record["movements"]:
             purse = movement["purse"]
-            before = [(c, m) for c, m in history.get(purse, []) if c < counter]
-            after = [(c, m) for c, m in history.get(purse, []) if c > counter]
+            before = [(n, m) for n, m in history.get(purse, []) if n < current]
+            after = [(n, m) for n, m in history.get(purse, []) if n > current]
             if before:
-                c, m = max(before, key=lambda item: item[0])
+                n, m = max(before, key=lambda item: item[0])
                 if m["balance_after"] != movement["balance_before"] and not self._unknown_between(
-                    state, record, known, c, counter
+                    state, record, known, n, current
                 ):
                     self._anomaly(
                         "chain_break",
                         record,
                         f"{purse}: balance before {movement['balance_before']} but the session "
-                        f"at counter {c} left {m['balance_after']}",
+                        f"at counter {card_tx_counter_of(n)} left {m['balance_after']}",
                     )
             if after:
-                c, m = min(after, key=lambda item: item[0])
+                n, m = min(after, key=lambda item: item[0])
                 if m["balance_before"] != movement["balance_after"] and not self._unknown_between(
-                    state, record, known, counter, c
+                    state, record, known, current, n
                 ):
                     self._anomaly(
                         "chain_break",
                         record,
                         f"{purse}: balance after {movement['balance_after']} but the session "
-                        f"at counter {c} started from {m['balance_before']}",
+                        f"at counter {card_tx_counter_of(n)} started from {m['balance_before']}",
                     )
 
     def _unknown_between(
         self, state: _CardState, record: dict[str, Any], known: set[int], low: int, high: int
     ) -> bool:
-        """Whether some card counter strictly between ``low`` and ``high`` was never received.
+        """Whether some card session strictly between sessions ``low`` and ``high`` is unknown.
 
         Such numbers become gaps (the card's first sessions may arrive after later ones), so
         the chain between ``low`` and ``high`` is checked again once they are filled.
@@ -820,9 +853,9 @@ class _Chunk:
         return bool(unknown)
 
     def _history(self, card: str) -> tuple[dict[str, list[tuple[int, dict[str, Any]]]], set[int]]:
-        """Every charged movement of a card by purse, and its charged counters."""
+        """Every charged movement of a card by purse, and its charged sessions (session numbers)."""
         sessions: dict[int, list[dict[str, Any]]] = {
-            counter: json.loads(movements)
+            session_number(counter): json.loads(movements)
             for counter, movements in self.conn.execute(
                 select(Tap.card_tx_counter, Tap.movements).where(
                     Tap.card_pseudonym == card, Tap.charged.is_(True)
@@ -831,15 +864,20 @@ class _Chunk:
         }
         for (pseudonym, counter), charged in self.charged.items():
             if pseudonym == card:
-                sessions[counter] = charged.movements
+                sessions[session_number(counter)] = charged.movements
         by_purse: dict[str, list[tuple[int, dict[str, Any]]]] = {}
-        for counter, movements in sessions.items():
+        for number, movements in sessions.items():
             for movement in movements:
-                by_purse.setdefault(movement["purse"], []).append((counter, movement))
+                by_purse.setdefault(movement["purse"], []).append((number, movement))
         return by_purse, set(sessions)
 
     def _resolve_card_gap(self, card: str, number: int, how: str) -> None:
-        self._resolve("card_counter_gap", {"card_pseudonym": card, "card_tx_counter": number}, how)
+        """Resolve the ``card_counter_gap`` of session ``number`` (stored under its counter)."""
+        self._resolve(
+            "card_counter_gap",
+            {"card_pseudonym": card, "card_tx_counter": card_tx_counter_of(number)},
+            how,
+        )
 
     # -- terminal sequence gaps -------------------------------------------------------------
 
@@ -1141,8 +1179,15 @@ class _Chunk:
                 continue
             row = {
                 "card_pseudonym": card.pseudonym,
-                "last_counter": card.last_counter,
-                "purses": json.dumps(card.purses, sort_keys=True, separators=(",", ":")),
+                "last_counter": card_tx_counter_of(card.last_session),
+                "purses": json.dumps(
+                    {
+                        purse: [card_tx_counter_of(number), balance]
+                        for purse, (number, balance) in card.purses.items()
+                    },
+                    sort_keys=True,
+                    separators=(",", ":"),
+                ),
                 "open_gaps": card.open_gaps,
             }
             (old_cards if card.stored else new_cards).append(row)

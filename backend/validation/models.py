@@ -37,7 +37,9 @@ class Tap(Base):
         terminal_id: reporting terminal; ``None`` for a tap recovered from a card log.
         terminal_seq: the terminal's sequence; ``None`` for a recovered tap.
         card_pseudonym: keyed pseudonym of the card serial (never the serial).
-        card_tx_counter: the card's transaction counter at Open Secure Session.
+        card_tx_counter: the card's transaction counter at Open Secure Session, as the card said
+            (Calypso counts down: order a card's taps by
+            :func:`card_schema.uploads.counters.session_number`).
         charged: this tap holds the card key ``(card_pseudonym, card_tx_counter)``: at most
             one tap per card session is charged (partial unique index).
         status: a :class:`TapStatus` value.
@@ -128,10 +130,12 @@ class DenyCandidate(Base):
 
 
 class PurseState(Base):
-    """Per card (pseudonym): the highest card counter charged and each purse's last balance.
+    """Per card (pseudonym): its latest charged session and each purse's last balance.
 
-    ``purses`` is canonical JSON ``{purse: [card_tx_counter, balance_after]}``: one row per card
-    keeps the loop to one read and one write per card and chunk.
+    ``last_counter`` is the raw card counter of the latest session (the LOWEST charged: Calypso
+    counters count down, see :mod:`card_schema.uploads.counters`). ``purses`` is canonical JSON
+    ``{purse: [card_tx_counter, balance_after]}``: one row per card keeps the loop to one read and
+    one write per card and chunk.
     """
 
     __tablename__ = "purse_states"
@@ -157,7 +161,7 @@ class Gap(Base):
 
     Attributes:
         scope: ``terminal`` (subject = terminal id) or ``card`` (subject = card pseudonym).
-        number: the missing terminal sequence or card counter.
+        number: the missing terminal sequence, or the raw card counter of the missing session.
         state: ``uncertain`` (terminal said it is undecided), ``missing`` (unexplained).
         closed_at: when a record (or a card log) filled it; ``None`` while open.
         closed_by: ``record`` or ``card_log``.

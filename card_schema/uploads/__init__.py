@@ -5,4 +5,5 @@ verifies them with the same code, so the two sides cannot drift. See ``docs/batc
 
 - :mod:`card_schema.uploads.records`: transaction intents and decided records, canonical JSON.
 - :mod:`card_schema.uploads.batch`: batches, their Ed25519 signature, acknowledgements.
+- :mod:`card_schema.uploads.counters`: the card transaction counter counts down; session order.
 """

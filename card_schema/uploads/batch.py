@@ -27,6 +27,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from card_schema.uploads.counters import CARD_COUNTER_MAX
 from card_schema.uploads.errors import BatchFormatError, BatchSignatureError, RecordError
 from card_schema.uploads.records import (
     INTENT_FIELDS,
@@ -214,7 +215,7 @@ def _fast_record_from_json(obj: Any) -> JournalRecord | None:
         or type(application) is not str
         or not application
         or type(counter) is not int
-        or counter < 0
+        or not 0 <= counter <= CARD_COUNTER_MAX
         or not (product is None or type(product) is int)
         or not (station is None or type(station) is int)
         or not (school is None or type(school) is str)

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from enum import Enum
 from typing import Any
 
+from card_schema.uploads.counters import CARD_COUNTER_MAX
 from card_schema.uploads.errors import BatchFormatError, RecordError
 
 TERMINAL_ID_PATTERN = re.compile(r"[A-Za-z0-9._-]{1,64}")
@@ -276,7 +277,8 @@ class TransactionIntent:
         application: card application: ``plum``, ``wallet``, ``cursus`` or ``emploi``.
         card_serial: card serial number (Calypso application serial, raw bytes).
         card_tx_counter: the card's transaction counter as read at Open Secure Session; with the
-            serial it is the card-side deduplication key.
+            serial it is the card-side deduplication key. Calypso counters count down: order
+            sessions by :func:`card_schema.uploads.counters.session_number`.
         occurred_at: tap time, timezone-aware; stored in UTC to the millisecond.
         movements: purses and counters the session changes, amounts in eurocents or counts.
         product_code: product or tariff code used (Intercode ContractTariff or catalogue code).
@@ -304,8 +306,8 @@ class TransactionIntent:
             raise RecordError("an intent names its card application")
         if not 1 <= len(self.card_serial) <= 16:
             raise RecordError("a card serial is 1 to 16 bytes")
-        if self.card_tx_counter < 0:
-            raise RecordError("a card transaction counter is not negative")
+        if not 0 <= self.card_tx_counter <= CARD_COUNTER_MAX:
+            raise RecordError("a card transaction counter is 0 to 0xFFFFFF (3 bytes)")
         object.__setattr__(self, "occurred_at", normalise_utc(self.occurred_at))
         object.__setattr__(self, "movements", tuple(self.movements))
         object.__setattr__(self, "last_events", tuple(bytes(e) for e in self.last_events))

@@ -196,9 +196,10 @@ def test_block_and_replace_moves_balances_and_contracts(
         headers=auth("agent"),
     )
     with transaction(app.state.sessionmaker) as session:
-        update_known_balance(session, old, "wallet.sv", 1250, 10)
-        update_known_balance(session, old, "cursus.sport_aid", 4000, 11)
-        update_known_balance(session, old, "wallet.sv", 9999, 3)  # an older session: ignored
+        # Calypso counters count down: 0xFFFFF0 is a later session than 0xFFFFF5.
+        update_known_balance(session, old, "wallet.sv", 1250, 0xFFFFF1)
+        update_known_balance(session, old, "cursus.sport_aid", 4000, 0xFFFFF0)
+        update_known_balance(session, old, "wallet.sv", 9999, 0xFFFFF5)  # an older session: ignored
     new = new_serial()
     answer = client.post(
         f"/api/v1/cards/{old}/replace",

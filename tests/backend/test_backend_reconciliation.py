@@ -22,6 +22,7 @@ from tests.backend.validation_fixtures import (
     KeyRing,
     TerminalSim,
     VLDatabase,
+    ctr,
     movement,
     pseudonym_of,
     seed_revenue_tables,
@@ -40,12 +41,12 @@ def _populate(db: VLDatabase) -> None:
     lille, coach = TerminalSim("GATE-LIL"), TerminalSim("GATE-ARC", station_id=2001)
     till = TerminalSim("CANTINE-1", station_id=None, school_uai="0590001A")
     keys = KeyRing(lille, coach, till)
-    lille_records = [lille.record(card, 1) for card in CARDS[:5]]  # 5 pass validations
-    coach_records = [coach.record(card, 2) for card in CARDS[:2]]  # 2 pass validations
+    lille_records = [lille.record(card, ctr(1)) for card in CARDS[:5]]  # 5 pass validations
+    coach_records = [coach.record(card, ctr(2)) for card in CARDS[:2]]  # 2 pass validations
     coach_records.append(
         coach.record(
             CARDS[6],
-            1,
+            ctr(1),
             kind=TransactionKind.SV_DEBIT,
             application="wallet",
             movements=[movement("wallet.sv", -180, 1000)],
@@ -54,7 +55,7 @@ def _populate(db: VLDatabase) -> None:
     meals = [
         till.record(
             CARDS[5],
-            1,
+            ctr(1),
             kind=TransactionKind.CANTEEN_MEAL,
             application="cursus",
             movements=[movement("cursus.canteen_aid", -250, 250), movement("wallet.sv", -80, 300)],
@@ -77,7 +78,7 @@ def test_reports(vl_db: VLDatabase) -> None:
     with vl_db.factory() as session:
         card = card_report(session, pseudonym_of(CARDS[5]))
         assert card["ledger_balances"] == {"cursus.canteen_aid": -250, "wallet.sv": -80}
-        assert card["purses"]["wallet.sv"] == [1, 220]
+        assert card["purses"]["wallet.sv"] == [ctr(1), 220]
         terminal = terminal_report(session, "GATE-LIL")
         assert terminal["taps_by_status"] == {"posted": 5} and terminal["open_gaps"] == []
         schools = school_report(session, START, END)

@@ -29,6 +29,7 @@ from tests.backend.validation_fixtures import (
     KeyRing,
     TerminalSim,
     VLDatabase,
+    ctr,
     movement,
     vl_db,
 )
@@ -101,7 +102,7 @@ def api(vl_db: VLDatabase, tmp_path: Path) -> Iterator[Api]:
     yield Api(app, TestClient(app, raise_server_exceptions=False), gate, headers, vl_db)
 
 
-def _batch(gate: TerminalSim, counter: int = 1) -> bytes:
+def _batch(gate: TerminalSim, counter: int = ctr(1)) -> bytes:
     return gate.batch(
         [
             gate.record(
@@ -181,9 +182,9 @@ def test_two_copies_at_once_through_the_service(vl_db: VLDatabase) -> None:
 
 
 def test_other_bytes_under_a_stored_batch_id_are_rejected(api: Api) -> None:
-    first = _batch(api.gate, counter=1)
+    first = _batch(api.gate, counter=ctr(1))
     api.gate.seq -= 1  # same sequence number, other content: same batch id
-    other = _batch(api.gate, counter=2)
+    other = _batch(api.gate, counter=ctr(2))
     assert _ack(api.client.post("/api/v1/uploads", content=first, headers=api.headers)).status is (
         AckStatus.ACCEPTED
     )
@@ -248,7 +249,7 @@ def test_signed_but_malformed_batches_are_400(
 
 
 def test_an_oversized_batch_is_refused(api: Api) -> None:
-    records = [api.gate.record(CARD, c) for c in range(1, 52)]  # more than max_batch_records
+    records = [api.gate.record(CARD, ctr(n)) for n in range(1, 52)]  # over max_batch_records
     response = api.client.post(
         "/api/v1/uploads", content=api.gate.batch(records), headers=api.headers
     )

@@ -3,6 +3,9 @@
 - :class:`TerminalSim`: a terminal with its Ed25519 device key and an emulated SAM (in-memory
   trace master key) producing journal records with real traceable signatures, and signed
   batches through :func:`card_schema.uploads.batch.sign_batch`.
+- :func:`ctr` and :class:`CardSim`: card transaction counters as real (Calypso) cards give them:
+  counting DOWN from ``0xFFFFFF``. Tests write ``ctr(n)`` for the counter of the card's session
+  number ``n``, so the order reads naturally and the values on the wire are realistic.
 - :func:`vl_db`: a fresh migrated database per test, on SQLite and on PostgreSQL (one
   throwaway cluster for the whole session, a database per test cloned from a migrated template).
 
@@ -35,6 +38,7 @@ from backend.validation.providers import InMemoryPseudonymizer, InMemoryTraceKey
 from card_schema.errors import VerificationError
 from card_schema.traceability import sam_trace_key, traceable_signature
 from card_schema.uploads.batch import Batch, UncertainRef, key_id, sign_batch
+from card_schema.uploads.counters import CARD_COUNTER_MAX, card_tx_counter_of
 from card_schema.uploads.records import (
     JournalRecord,
     PurseMovement,
@@ -52,6 +56,37 @@ T0 = datetime(2025, 9, 1, 7, 30, tzinfo=UTC)
 OPERATOR_STATIONS = {1042: "ilevia", 2001: "arc-en-ciel"}
 CARNET_PRODUCT = 31
 CARNET_TRIP_VALUE = 165
+
+
+def ctr(session: int) -> int:
+    """The card transaction counter read at the open of the card's session number ``session``.
+
+    Calypso counts down: session 0 of a fresh card reads ``0xFFFFFF``, session 1 ``0xFFFFFE``...
+    """
+    return card_tx_counter_of(session)
+
+
+@dataclass
+class CardSim:
+    """A card's transaction counter: starts at ``0xFFFFFF - used`` and decrements per session.
+
+    Attributes:
+        serial: card serial.
+        counter: the counter the next session will read at open.
+    """
+
+    serial: bytes
+    used: int = 0
+    counter: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.counter = CARD_COUNTER_MAX - self.used
+
+    def session(self) -> int:
+        """The counter of a new committed session (read at open), then decremented."""
+        value = self.counter
+        self.counter -= 1
+        return value
 
 
 def movement(purse: str, amount: int, before: int) -> PurseMovement:
@@ -93,7 +128,10 @@ class TerminalSim:
         forge: bool = False,
         seq: int | None = None,
     ) -> JournalRecord:
-        """A decided record, SAM-signed when committed (``forge``: signature of other bytes)."""
+        """A decided record, SAM-signed when committed (``forge``: signature of other bytes).
+
+        ``counter`` is the raw card counter (see :func:`ctr`: real cards count down).
+        """
         if seq is None:
             self.seq += 1
             seq = self.seq

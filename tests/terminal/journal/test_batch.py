@@ -261,7 +261,7 @@ def _records(draw: st.DrawFn, seq: int) -> JournalRecord:
         kind=draw(st.sampled_from(TransactionKind)),
         application=draw(_text.filter(bool)),
         card_serial=draw(st.binary(min_size=1, max_size=16)),
-        card_tx_counter=draw(st.integers(min_value=0, max_value=2**32)),
+        card_tx_counter=draw(st.integers(min_value=0, max_value=0xFFFFFF)),  # 3 bytes
         occurred_at=draw(_moments),
         movements=tuple(draw(st.lists(_movements(), max_size=3))),
         product_code=draw(st.none() | st.integers(0, 2**16)),
@@ -320,3 +320,15 @@ def test_codec_round_trip_property(batch: Batch) -> None:
     decoded = verify_batch(data, KEY.public_key())
     assert decoded == batch
     assert sign_batch(decoded, KEY) == data
+
+
+@pytest.mark.parametrize("counter", [-1, 0x1000000])
+def test_a_card_counter_outside_three_bytes_is_refused(counter: int) -> None:
+    with pytest.raises(RecordError, match="0xFFFFFF"):
+        TransactionIntent(
+            kind=TransactionKind.VALIDATION,
+            application="plum",
+            card_serial=bytes.fromhex("0000000012345678"),
+            card_tx_counter=counter,
+            occurred_at=T0,
+        )
