@@ -71,6 +71,7 @@ from terminal.engine import (
 )
 from terminal.engine.journaled import SessionOutcome as SessionOutcome  # moved: shared
 from terminal.engine.journaled import run_journaled_session
+from terminal.engine.svlog import sv_debit_intent
 from terminal.fares.local_time import to_local
 from terminal.journal.store import Journal
 
@@ -78,7 +79,6 @@ log = logging.getLogger(__name__)
 
 CURSUS, WALLET = "cursus", "wallet"
 CANTEEN_AID_PURSE = "cursus.canteen_aid"
-WALLET_PURSE = "wallet.sv"
 SERVICE_CODES = {"breakfast": 1, "lunch": 2, "snack": 3, "dinner": 4}  # cursus.canteen_log codes
 
 
@@ -398,33 +398,22 @@ class CanteenTill:
             tm.prepare_sv_debit(amount, meal.served_at, self.pos_id)
 
         def intent(opening: SessionOpening) -> TransactionIntent:
-            # The SV Get of this session (sent before the close) gives the state the debit
-            # starts from; the card's log entry is then fully determined.
-            sv = wallet.sv
+            sv = wallet.sv  # this session's SV Get, sent before the close
             assert sv is not None
-            written = WalletDebit(
-                at=meal.served_at,
-                amount=amount,
-                balance=sv.balance - amount,
-                sv_tnum=sv.tnum + 1,
-                location=self.pos_id,
-                kvc=opening.kvc,
-            ).to_record()
-            return TransactionIntent(
+            return sv_debit_intent(
                 kind=TransactionKind.CANTEEN_MEAL,
-                application=WALLET,
                 card_serial=view.card.serial,
                 card_tx_counter=opening.transaction_counter,
+                kvc=opening.kvc,
+                balance_before=sv.balance,
+                sv_tnum_before=sv.tnum,
+                amount=amount,
+                at=meal.served_at,
+                location=self.pos_id,
                 occurred_at=now,
-                movements=(
-                    PurseMovement(
-                        WALLET_PURSE, PurseUnit.EUROCENT, -amount, sv.balance, sv.balance - amount
-                    ),
-                ),
+                last_events=non_blank(sv_raw),
                 product_code=SERVICE_CODES[meal.service.value],
                 school_uai=self.school_uai,
-                last_events=non_blank(sv_raw),
-                written_event=written,
             )
 
         return self._session(tm, prepare, intent)

@@ -14,6 +14,14 @@ from datetime import date, datetime
 from card_schema.errors import SchemaError
 from card_schema.layout import RECORD_SIZE
 from card_schema.records import decode_record, encode_record
+from card_schema.uploads.records import (
+    PurseMovement,
+    PurseUnit,
+    TransactionIntent,
+    TransactionKind,
+)
+
+WALLET_PURSE = "wallet.sv"
 
 BLANK_RECORD = bytes(RECORD_SIZE)
 
@@ -86,3 +94,68 @@ def non_blank(records: Sequence[bytes]) -> tuple[bytes, ...]:
     other's (see ``docs/canteen.md``, "Recovery").
     """
     return tuple(bytes(r) for r in records if bytes(r) != BLANK_RECORD)
+
+
+def sv_debit_intent(
+    *,
+    kind: TransactionKind,
+    card_serial: bytes,
+    card_tx_counter: int,
+    kvc: int,
+    balance_before: int,
+    sv_tnum_before: int,
+    amount: int,
+    at: datetime,
+    location: int,
+    occurred_at: datetime,
+    last_events: Sequence[bytes],
+    product_code: int | None = None,
+    station_id: int | None = None,
+    school_uai: str | None = None,
+) -> TransactionIntent:
+    """The journal intent of an SV debit session in the wallet, with the log record it writes.
+
+    The SV Get of the session (sent before the close) gives ``balance_before`` and
+    ``sv_tnum_before``; the card's debit log entry is then fully determined, so the intent can be
+    journaled before the close (write-ahead).
+
+    Args:
+        kind: what the debit pays for (a canteen meal, a pay-as-you-go ride).
+        card_serial: the card.
+        card_tx_counter: the card's transaction counter read at Open Secure Session.
+        kvc: version of the SV key of the session.
+        balance_before: SV balance read in the session, eurocents.
+        sv_tnum_before: SV transaction number read in the session.
+        amount: eurocents to debit (positive).
+        at: local date and time given to the card in the SV Debit command.
+        location: the location given to the card (a till's POS number, a gate's station).
+        occurred_at: when the tap happened (aware).
+        last_events: the debit log as read before the session (:func:`non_blank`).
+        product_code: product or service code of what is paid for.
+        station_id: station of the terminal, if any.
+        school_uai: school of the terminal, if any.
+    """
+    balance_after = balance_before - amount
+    written = WalletDebit(
+        at=at,
+        amount=amount,
+        balance=balance_after,
+        sv_tnum=sv_tnum_before + 1,
+        location=location,
+        kvc=kvc,
+    ).to_record()
+    return TransactionIntent(
+        kind=kind,
+        application="wallet",
+        card_serial=card_serial,
+        card_tx_counter=card_tx_counter,
+        occurred_at=occurred_at,
+        movements=(
+            PurseMovement(WALLET_PURSE, PurseUnit.EUROCENT, -amount, balance_before, balance_after),
+        ),
+        product_code=product_code,
+        station_id=station_id,
+        school_uai=school_uai,
+        last_events=tuple(last_events),
+        written_event=written,
+    )

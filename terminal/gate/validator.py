@@ -64,7 +64,7 @@ from terminal.engine import (
     select_card,
 )
 from terminal.engine.journaled import SessionOutcome, run_journaled_session
-from terminal.engine.svlog import WalletDebit, non_blank
+from terminal.engine.svlog import WalletDebit, non_blank, sv_debit_intent
 from terminal.fares import DISPLAY_TEXT, Decision, Reason, Tariff, decide, inspect
 from terminal.fares.local_time import to_local
 from terminal.fares.model import CardImage, Event, GateKind, Place, ProfileCode, Tap
@@ -83,7 +83,6 @@ DISPLAY_UNKNOWN_CARD = "Carte non reconnue"
 DISPLAY_OUT_OF_SERVICE = "Hors service"
 DISPLAY_NOT_PAYABLE_HERE = "Paiement impossible ici"
 PASSAGE_TIMEOUT_S = 8.0
-WALLET_PURSE = "wallet.sv"
 
 # A PLUM-only refusal of these kinds may be lifted by another application (lazy reads).
 NO_RIGHT_REASONS = frozenset(
@@ -631,29 +630,20 @@ class GateValidator:
         def intent_of(opening: SessionOpening) -> TransactionIntent:
             sv = wallet.sv  # from this session's SV Get, sent before the close
             assert sv is not None
-            written = WalletDebit(
-                at=at,
-                amount=amount,
-                balance=sv.balance - amount,
-                sv_tnum=sv.tnum + 1,
-                location=ride.station_id,
-                kvc=opening.kvc,
-            ).to_record()
-            return TransactionIntent(
+            return sv_debit_intent(
                 kind=TransactionKind.SV_DEBIT,
-                application="wallet",
                 card_serial=ctx.card.serial,
                 card_tx_counter=opening.transaction_counter,
+                kvc=opening.kvc,
+                balance_before=sv.balance,
+                sv_tnum_before=sv.tnum,
+                amount=amount,
+                at=at,
+                location=ride.station_id,
                 occurred_at=_aware(tap.now),
-                movements=(
-                    PurseMovement(
-                        WALLET_PURSE, PurseUnit.EUROCENT, -amount, sv.balance, sv.balance - amount
-                    ),
-                ),
+                last_events=sv_log,
                 product_code=product.card_code if product is not None else None,
                 station_id=self.place.station_id,
-                last_events=sv_log,
-                written_event=written,
             )
 
         def record_seq(seq: int, _: TransactionIntent) -> None:
