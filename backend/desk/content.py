@@ -11,8 +11,8 @@ Steps, in order (one secure session each, at most 6 record writes, the card's se
   services, Cursus student record, employment situation). No name, birth date or address goes on
   the chip: the holder's name is printed on the card body;
 - ``remove.<app>`` (issuer key): the application's first record cleared;
-- ``contract.<action>`` (load key): a PLUM contract in the first free slot, the contract list and
-  the trip counters;
+- ``contract.<action>`` (load key): a PLUM contract in the first free slot (with its zones and
+  bike-shelter option when sold with them), the contract list and the trip counters;
 - ``aid`` (load key): the Cursus aid counters with every credit added;
 - ``sv`` (load key): one SV reload of the wallet for every reload and moved balance.
 """
@@ -32,6 +32,7 @@ from card_schema.records import decode_record, encode_record
 
 NETWORK_ID = 250000  # Hauts-de-France (docs/card-layout.md)
 FF_TARIFF = 0x0FF1  # contract list entry announcing the generic FF contract layout
+BIKE_SHELTER_SERVICE = 0x0001  # ContractServices bit 0 (terminal/cardimage.py)
 RECORD_SIZE = 29
 APPLICATION_NAMES_FR = {
     "plum": "PLUM",
@@ -58,6 +59,8 @@ class ContractLoad:
     name: str
     duration_days: int | None
     trips: int | None
+    zones: tuple[int, ...] = ()  # empty: valid in every zone
+    bike_shelter: bool = False
 
 
 @dataclass(frozen=True)
@@ -85,7 +88,10 @@ class CardWork:
         personalise: applications whose first record is written.
         remove: applications whose first record is cleared.
         contracts, aid, wallet: the loads.
-        student: Cursus student record values chosen at the desk (school, level...).
+        student: Cursus student record values chosen at the desk (school, level, free school
+            transport and its zones...).
+        profiles: reduced-fare holder profiles (``number``, ``valid_until``) for the PLUM
+            environment.
     """
 
     personalise: list[str] = field(default_factory=list)
@@ -94,6 +100,7 @@ class CardWork:
     aid: list[AidCredit] = field(default_factory=list)
     wallet: list[WalletReload] = field(default_factory=list)
     student: Mapping[str, Any] = field(default_factory=dict)
+    profiles: list[Mapping[str, Any]] = field(default_factory=list)
 
 
 def _records(snapshot: Mapping[str, Any], app: str, file: str) -> list[bytes]:
@@ -127,7 +134,8 @@ def personalised_applications(snapshot: Mapping[str, Any]) -> list[str]:
     return [app for app, file in FIRST_RECORD.items() if any(_records(snapshot, app, file)[0])]
 
 
-def _first_record(app: str, today: date, student: Mapping[str, Any]) -> bytes:
+def _first_record(app: str, today: date, work: CardWork) -> bytes:
+    student = work.student
     if app == "plum":
         values: dict[str, Any] = {
             "EnvApplicationVersionNumber": 1,
@@ -135,6 +143,15 @@ def _first_record(app: str, today: date, student: Mapping[str, Any]) -> bytes:
             "EnvApplicationIssuerId": 1,
             "EnvApplicationValidityEndDate": (today + timedelta(days=5 * 365)).isoformat(),
         }
+        if work.profiles:
+            values["HolderProfiles"] = [
+                {
+                    "HolderProfileNetworkId": NETWORK_ID,
+                    "HolderProfileNumber": int(p["number"]),
+                    "HolderProfileDate": str(p["valid_until"]),
+                }
+                for p in work.profiles
+            ]
         return encode_record("plum.environment", values)
     if app == "wallet":
         return encode_record(
@@ -149,9 +166,9 @@ def _first_record(app: str, today: date, student: Mapping[str, Any]) -> bytes:
             "boarding": student.get("boarding") or "day_pupil",
             "valid_from": f"{year_start}-09-01",
             "valid_until": f"{year_start + 1}-07-04",
-            "school_transport": "none",
+            "school_transport": "free" if student.get("school_transport") else "none",
             "transport_network_id": NETWORK_ID,
-            "transport_zones": [],
+            "transport_zones": list(student.get("transport_zones") or []),
         }
         return encode_record("cursus.student", values)
     values = {
@@ -179,6 +196,10 @@ def _contract_record(load: ContractLoad, today: date) -> bytes:
         },
         "ContractStatus": 1,
     }
+    if load.zones:
+        values["ContractValidityInfo"]["ContractValidityZones"] = list(load.zones)
+    if load.bike_shelter:
+        values["ContractServices"] = BIKE_SHELTER_SERVICE
     return encode_record("plum.contract", values, tariff=FF_TARIFF)
 
 
@@ -226,7 +247,7 @@ def plan_steps(work: CardWork, snapshot: Mapping[str, Any], today: date) -> list
     steps: list[dict[str, Any]] = []
     try:
         for app in work.personalise:
-            data = _first_record(app, today, work.student)
+            data = _first_record(app, today, work)
             label = f"personnalisation {APPLICATION_NAMES_FR[app]}"
             steps.append(
                 _step(f"perso.{app}", label, app, "issuer", [_write(FIRST_RECORD[app], 1, data)])

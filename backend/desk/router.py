@@ -109,10 +109,16 @@ def create_job(body: JobIn, session: SessionDep, agent: Writer) -> JobOut:
         applications=list(body.applications),
         add_applications=list(body.add_applications),
         remove_applications=list(body.remove_applications),
-        contracts=list(body.contracts),
+        contracts=[c if isinstance(c, int) else c.code for c in body.contracts],
+        contract_options=[
+            {} if isinstance(c, int) else c.model_dump(exclude={"code"}, exclude_defaults=True)
+            for c in body.contracts
+        ],
         wallet_reload_cents=body.wallet_reload_cents,
         school_aid=[a.model_dump(mode="json") for a in body.school_aid],
-        student=body.student.model_dump(exclude_none=True),
+        student=body.student.model_dump(exclude_none=True, exclude_defaults=True),
+        profiles=[p.model_dump(mode="json") for p in body.profiles],
+        valid_from=body.valid_from,
         reason=body.reason,
     )
     return _job_out(service.create_job(session, request, by=agent.username))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -31,6 +31,27 @@ class StudentIn(BaseModel):
     school_uai: str | None = Field(default=None, pattern=r"^\d{7}[A-Z]$")
     level: str | None = Field(default=None, max_length=24)
     boarding: str | None = Field(default=None, max_length=24)
+    school_transport: bool = Field(default=False, description="free school transport granted")
+    transport_zones: list[int] = Field(default_factory=list, max_length=8)
+
+
+class ContractIn(BaseModel):
+    """A contract with its options (the page sends the bare product code instead)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    code: int
+    zones: list[int] = Field(default_factory=list, max_length=8, description="empty: every zone")
+    bike_shelter: bool = Field(default=False, description="the bike-shelter option")
+
+
+class ProfileIn(BaseModel):
+    """A reduced-fare holder profile checked at the desk (PLUM environment ``HolderProfiles``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    number: int = Field(ge=1, le=255, description="1 pupil, 2 under 26, 3 job seeker, 4 senior")
+    valid_until: date
 
 
 class JobIn(BaseModel):
@@ -39,7 +60,8 @@ class JobIn(BaseModel):
     ``issue``: a blank card for ``holder_id`` (or ``anonymous``) with ``applications``;
     ``update``: ``card_serial`` gets ``add_applications`` / loses ``remove_applications``, and
     loads; ``replace``: the blocked or lost ``card_serial`` is replaced by a blank card (its
-    balances and contracts move), with ``reason``.
+    balances and contracts move), with ``reason``. ``contracts`` are product codes, or objects
+    with options (zones, bike shelter); ``profiles`` and ``valid_from`` are optional.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -52,10 +74,14 @@ class JobIn(BaseModel):
     applications: list[Application] = Field(default_factory=list, max_length=4)
     add_applications: list[Application] = Field(default_factory=list, max_length=4)
     remove_applications: list[Application] = Field(default_factory=list, max_length=4)
-    contracts: list[int] = Field(default_factory=list, max_length=4)
+    contracts: list[int | ContractIn] = Field(default_factory=list, max_length=4)
     wallet_reload_cents: int = Field(default=0, ge=0, le=15_000)
     school_aid: list[AidIn] = Field(default_factory=list, max_length=3)
     student: StudentIn = Field(default_factory=StudentIn)
+    profiles: list[ProfileIn] = Field(default_factory=list, max_length=3)
+    valid_from: date | None = Field(
+        default=None, description="first day of the contracts and school year (default: today)"
+    )
     reason: str | None = Field(default=None, max_length=200)
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -54,7 +54,8 @@ WALLET_MAX_CENTS = 15000
 class JobRequest:
     """What an agent asks for (validated by the router's schema).
 
-    Attributes mirror :class:`backend.desk.schemas.JobIn`.
+    Attributes mirror :class:`backend.desk.schemas.JobIn`; ``contracts`` are the product codes and
+    ``contract_options`` their options, in the same order (``{}`` for none).
     """
 
     kind: JobKind
@@ -70,9 +71,12 @@ class JobRequest:
     school_aid: list[dict[str, Any]]
     student: dict[str, Any]
     reason: str | None
+    contract_options: list[dict[str, Any]] = field(default_factory=list)
+    profiles: list[dict[str, Any]] = field(default_factory=list)
+    valid_from: date | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        doc: dict[str, Any] = {
             "kind": self.kind.value,
             "applications": [a.value for a in self.applications],
             "add_applications": [a.value for a in self.add_applications],
@@ -84,6 +88,14 @@ class JobRequest:
             "anonymous": self.anonymous,
             "reason": self.reason,
         }
+        # Optional parts (the page sends none of them): stored only when given.
+        if any(self.contract_options):
+            doc["contract_options"] = list(self.contract_options)
+        if self.profiles:
+            doc["profiles"] = list(self.profiles)
+        if self.valid_from is not None:
+            doc["valid_from"] = self.valid_from.isoformat()
+        return doc
 
 
 def _today() -> date:
@@ -179,6 +191,8 @@ def create_job(session: Session, request: JobRequest, *, by: str) -> DeskJob:
         )
     if request.school_aid and Application.CURSUS not in final_apps:
         raise Conflict("les aides demandent l'application Cursus", "aid needs the cursus app")
+    if request.profiles and Application.PLUM not in final_apps:
+        raise Conflict("les profils demandent l'application PLUM", "profiles need the plum app")
     now = utcnow()
     job = DeskJob(
         desk_terminal_id=request.desk_terminal_id,
@@ -264,15 +278,25 @@ def _move_confirmed_contracts(session: Session, old: str, new: str, by: str) -> 
 
 
 def _work(
-    session: Session, job: DeskJob, request: Mapping[str, Any], todo: list[CardAction]
+    session: Session,
+    job: DeskJob,
+    request: Mapping[str, Any],
+    todo: list[CardAction],
+    contract_options: Mapping[int, Mapping[str, Any]],
 ) -> tuple[content.CardWork, list[dict[str, Any]]]:
-    """The card work and the receipt's load lines for the actions to carry out now."""
-    work = content.CardWork(student=request.get("student") or {})
+    """The card work and the receipt's load lines for the actions to carry out now.
+
+    ``contract_options`` gives the options (zones, bike shelter) of a contract action by its id.
+    """
+    work = content.CardWork(
+        student=request.get("student") or {}, profiles=list(request.get("profiles") or [])
+    )
     lines: list[dict[str, Any]] = []
     for action in todo:
         params = json.loads(action.params)
         if action.kind == ActionKind.LOAD_CONTRACT:
             product = products.get_product(session, int(params["product_code"]))
+            option = contract_options.get(action.id, {})
             work.contracts.append(
                 content.ContractLoad(
                     action.id,
@@ -280,6 +304,8 @@ def _work(
                     product.name,
                     params.get("duration_days"),
                     params.get("trips"),
+                    zones=tuple(int(z) for z in option.get("zones", ())),
+                    bike_shelter=bool(option.get("bike_shelter")),
                 )
             )
             moved = "from_card" in params
@@ -388,10 +414,14 @@ def attach_card(
             cards.add_application(session, serial, Application(app))
         for app in request["remove_applications"]:
             cards.remove_application(session, serial, Application(app))
-    for code in request["contracts"]:
-        products.load_product(
+    options = request.get("contract_options") or []
+    contract_options: dict[int, Mapping[str, Any]] = {}
+    for index, code in enumerate(request["contracts"]):
+        load = products.load_product(
             session, card_serial=serial, product_code=int(code), channel="desk", sold_by=by
         )
+        if index < len(options) and options[index]:
+            contract_options[load.action.id] = options[index]
     if request["wallet_reload_cents"]:
         wallet = [p for p in products.list_products(session) if p.application == Application.WALLET]
         if not wallet:
@@ -418,13 +448,17 @@ def attach_card(
         )
     card = cards.get_card(session, serial)
     final_apps = [a.value for a in cards.applications_of(card)]
-    work, lines = _work(session, job, request, _new_actions(session, serial, before))
+    todo = _new_actions(session, serial, before)
+    work, lines = _work(session, job, request, todo, contract_options)
     if job.kind == JobKind.UPDATE:
         work.personalise = [a for a in request["add_applications"] if a not in apps_now]
         work.remove = [a for a in request["remove_applications"] if a in apps_now]
     else:
         work.personalise = final_apps
-    steps = content.plan_steps(work, snapshot, _today())
+    valid_from = request.get("valid_from")
+    steps = content.plan_steps(
+        work, snapshot, date.fromisoformat(valid_from) if valid_from else _today()
+    )
     needed = content.key_roles(steps)
     wrapped = [
         {

@@ -30,8 +30,11 @@ REASON_LABELS = {
 }
 PATHS = {
     "issuance": (
-        "Guichet : API du backend (agent + terminal guichet) puis écriture de la carte par le "
-        "moteur de transaction, via pcscd/vpcd (multiplexeur de cartes derrière un lecteur)"
+        "Guichet : demandes de guichet (POST /api/v1/desk/jobs, les appels de la page desk.js "
+        "avec le jeton de l'agent) traitées par le poste de guichet (terminal.desk.DeskStation, "
+        "GET /api/v1/desk/jobs/next) : carte vierge posée sur le lecteur du guichet, plan du "
+        "backend écrit étape par étape, clés de carte chiffrées chargées dans le SAM du guichet "
+        "(Load Card Key), via pcscd/vpcd (multiplexeur de cartes derrière un lecteur)"
     ),
     "taps": (
         "Valideurs, cars, abri vélo, cantines : GateValidator / CanteenTill réels, chaque APDU "
@@ -78,7 +81,12 @@ def build_summary(result: DemoResult) -> dict[str, Any]:
         "day": "2026-11-27",
         "seed": result.options.seed,
         "holders": len(result.holders),
-        "cards_issued": {"total": sum(issued.values()), "by_kind": dict(issued)},
+        "cards_issued": {
+            "total": sum(issued.values()),
+            "by_kind": dict(issued),
+            "through_desk_jobs": result.desk_jobs.get("done", 0),
+        },
+        "desk_jobs": result.desk_jobs,
         "taps": {
             "total": len(stats.taps),
             "accepted": sum(accepted.values()),
@@ -232,6 +240,7 @@ def write_html(
     """``index.html``: French, self-contained apart from the PNGs next to it."""
     kinds = {k.value: k.label for k in HolderKind}
     cards = summary["cards_issued"]["by_kind"]
+    desk = summary["desk_jobs"]
     taps = summary["taps"]
     meals = summary["meals"]
     ledger = summary["ledger"]
@@ -241,6 +250,10 @@ def write_html(
         f"<p class='{'ok' if ledger['balanced'] else 'ko'}'><b>{html.escape(ledger['message'])}</b>"
         f" ({ledger['entries']} écritures, {ledger['lines']} lignes)</p>",
         "<h2>Cartes émises au guichet</h2>",
+        f"<p>{desk.get('done', 0)} demandes de guichet traitées par le poste de guichet "
+        f"(DeskStation) sur {desk.get('created', 0)} créées par l'agent, "
+        f"{desk.get('steps_written', 0)} étapes écrites (une session sécurisée et une clé "
+        "chiffrée chargée dans le SAM du guichet chacune).</p>",
         _table(["Porteurs", "Cartes"], [[kinds.get(k, k), n] for k, n in cards.items()]),
         "<h2>Passages aux valideurs</h2>",
         f"<p>{taps['total']} passages : {taps['accepted']} acceptés, "
@@ -336,6 +349,7 @@ def terminal_summary(summary: dict[str, Any], out: Path) -> str:
     """The French summary printed at the end."""
     kinds = {k.value: k.label for k in HolderKind}
     cards = summary["cards_issued"]
+    desk = summary["desk_jobs"]
     taps = summary["taps"]
     meals = summary["meals"]
     blocked = summary["blocked_cards"]
@@ -346,6 +360,9 @@ def terminal_summary(summary: dict[str, Any], out: Path) -> str:
         f"Cartes émises : {cards['total']} ("
         + ", ".join(f"{kinds.get(k, k)} {n}" for k, n in cards["by_kind"].items())
         + ")",
+        f"Guichet : {desk.get('done', 0)}/{desk.get('created', 0)} demandes de guichet "
+        f"traitées par le poste (DeskStation), {desk.get('steps_written', 0)} étapes écrites, "
+        f"{desk.get('wrapped_keys_loaded', 0)} clés chargées dans le SAM (Load Card Key)",
         f"Passages : {taps['total']} — acceptés {taps['accepted']}, refusés {taps['refused']} ("
         + ", ".join(f"{REASON_LABELS.get(r, r)} {n}" for r, n in taps["refused_by_reason"].items())
         + ")",

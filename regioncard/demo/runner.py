@@ -36,9 +36,9 @@ from hardware.card.emulator import EmulatedCard
 from hardware.card.image import CardImageStore
 from hardware.personalise import new_card
 from hardware.sam.emulator import EmulatedSAM
-from hardware.sam.keystore import KeyFileStore, new_key_file
+from hardware.sam.keystore import TRACE_KEY, TRANSPORT_KEY_LABEL, KeyFileStore, new_key_file
 from regioncard.demo.day import DayStats, Event, SimClock, Step, offline, plan_day
-from regioncard.demo.desk import WALLET_RELOAD_CODE, DeskIssuer
+from regioncard.demo.desk import WALLET_RELOAD_CODE, DeskIssuance
 from regioncard.demo.progress import Progress
 from regioncard.demo.rig import ReaderRig
 from regioncard.demo.services import Api, BackendServer, DemoError, free_port
@@ -60,7 +60,7 @@ from terminal.canteen.menu import MenuBook
 from terminal.canteen.screen import RecordingScreen
 from terminal.canteen.tariff import load_tariff as load_canteen_tariff
 from terminal.canteen.till import CanteenTill
-from terminal.engine import SAMResource
+from terminal.desk import DeskStation
 from terminal.fares import load_tariff
 from terminal.fares.signed import PushedTables, SignedEnvelope
 from terminal.gate import GateValidator
@@ -129,6 +129,7 @@ class Runtime:
     queue: UploadQueue
     api: Api
     online_transport: HTTPUploadTransport
+    credential: str
     gate: GateValidator | None = None
     till: CanteenTill | None = None
     tables: PushedTables | None = None
@@ -149,6 +150,7 @@ class DemoResult:
     apdus: dict[str, int] = field(default_factory=dict)
     purse_balances: list[dict[str, Any]] = field(default_factory=list)
     sales: dict[str, int] = field(default_factory=dict)
+    desk_jobs: dict[str, int] = field(default_factory=dict)
     api_calls: dict[str, int] = field(default_factory=dict)
     sample_card: str = ""
 
@@ -211,9 +213,16 @@ class Demo:
         for sub in ("cards", "journals"):
             (self.work / sub).mkdir(parents=True)
         key_file = self.work / "sam-keys.json"
-        new_key_file(key_file)
-        self.keys = KeyFileStore.load(key_file)
-        self.server = BackendServer.start(self.work, self.keys.master_keys())
+        new_key_file(key_file, transport_key=True)
+        ceremony = KeyFileStore.load(key_file).master_keys()  # master keys + transport key
+        # The backend's token imports every key; the card factory and the terminals' SAMs get the
+        # master keys; the desk SAM gets the transport key (and its signature key), no master key.
+        transport = ceremony.pop(TRANSPORT_KEY_LABEL)
+        self.keys = KeyFileStore(ceremony)
+        self.desk_keys = KeyFileStore(
+            {TRANSPORT_KEY_LABEL: transport, TRACE_KEY.label: ceremony[TRACE_KEY.label]}
+        )
+        self.server = BackendServer.start(self.work, {**ceremony, TRANSPORT_KEY_LABEL: transport})
         app = self.server.app
         public = Api(self.server.url)
         supervisor_password = secrets.token_urlsafe(PASSWORD_BYTES)
@@ -302,9 +311,10 @@ class Demo:
             rng=random.Random(self.rng.random()),
             clock=self.clock,
         )
-        sam = EmulatedSAM(self.keys, spec.sam_serial)
+        keys = self.desk_keys if spec.role is TerminalRole.DESK else self.keys
+        sam = EmulatedSAM(keys, spec.sam_serial)
         api = public.as_terminal(spec.terminal_id, credential)
-        return Runtime(spec, sam, journal, queue, api, transport)
+        return Runtime(spec, sam, journal, queue, api, transport, credential)
 
     def _build_terminals(self) -> None:
         assert self.rig is not None
@@ -343,30 +353,38 @@ class Demo:
 
     # -- issuance ----------------------------------------------------------------------------
     def _issue_cards(self) -> None:
-        assert self.rig is not None
+        """Every card through a desk job: the agent on the page's API, the desk station writes."""
+        assert self.rig is not None and self.server is not None
         desk = self.runtimes[DESK.terminal_id]
         self.rig.sams.present(desk.sam)
-        issuer = DeskIssuer(
-            self.agent,
-            desk.api,
+        station = DeskStation(
             self.rig.reader,
-            SAMResource(self.rig.sam_reader),
-            desk.journal,
-            self.clock,
+            self.rig.sam_reader,
+            self.server.url,
+            DESK.terminal_id,
+            desk.credential,
+            card_timeout=5.0,
+            clock=self.clock,
         )
-        self.progress.section(f"Guichet : émission de {len(self.holders)} cartes")
+        issuance = DeskIssuance(self.agent, station, DESK.terminal_id)
+        issuance.open_page()
+        self.progress.section(
+            f"Guichet : émission de {len(self.holders)} cartes (demandes de guichet, poste "
+            f"{DESK.terminal_id})"
+        )
         sales: Counter[str] = Counter()
         bar = self.progress.bar("cartes émises", len(self.holders))
         for holder in self.holders:
             self.clock.advance(seconds=20)
-            self.rig.cards.present(self.cards[holder.serial_hex])
-            issued = issuer.issue(holder)
+            job_id = issuance.create_job(holder)
+            self.rig.cards.present(self.cards[holder.serial_hex])  # a blank card on the reader
+            issued = issuance.write(holder, job_id)
             for code, amount in issued.sales.items():
                 sales["wallet" if code == WALLET_RELOAD_CODE else _product_group(code)] += amount
             bar.advance()
         bar.done()
         self.result.sales = dict(sales)
-        self._upload(desk)
+        self.result.desk_jobs = issuance.stats.as_json()
 
     # -- the day -----------------------------------------------------------------------------
     def _play_day(self) -> None:

@@ -74,6 +74,18 @@ def test_every_requested_card_is_issued(summary: dict[str, Any]) -> None:
     }
 
 
+def test_every_card_went_through_a_desk_job(summary: dict[str, Any]) -> None:
+    """The agent created one desk job per card and the desk station wrote every one of them."""
+    desk = summary["desk_jobs"]
+    assert desk["created"] == desk["done"] == HOLDERS
+    assert desk["failed"] == 0
+    assert summary["cards_issued"]["through_desk_jobs"] == summary["cards_issued"]["total"]
+    # At least a PLUM and a wallet personalisation per card, one wrapped key loaded per step.
+    assert desk["steps_written"] >= 2 * HOLDERS
+    assert desk["wrapped_keys_loaded"] == desk["steps_written"]
+    assert "DeskStation" in summary["paths"]["issuance"]
+
+
 def test_blocked_cards_are_refused_after_the_push(summary: dict[str, Any]) -> None:
     blocked = summary["blocked_cards"]
     assert blocked["blocked"] == 3
