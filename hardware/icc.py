@@ -6,9 +6,12 @@ through this protocol only, so a chip never knows which stack it sits behind.
 
 from __future__ import annotations
 
+import logging
 from typing import Protocol
 
 from card_schema.errors import RegionCardError
+
+log = logging.getLogger(__name__)
 
 
 class ChipPowerLost(RegionCardError):
@@ -39,3 +42,23 @@ class EmulatedICC(Protocol):
     def transmit(self, apdu: bytes) -> bytes:
         """Process one command APDU and return the response data followed by SW1 SW2."""
         ...
+
+
+#: Answer to a command when a chip raised instead of answering: execution error, no effect claimed.
+SW_EXECUTION_ERROR = b"\x6f\x00"
+
+
+def answer(chip: EmulatedICC, apdu: bytes, bridge: str) -> bytes:
+    """Run ``apdu`` on ``chip`` for a bridge: the chip's answer, whatever happens.
+
+    :class:`ChipPowerLost` goes through (the bridge makes the card leave the field). Any other
+    exception breaks the chip's contract; the reader still gets ``6F00`` (and the traceback goes to
+    the log) rather than a hung stack.
+    """
+    try:
+        return chip.transmit(apdu)
+    except ChipPowerLost:
+        raise
+    except Exception:
+        log.exception("%s: chip raised on %s", bridge, apdu.hex(" ").upper())
+        return SW_EXECUTION_ERROR

@@ -51,8 +51,8 @@ import threading
 from functools import reduce
 from operator import xor
 
-from hardware.bridges.vpcd import SW_EXECUTION_ERROR, BridgeError
-from hardware.icc import ChipPowerLost, EmulatedICC
+from hardware.bridges.vpcd import BridgeError
+from hardware.icc import ChipPowerLost, EmulatedICC, answer
 
 log = logging.getLogger(__name__)
 
@@ -366,10 +366,4 @@ class NFCUDPBridge:
                 sock.recvfrom(4096)  # the reader's S(WTX) response
 
     def _transmit(self, apdu: bytes) -> bytes:
-        try:
-            return self.chip.transmit(apdu)
-        except ChipPowerLost:
-            raise
-        except Exception:
-            log.exception("%s: chip raised on %s", self.name, apdu.hex(" ").upper())
-            return SW_EXECUTION_ERROR
+        return answer(self.chip, apdu, self.name)

@@ -38,7 +38,7 @@ import struct
 import threading
 
 from card_schema.errors import RegionCardError
-from hardware.icc import ChipPowerLost, EmulatedICC
+from hardware.icc import ChipPowerLost, EmulatedICC, answer
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,6 @@ VPCD_CTRL_RESET = 0x02
 VPCD_CTRL_ATR = 0x04
 
 DEFAULT_PORT = 35963  # Debian's /etc/reader.conf.d/vpcd: slot 0 on 35963, slot 1 on 35964
-SW_EXECUTION_ERROR = b"\x6f\x00"  # a chip that raised instead of answering (never should)
 
 
 class BridgeError(RegionCardError):
@@ -258,15 +257,7 @@ class VPCDBridge:
             log.warning("%s: unknown vpcd control 0x%02X ignored", self.name, code)
 
     def _transmit(self, apdu: bytes) -> bytes:
-        try:
-            return self.chip.transmit(apdu)
-        except ChipPowerLost:
-            raise
-        except Exception:
-            # The chip contract says transmit never raises; if it does, the reader still gets
-            # an answer (and the traceback goes to the log) rather than a hung pcscd.
-            log.exception("%s: chip raised on %s", self.name, apdu.hex(" ").upper())
-            return SW_EXECUTION_ERROR
+        return answer(self.chip, apdu, self.name)
 
 
 def _recv_exactly(sock: socket.socket, size: int) -> bytes | None:
