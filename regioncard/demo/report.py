@@ -41,7 +41,10 @@ PATHS = {
         "via pyscard -> pcscd -> vpcd ; l'arrivée d'une carte dans le champ est simulée en "
         "changeant la puce derrière le lecteur (pas d'événement d'insertion pcscd)"
     ),
-    "uploads": "Journal de chaque terminal -> UploadQueue -> HTTP POST /api/v1/uploads (urllib)",
+    "uploads": (
+        "Journal de chaque terminal (guichet compris : rechargements, aides, contrats) -> "
+        "UploadQueue -> HTTP POST /api/v1/uploads (urllib)"
+    ),
     "backend": (
         "Backend FastAPI dans ce processus (uvicorn, 127.0.0.1), SQLite, jeton SoftHSM2 ; "
         "boucle de validation, rapports, clôture et contrôle du grand livre par l'API"
@@ -87,6 +90,7 @@ def build_summary(result: DemoResult) -> dict[str, Any]:
             "through_desk_jobs": result.desk_jobs.get("done", 0),
         },
         "desk_jobs": result.desk_jobs,
+        "desk_ledger": backend.get("desk_ledger", {}),
         "taps": {
             "total": len(stats.taps),
             "accepted": sum(accepted.values()),

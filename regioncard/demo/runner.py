@@ -25,10 +25,12 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from sqlalchemy import select
 
 from backend.auth.roles import AgentRole
 from backend.auth.service import create_agent
 from backend.db import transaction
+from backend.ledger.models import LedgerEntry
 from backend.uploads.router import validation_loop_of
 from backend.validation.models import OperatorStation, ProductValue
 from firmware_host.osdp.gate import ConsoleGatePeripheral
@@ -365,6 +367,7 @@ class Demo:
             desk.credential,
             card_timeout=5.0,
             clock=self.clock,
+            journal=desk.journal,  # the desk's loads are journaled like any terminal's sessions
         )
         issuance = DeskIssuance(self.agent, station, DESK.terminal_id)
         issuance.open_page()
@@ -383,6 +386,9 @@ class Demo:
                 sales["wallet" if code == WALLET_RELOAD_CODE else _product_group(code)] += amount
             bar.advance()
         bar.done()
+        # The desk's records (wallet reloads, aid credits, contracts) go up before the day's
+        # taps, with the desk's device key and credential, through the same queue as the others.
+        self._upload(desk)
         self.result.sales = dict(sales)
         self.result.desk_jobs = issuance.stats.as_json()
 
@@ -511,6 +517,27 @@ class Demo:
                 story["caught_up_batches"] = len(report.acked)
 
     # -- after the day -----------------------------------------------------------------------
+    def _desk_ledger(self) -> dict[str, Any]:
+        """What the desk's uploaded records posted: entries, and eurocents by account group.
+
+        Read from the backend's ledger (no API lists accounts yet): ``sales:<desk>`` and
+        ``funder:region:<purpose>`` against the card purses (``card:<purse>``, summed over cards).
+        """
+        assert self.server is not None
+        prefix = f"tap:{DESK.terminal_id}:"
+        by_account: Counter[str] = Counter()
+        entries: set[str] = set()
+        with transaction(self.server.app.state.sessionmaker) as session:
+            rows = session.execute(
+                select(LedgerEntry.entry_ref, LedgerEntry.account, LedgerEntry.amount).where(
+                    LedgerEntry.entry_ref.startswith(prefix)
+                )
+            ).all()
+        for entry_ref, account, amount in rows:
+            entries.add(entry_ref)
+            by_account[_account_group(account)] += int(amount)
+        return {"entries": len(entries), "by_account": dict(sorted(by_account.items()))}
+
     def _close_day(self) -> None:
         assert self.server is not None and self.rig is not None
         self.progress.section("Fin de journée : envois, boucle de validation, rapprochement")
@@ -543,6 +570,7 @@ class Demo:
             backend["ledger"] = {"balanced": True, **sup.get("/api/v1/reconciliation/ledger/check")}
         except DemoError as exc:
             backend["ledger"] = {"balanced": False, "error": str(exc)}
+        backend["desk_ledger"] = self._desk_ledger()
         self.result.backend = backend
         self.result.api_calls = dict(self.supervisor.calls)
         for holder in self.holders:
@@ -582,6 +610,13 @@ class Demo:
                 "all_uploaded": offline_rt.journal.unuploaded_count() == 0,
             }
         )
+
+
+def _account_group(account: str) -> str:
+    """``card:<pseudonym>:<purse>`` -> ``card:<purse>``; ``funder:region:books`` as is."""
+    if account.startswith("card:"):
+        return "card:" + account.rsplit(":", 1)[1]
+    return account
 
 
 def _product_group(code: int) -> str:

@@ -3,7 +3,10 @@
 Public API (stable; ``make demo`` builds on it):
 
 - :class:`DeskStation` ``(card_reader, sam_reader, backend_url, terminal_id, credential,
-  *, card_timeout=60.0, poll_interval=1.0)``:
+  *, card_timeout=60.0, poll_interval=1.0, journal=None, upload_key=None,
+  upload_interval=60.0, uploads=None)``: with a terminal ``Journal`` every load step (contract,
+  aid, SV reload) is journaled write-ahead; with the device key the journal is uploaded
+  (``upload()``, after each job and periodically in ``run_forever``; docs/desk.md):
 
   - ``run_forever(stop=None)``: poll ``GET /api/v1/desk/jobs/next`` and write each job;
   - ``process_next_job() -> IssueOutcome | None``: claim and write one job (``None``: queue
@@ -15,10 +18,11 @@ Public API (stable; ``make demo`` builds on it):
 
 - :class:`IssueOutcome`: ``job`` (last :class:`DeskJob` from the backend; ``.status``),
   ``written`` (:class:`StepResult` per step written now), ``interruptions``, ``done``.
-- :class:`CardWriter` ``(card_reader, sam_reader)``: ``write(plan, done=(), on_step=None,
-  on_start=None) -> list[StepResult]`` — the library level, no backend: writes a
-  :class:`CardPlan` (wrapped keys + idempotent steps), raises :class:`CardPulled` when the card
-  leaves (call ``write`` again with the steps done so far to resume).
+- :class:`CardWriter` ``(card_reader, sam_reader, *, clock=..., journal=None)``:
+  ``write(plan, done=(), on_step=None, on_start=None) -> list[StepResult]`` — the library
+  level, no backend: writes a :class:`CardPlan` (wrapped keys + idempotent steps), raises
+  :class:`CardPulled` when the card leaves (call ``write`` again with the steps done so far
+  to resume).
 - :class:`DeskBackend` ``(base_url, terminal_id, credential)``: the HTTP client (urllib):
   ``next_job``, ``get_job``, ``attach_card``, ``progress``.
 - Plan model (:mod:`terminal.desk.plan`): :class:`DeskJob`, :class:`CardPlan`,

@@ -8,6 +8,11 @@ Example::
 
 The credential file holds the ``rct_...`` credential issued when a supervisor registered the
 desk (``POST /api/v1/terminals``, kind ``desk``); keep it mode 0600.
+
+The station journals its load steps in ``--journal`` (default ``./desk-<terminal id>.db``).
+With ``--upload-key`` (the desk's Ed25519 device key, PEM PKCS#8, whose public key was registered
+with the terminal) it uploads the journal to the backend after each job and every
+``--upload-interval`` seconds; without it the records wait in the journal (a warning says so).
 """
 
 from __future__ import annotations
@@ -16,9 +21,13 @@ import argparse
 import logging
 from pathlib import Path
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
 from card_schema.errors import RegionCardError
 from firmware_host.readers import Reader, open_reader
 from terminal.desk.station import DeskStation
+from terminal.journal import Journal
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +51,18 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--card-timeout", type=float, default=120.0, help="seconds to wait for a card"
     )
     parser.add_argument("--once", action="store_true", help="process one job, then stop")
+    parser.add_argument(
+        "--journal", type=Path, metavar="FILE", help="journal file (default ./desk-<id>.db)"
+    )
+    parser.add_argument(
+        "--upload-key",
+        type=Path,
+        metavar="FILE",
+        help="the desk's Ed25519 device key (PEM): upload the journal to the backend",
+    )
+    parser.add_argument(
+        "--upload-interval", type=float, default=60.0, help="seconds between uploads when idle"
+    )
     parser.set_defaults(handler=run)
 
 
@@ -52,30 +73,56 @@ def reader_from_pattern(pattern: str) -> Reader:
     return open_reader("pcsc:" + pattern)
 
 
+def load_upload_key(path: Path) -> Ed25519PrivateKey:
+    """The desk's device key from a PEM (PKCS#8, unencrypted) file.
+
+    Raises:
+        RegionCardError: unreadable, or not an Ed25519 private key.
+    """
+    try:
+        key = load_pem_private_key(path.read_bytes(), password=None)
+    except (OSError, ValueError, TypeError) as exc:
+        raise RegionCardError(f"clé d'envoi illisible : {exc}") from exc
+    if not isinstance(key, Ed25519PrivateKey):
+        raise RegionCardError("--upload-key : pas une clé privée Ed25519")
+    return key
+
+
 def run(args: argparse.Namespace) -> int:
     """Run the station until interrupted (or one job with ``--once``)."""
     try:
         credential = args.credential_file.read_text(encoding="utf-8").strip()
     except OSError as exc:
         raise RegionCardError(f"identifiant du poste illisible : {exc}") from exc
-    station = DeskStation(
-        reader_from_pattern(args.reader),
-        reader_from_pattern(args.sam),
-        args.backend,
-        args.terminal_id,
-        credential,
-        card_timeout=args.card_timeout,
-    )
-    print(f"poste de guichet {args.terminal_id} : en attente des demandes de {args.backend}")
-    if args.once:
-        outcome = station.process_next_job()
-        if outcome is None:
-            print("aucune demande en attente")
-            return 0
-        print(f"demande {outcome.job.id} : {outcome.job.status}")
-        return 0 if outcome.done else 1
-    try:
-        station.run_forever()
-    except KeyboardInterrupt:
-        log.info("stopped")
+    upload_key = None if args.upload_key is None else load_upload_key(args.upload_key)
+    journal_path = args.journal or Path(f"desk-{args.terminal_id}.db")
+    with Journal.open(journal_path, args.terminal_id) as journal:
+        station = DeskStation(
+            reader_from_pattern(args.reader),
+            reader_from_pattern(args.sam),
+            args.backend,
+            args.terminal_id,
+            credential,
+            card_timeout=args.card_timeout,
+            journal=journal,
+            upload_key=upload_key,
+            upload_interval=args.upload_interval,
+        )
+        print(f"poste de guichet {args.terminal_id} : en attente des demandes de {args.backend}")
+        print(f"journal {journal_path}")
+        if upload_key is None:
+            log.warning("no --upload-key: the journal is kept in %s, not uploaded", journal_path)
+        if args.once:
+            outcome = station.process_next_job()
+            station.upload()
+            if outcome is None:
+                print("aucune demande en attente")
+                return 0
+            print(f"demande {outcome.job.id} : {outcome.job.status}")
+            return 0 if outcome.done else 1
+        try:
+            station.run_forever()
+        except KeyboardInterrupt:
+            log.info("stopped")
+            station.upload()
     return 0

@@ -17,6 +17,14 @@ A card pulled away is reported as ``interrupted`` (« Carte retirée pendant l'�
 reposez-la pour reprendre »); when it comes back the station goes on from the first step not
 reported (every step is idempotent, see :mod:`terminal.desk.writer`). A job left interrupted by a
 station that stopped is handed back to the same desk by ``/jobs/next``.
+
+With a journal (``journal=``), the station is a terminal like the gate and the till: every load
+step (contracts, Cursus aid, SV reload) is journaled write-ahead by its :class:`CardWriter`, and
+with an upload key (``upload_key=``, the device key registered for the desk terminal) the decided
+records go to ``/api/v1/uploads`` in signed batches (:class:`~terminal.journal.upload.UploadQueue`
+over :class:`~terminal.journal.upload.HTTPUploadTransport`, the station's credential), after
+every job and at least every ``upload_interval`` seconds while :meth:`DeskStation.run_forever`
+waits (docs/desk.md, "Journal and uploads").
 """
 
 from __future__ import annotations
@@ -24,10 +32,14 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from card_schema.layout import CARD_LAYOUT, FileType
 from firmware_host.readers.base import Reader, ReaderError
@@ -49,6 +61,8 @@ from terminal.engine import (
     EngineError,
     select_card,
 )
+from terminal.journal.store import Journal
+from terminal.journal.upload import HTTPUploadTransport, UploadQueue, UploadReport
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +101,13 @@ class IssueOutcome:
     def done(self) -> bool:
         """Whether the job is finished and the card holds everything."""
         return self.job.status == "done"
+
+
+def bearer_opener(credential: str) -> urllib.request.OpenerDirector:
+    """A urllib opener sending the terminal's ``rct_...`` credential with every upload."""
+    opener = urllib.request.build_opener()
+    opener.addheaders = [("Authorization", f"Bearer {credential}")]
+    return opener
 
 
 def card_snapshot(card_reader: Reader) -> dict[str, Any]:
@@ -133,7 +154,14 @@ class DeskStation:
             before leaving the job as it is (``waiting_card`` / ``interrupted``) and returning.
         poll_interval: seconds between two ``/jobs/next`` when the queue is empty.
         backend: the HTTP client (built from the three arguments above if omitted).
-        clock: current time (SV log dates).
+        clock: current time (SV log dates, journal records).
+        journal: the desk terminal's journal, opened as owner (same thread); ``None``: load
+            steps are not journaled.
+        upload_key: the desk terminal's Ed25519 device key; with ``journal``, the station
+            uploads its records itself (:meth:`upload`).
+        upload_interval: seconds between two uploads while :meth:`run_forever` waits.
+        uploads: an upload queue to use instead of the one built from ``upload_key`` (tests,
+            the demo's simulated transport).
     """
 
     def __init__(
@@ -148,16 +176,32 @@ class DeskStation:
         poll_interval: float = 1.0,
         backend: DeskBackend | None = None,
         clock: Callable[[], datetime] = datetime.now,
+        journal: Journal | None = None,
+        upload_key: Ed25519PrivateKey | None = None,
+        upload_interval: float = 60.0,
+        uploads: UploadQueue | None = None,
     ) -> None:
+        if journal is not None and journal.terminal_id != terminal_id:
+            raise ValueError(f"journal of {journal.terminal_id}, station {terminal_id}")
         self.card_reader = card_reader
         self.backend = backend or DeskBackend(backend_url, terminal_id, credential)
-        self.writer = CardWriter(card_reader, sam_reader, clock=clock)
+        self.journal = journal
+        self.writer = CardWriter(card_reader, sam_reader, clock=clock, journal=journal)
         self.card_timeout = card_timeout
         self.poll_interval = poll_interval
+        self.upload_interval = upload_interval
+        self.uploads = uploads
+        if uploads is None and journal is not None and upload_key is not None:
+            self.uploads = UploadQueue(
+                journal,
+                HTTPUploadTransport(backend_url, terminal_id, opener=bearer_opener(credential)),
+                upload_key,
+            )
+        self._last_upload = float("-inf")
 
     # -- loop -------------------------------------------------------------------------------
     def run_forever(self, stop: threading.Event | None = None) -> None:
-        """Take and write jobs until ``stop`` is set (or forever)."""
+        """Take and write jobs until ``stop`` is set (or forever), uploading the journal."""
         stop = stop or threading.Event()
         while not stop.is_set():
             try:
@@ -165,8 +209,26 @@ class DeskStation:
             except BackendError as exc:
                 log.warning("backend: %s", exc)
                 outcome = None
+            due = time.monotonic() - self._last_upload >= self.upload_interval
+            if outcome is not None or due:
+                self.upload()
             if outcome is None or not outcome.done:
                 stop.wait(self.poll_interval)
+        self.upload()
+
+    def upload(self) -> UploadReport | None:
+        """Send the journal's decided records to the backend (``None``: no upload queue).
+
+        Failures are reported, not raised: the batches stay in the journal's outbox and the
+        next call sends them again, byte for byte.
+        """
+        if self.uploads is None:
+            return None
+        self._last_upload = time.monotonic()
+        report = self.uploads.upload()
+        if report.error:
+            log.warning("upload: %s", report.error)
+        return report
 
     def process_next_job(self) -> IssueOutcome | None:
         """Claim the desk's next job and write it; ``None`` when the queue is empty.

@@ -14,6 +14,19 @@ Idempotence (what makes a pulled card resumable, docs/desk.md):
   means "not applied yet", ``tnum_before + 1`` with ``balance_before + amount`` means "already
   applied" (the card committed but the answer was lost): the card's own counter says it, and the
   reload is never applied twice. Anything else stops the job (:class:`CardStateError`).
+
+Journal (optional, ``docs/desk.md`` "Journal and uploads"): with a terminal
+:class:`~terminal.journal.store.Journal`, every **load step** (the steps opened with the load key:
+``contract.*``, ``aid``, ``sv``) runs through
+:func:`~terminal.engine.journaled.run_journaled_session` like the gate's and the till's sessions:
+the intent is on disk before Close Secure Session, the record is committed with the SAM's
+traceable signature, a lost close answer leaves it UNCERTAIN. When the card comes back, the step
+is read again before anything is written (the idempotence check above): that reading is the
+evidence :meth:`Journal.resolve <terminal.journal.store.Journal.resolve>` decides from (the SV load
+log for a reload, the step's first record for a contract or the aid counters). Personalisation
+steps (``perso.*``, ``remove.*``, issuer key) are not journaled: they move no money and no
+counter, and what they write is the holder's own data (profiles, student record, employment
+situation), which the upload format keeps out.
 """
 
 from __future__ import annotations
@@ -22,9 +35,20 @@ import contextlib
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
-from card_schema.errors import RegionCardError
+from card_schema.crypto import KeyRole
+from card_schema.errors import RegionCardError, SchemaError
+from card_schema.layout import RECORD_SIZE
+from card_schema.records import decode_record
+from card_schema.uploads.records import (
+    JournalRecord,
+    PurseMovement,
+    PurseUnit,
+    TransactionIntent,
+    TransactionKind,
+    TransactionState,
+)
 from firmware_host.readers.base import Reader, ReaderError
 from terminal.desk.plan import CardPlan, PlanStep, WrappedCardKey, steps_left
 from terminal.engine import (
@@ -34,15 +58,27 @@ from terminal.engine import (
     CommunicationError,
     EngineError,
     SAMResource,
+    SessionOpening,
     select_card,
 )
-from terminal.engine.image import CalypsoCard
+from terminal.engine.image import ApplicationImage, CalypsoCard
+from terminal.engine.journaled import SessionOutcome, run_journaled_session
+from terminal.engine.transaction import sv_body
+from terminal.journal.store import Journal
 
 log = logging.getLogger(__name__)
 
 INS_LOAD_CARD_KEY = 0xD8
 SW_OK = b"\x90\x00"
 DESK_LOCATION = 0x0DE5C000  # SV log "location" of desk reloads
+BLANK_RECORD = bytes(RECORD_SIZE)
+WALLET_PURSE = "wallet.sv"
+AID_PURSES = {  # cursus.aid_counters field -> purse name in the upload (docs/batch-format.md)
+    "books_equipment": "cursus.books_aid",
+    "sport_leisure": "cursus.sport_aid",
+    "canteen": "cursus.canteen_aid",
+}
+CONTRACT_LAYOUT_TARIFF = 0x0FF1  # the desk writes contracts in the generic FF layout
 
 
 class DeskWriteError(RegionCardError):
@@ -149,7 +185,9 @@ class CardWriter:
     Args:
         card_reader: the desk's contactless reader.
         sam_reader: the reader holding the desk SAM.
-        clock: current time for SV log dates (injected in tests).
+        clock: current time for SV log dates and journal records (injected in tests).
+        journal: the desk terminal's journal, opened as owner; ``None``: nothing is journaled
+            (the library level without a terminal identity, as before).
     """
 
     def __init__(
@@ -158,10 +196,17 @@ class CardWriter:
         sam_reader: Reader,
         *,
         clock: Callable[[], datetime] = datetime.now,
+        journal: Journal | None = None,
     ) -> None:
         self.card_reader = card_reader
         self.sam = SAMResource(sam_reader, APDUCounter())
         self._clock = clock
+        self.journal = journal
+        self.resolved: list[JournalRecord] = []  # uncertain records decided at a resume
+
+    def journaled(self, step: PlanStep) -> bool:
+        """Whether ``step`` is journaled: a load step (load key), with a journal given."""
+        return self.journal is not None and step.role is KeyRole.LOAD
 
     def write(
         self,
@@ -227,6 +272,8 @@ class CardWriter:
         sv_already = False
         if step.sv_reload is not None:
             sv_already = self._sv_state(tm, card, step)
+        if self.journaled(step):
+            self._resolve(tm, plan, step, app)
         if sv_already or step.sv_reload is None:
             if all(app.record(w.file, w.record) == w.data for w in step.writes):
                 log.info("step %s already on card %s", step.id, plan.card_serial.hex())
@@ -238,6 +285,8 @@ class CardWriter:
                 raise CardStateError(f"step {step.id}: SV applied but records differ")
         key = plan.key(step.application, step.role)
         load_card_key(self.sam, plan.card_serial, app.df_name, key)
+        if self.journaled(step):
+            return self._journaled_session(tm, plan, step, app)
         tm.process_opening(step.role)
         for write in step.writes:
             tm.prepare_update_record(write.file, write.record, write.data)
@@ -245,6 +294,72 @@ class CardWriter:
             tm.prepare_sv_reload(step.sv_reload.amount, self._clock(), DESK_LOCATION)
         closing = tm.process_closing(ratify_now=True)
         return StepResult(step, closing.transaction_counter, False)
+
+    # -- journal ----------------------------------------------------------------------------
+    def _journaled_session(
+        self, tm: CardTransactionManager, plan: CardPlan, step: PlanStep, app: ApplicationImage
+    ) -> StepResult:
+        """One load step through :func:`run_journaled_session` (write-ahead, signed, decided).
+
+        Raises:
+            CommunicationError: the card left (the record is ABORTED, or UNCERTAIN when the
+                close may have reached the card: the next sight of the card decides it).
+            EngineError: the card or the SAM refused (the record, if begun, is ABORTED).
+        """
+        assert self.journal is not None
+        when = self._clock()
+        movements = step_movements(step, app)
+        product_code = contract_product_code(step)
+
+        def prepare(_: SessionOpening) -> None:
+            for write in step.writes:
+                tm.prepare_update_record(write.file, write.record, write.data)
+            if step.sv_reload is not None:
+                tm.prepare_sv_reload(step.sv_reload.amount, when, DESK_LOCATION)
+
+        def intent_of(opening: SessionOpening) -> TransactionIntent:
+            return TransactionIntent(
+                kind=TransactionKind.SV_RELOAD if step.sv_reload else TransactionKind.LOAD,
+                application=step.application,
+                card_serial=plan.card_serial,
+                card_tx_counter=opening.transaction_counter,
+                occurred_at=when.astimezone(UTC),
+                movements=movements,
+                product_code=product_code,
+                written_event=written_witness(step, when, opening.kvc),
+            )
+
+        outcome = run_journaled_session(
+            tm, self.sam, self.journal, prepare, intent_of, ratify_now=True, role=step.role
+        )
+        if outcome.status == SessionOutcome.COMMITTED:
+            counter = tm.card.transaction_counter
+            assert counter is not None
+            return StepResult(step, counter, False)
+        log.info("step %s journaled %s: %s", step.id, outcome.status, outcome.error)
+        if outcome.cause is not None:
+            raise outcome.cause
+        raise DeskWriteError(f"step {step.id}: {outcome.status} {outcome.error}")
+
+    def _resolve(
+        self, tm: CardTransactionManager, plan: CardPlan, step: PlanStep, app: ApplicationImage
+    ) -> None:
+        """Decide this card's UNCERTAIN records from the step's records just read.
+
+        A load step left uncertain (its close answer lost, or the station stopped) is the first
+        step not reported, so it is the one being resumed here: the card's counter and the
+        step's witness (:func:`current_witness`) decide it, before the idempotence check, and
+        before a new session could journal the same load again. Records of other steps, given
+        this witness, stay UNCERTAIN unless the counter proves nothing was committed.
+        """
+        assert self.journal is not None
+        if not self.journal.records([TransactionState.UNCERTAIN], card_serial=plan.card_serial):
+            return
+        counter = tm.process_get_traceability()
+        decided = self.journal.resolve(plan.card_serial, counter, [current_witness(step, app)])
+        for record in decided:
+            log.info("journal record %d: %s", record.seq, record.state.value)
+        self.resolved.extend(r for r in decided if r.state is not TransactionState.UNCERTAIN)
 
     @staticmethod
     def _sv_state(tm: CardTransactionManager, card: CalypsoCard, step: PlanStep) -> bool:
@@ -271,6 +386,111 @@ class CardWriter:
             f"porte-monnaie modifié ailleurs (n° {sv.tnum}, solde {sv.balance}) / "
             f"wallet changed elsewhere: expected tnum {reload.tnum_before}"
         )
+
+
+def step_movements(step: PlanStep, app: ApplicationImage) -> tuple[PurseMovement, ...]:
+    """The purses and counters a load step changes: the step's records against the card's.
+
+    ``app`` holds the records read before the session (free reading). Money: the SV reload
+    (``wallet.sv``) and the Cursus aid counters (``cursus.<purpose>_aid``), in eurocents; counts:
+    the PLUM trip counters (``plum.counter.<n>``). Other records (contracts, the contract list)
+    are rights without a balance.
+    """
+    movements: list[PurseMovement] = []
+    for write in step.writes:
+        if (step.application, write.file) == ("cursus", "aid_counters"):
+            names, unit = AID_PURSES, PurseUnit.EUROCENT
+            record_type = "cursus.aid_counters"
+        elif (step.application, write.file) == ("plum", "counters"):
+            names = {f"counter_{n}": f"plum.counter.{n}" for n in range(1, 10)}
+            unit, record_type = PurseUnit.COUNT, "plum.counters"
+        else:
+            continue
+        before = decode_record(record_type, app.record(write.file, write.record) or BLANK_RECORD)
+        after = decode_record(record_type, write.data)
+        for field_name, purse in names.items():
+            old, new = int(before[field_name]), int(after[field_name])
+            if new != old:
+                movements.append(PurseMovement(purse, unit, new - old, old, new))
+    if step.sv_reload is not None:
+        reload = step.sv_reload
+        movements.append(
+            PurseMovement(
+                WALLET_PURSE,
+                PurseUnit.EUROCENT,
+                reload.amount,
+                reload.balance_before,
+                reload.balance_before + reload.amount,
+            )
+        )
+    return tuple(movements)
+
+
+def contract_product_code(step: PlanStep) -> int | None:
+    """The product (tariff) code of the contract a step writes, ``None`` for other steps."""
+    for write in step.writes:
+        if (step.application, write.file) == ("plum", "contracts"):
+            try:
+                fields = decode_record("plum.contract", write.data, tariff=CONTRACT_LAYOUT_TARIFF)
+                return int(fields["ContractTariff"])
+            except (SchemaError, KeyError, TypeError, ValueError):
+                return None
+    return None
+
+
+def sv_load_log_entry(
+    amount: int, balance_after: int, tnum_after: int, when: datetime, kvc: int
+) -> bytes:
+    """The SV load log record a reload writes (``wallet.sv_load_log``: the card keeps the last).
+
+    Same bytes as the card's: date and time (as given in the SV Reload), amount, balance after,
+    SV transaction number after, location, key version, then zeros.
+    """
+    body = sv_body(amount, when, DESK_LOCATION, signed=True)
+    entry = (
+        body[3:7]
+        + amount.to_bytes(3, "big", signed=True)
+        + balance_after.to_bytes(3, "big", signed=True)
+        + tnum_after.to_bytes(2, "big")
+        + body[7:11]
+        + bytes([kvc])
+    )
+    return entry.ljust(RECORD_SIZE, b"\x00")
+
+
+def written_witness(step: PlanStep, when: datetime, kvc: int) -> bytes | None:
+    """What the step leaves on the card for a later reading to recognise (``written_event``).
+
+    A reload: the SV load log record it writes. A record step: its first record's final
+    content (a contract or the aid counters: products and amounts, the same facts as the
+    record's product code and movements, nothing about the holder).
+    """
+    if step.sv_reload is not None:
+        reload = step.sv_reload
+        return sv_load_log_entry(
+            reload.amount,
+            reload.balance_before + reload.amount,
+            reload.tnum_before + 1,
+            when,
+            kvc,
+        )
+    return step.writes[0].data if step.writes else None
+
+
+def current_witness(step: PlanStep, app: ApplicationImage) -> bytes:
+    """The card's current value of :func:`written_witness` (read just before), never empty.
+
+    Never empty on purpose: :func:`terminal.journal.recovery.decide_from_card` reads an empty
+    log as "no session wrote it" (ABORTED); one record, equal or not, can only commit the
+    matching record or leave the others UNCERTAIN.
+    """
+    if step.sv_reload is not None:
+        sv = app.sv
+        return (sv.last_log if sv is not None and sv.last_log else b"") or BLANK_RECORD
+    if step.writes:
+        first = step.writes[0]
+        return app.record(first.file, first.record) or BLANK_RECORD
+    return BLANK_RECORD
 
 
 __all__ = [

@@ -31,17 +31,32 @@ from terminal.journal.store import Journal
 
 
 class SessionOutcome:
-    """How one secure session of a tap ended, and its journal record if it reached the journal."""
+    """How one secure session of a tap ended, and its journal record if it reached the journal.
+
+    Attributes:
+        status: one of the class constants.
+        record: the journal record, when the session reached the journal's ``begin``.
+        error: why it did not commit, for the logs.
+        cause: the exception that ended it (``None`` when committed): a caller that must react
+            to the kind of failure (the desk: card pulled or card refused) re-raises it.
+    """
 
     COMMITTED = "committed"  # verified close, journal COMMITTED
     UNCERTAIN = "uncertain"  # close sent, answer lost or unverified: the next tap decides
     ABORTED = "aborted"  # journaled, but the card certainly did not commit (journal ABORTED)
     NOT_STARTED = "not_started"  # failed before the journal's begin: nothing on card or journal
 
-    def __init__(self, status: str, record: JournalRecord | None, error: str = "") -> None:
+    def __init__(
+        self,
+        status: str,
+        record: JournalRecord | None,
+        error: str = "",
+        cause: BaseException | None = None,
+    ) -> None:
         self.status = status
         self.record = record
         self.error = error
+        self.cause = cause  # the exception that ended the session early, if any
 
     @property
     def committed(self) -> bool:
@@ -117,26 +132,28 @@ def run_journaled_session(
         raise
     except CommunicationError as exc:
         if seq is None:
-            return SessionOutcome(SessionOutcome.NOT_STARTED, None, f"reader: {exc}")
+            return SessionOutcome(SessionOutcome.NOT_STARTED, None, f"reader: {exc}", exc)
         if exc.command is CardCommand.CLOSE_SECURE_SESSION and exc.may_have_reached_card:
-            return SessionOutcome(SessionOutcome.UNCERTAIN, journal.mark_uncertain(seq), str(exc))
+            return SessionOutcome(
+                SessionOutcome.UNCERTAIN, journal.mark_uncertain(seq), str(exc), exc
+            )
         record = journal.abort(seq, f"close not delivered: {exc}"[:200])
-        return SessionOutcome(SessionOutcome.ABORTED, record, str(exc))
+        return SessionOutcome(SessionOutcome.ABORTED, record, str(exc), exc)
     except CardAuthenticationError as exc:
         # The card answered its close (so it committed) but the SAM did not verify it.
         assert seq is not None
-        return SessionOutcome(SessionOutcome.UNCERTAIN, journal.mark_uncertain(seq), str(exc))
+        return SessionOutcome(SessionOutcome.UNCERTAIN, journal.mark_uncertain(seq), str(exc), exc)
     except CardError as exc:
         if seq is None:
-            return SessionOutcome(SessionOutcome.NOT_STARTED, None, f"card: {exc}")
+            return SessionOutcome(SessionOutcome.NOT_STARTED, None, f"card: {exc}", exc)
         record = journal.abort(seq, f"{exc.sw:04X} {exc.status.meaning}")
-        return SessionOutcome(SessionOutcome.ABORTED, record, f"card: {exc}")
+        return SessionOutcome(SessionOutcome.ABORTED, record, f"card: {exc}", exc)
     except EngineError as exc:
         if seq is None:
-            return SessionOutcome(SessionOutcome.NOT_STARTED, None, f"card: {exc}")
+            return SessionOutcome(SessionOutcome.NOT_STARTED, None, f"card: {exc}", exc)
         # Raised after begin and before the close went out (the SAM refused to sign).
         record = journal.abort(seq, f"close not sent: {exc}"[:200])
-        return SessionOutcome(SessionOutcome.ABORTED, record, str(exc))
+        return SessionOutcome(SessionOutcome.ABORTED, record, str(exc), exc)
     assert seq is not None
     mark("closed")
     record = journal.commit(seq, signature)

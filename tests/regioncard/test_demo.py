@@ -129,3 +129,22 @@ def test_report_files(demo_out: Path, summary: dict[str, Any]) -> None:
         assert f"src='{name}'" in page
     assert "Carte régionale Hauts-de-France — carte exemple" in page
     assert not (demo_out.parent / "var").exists()
+
+
+def test_desk_records_reach_the_ledger(summary: dict[str, Any]) -> None:
+    """The desk journals its loads and uploads them: reloads against ``sales:<desk>``, aid
+    credits against their funder, the card purses mirroring both (credits, not only debits)."""
+    desk = summary["uploads"]["by_terminal"]["DESK-LILLE-1"]
+    assert desk["records"] > 0 and desk["not_uploaded"] == 0
+    posted = summary["desk_ledger"]
+    assert posted["entries"] > 0
+    accounts = posted["by_account"]
+    sales = {a: n for a, n in accounts.items() if a.startswith("sales:")}
+    funders = {a: n for a, n in accounts.items() if a.startswith("funder:region:")}
+    assert sales == {"sales:DESK-LILLE-1": -accounts["card:wallet.sv"]}
+    assert accounts["card:wallet.sv"] > 0 and funders
+    assert sum(funders.values()) == -sum(
+        n for a, n in accounts.items() if a.startswith("card:cursus.")
+    )
+    assert sum(accounts.values()) == 0
+    assert "chain_break" not in summary["anomalies"]["by_kind"]

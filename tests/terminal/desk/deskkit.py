@@ -33,7 +33,7 @@ from hardware.card.emulator import EmulatedCard
 from hardware.card.image import CardImageStore
 from hardware.personalise import new_card
 from hardware.sam.emulator import EmulatedSAM
-from hardware.sam.keystore import TRANSPORT_KEY_LABEL, KeyFileStore, demo_key_refs
+from hardware.sam.keystore import TRACE_KEY, TRANSPORT_KEY_LABEL, KeyFileStore, demo_key_refs
 
 PASSWORD = "correct horse battery"
 DESK_ID = "GUICHET-AMIENS-1"
@@ -59,9 +59,13 @@ def factory_keys() -> KeyFileStore:
     return KeyFileStore({k: v for k, v in master_keys().items() if k != TRANSPORT_KEY_LABEL})
 
 
-def desk_sam() -> EmulatedSAM:
-    """A desk SAM: the transport key only, no master key."""
-    return EmulatedSAM(KeyFileStore({TRANSPORT_KEY_LABEL: TRANSPORT}), SAM_SERIAL)
+def desk_sam(*, journaling: bool = False, serial: bytes = SAM_SERIAL) -> EmulatedSAM:
+    """A desk SAM: the transport key, no card master key; with ``journaling``, also the
+    traceability key that signs the journal records (as every terminal SAM holds)."""
+    keys = {TRANSPORT_KEY_LABEL: TRANSPORT}
+    if journaling:
+        keys[TRACE_KEY.label] = master_keys()[TRACE_KEY.label]
+    return EmulatedSAM(KeyFileStore(keys), serial)
 
 
 def blank_card(directory: Path, serial: bytes | None = None) -> tuple[EmulatedCard, CardImageStore]:

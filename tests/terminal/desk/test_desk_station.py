@@ -15,9 +15,11 @@ import pytest
 from deskkit import DESK_ID, LiveBackend, blank_card, desk_sam, live_backend
 
 from card_schema.records import decode_record
+from card_schema.uploads.records import Resolution, TransactionKind, TransactionState
 from firmware_host.readers.inprocess import InProcessReader
 from hardware.card.image import CardImage
 from terminal.desk import DeskStation, Messages
+from terminal.journal import Journal
 
 pytestmark = pytest.mark.integration
 
@@ -29,10 +31,19 @@ def backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveBackend]:
 
 
 def station(
-    backend: LiveBackend, reader: InProcessReader, sam_reader: InProcessReader
+    backend: LiveBackend,
+    reader: InProcessReader,
+    sam_reader: InProcessReader,
+    journal: Journal | None = None,
 ) -> DeskStation:
     return DeskStation(
-        reader, sam_reader, backend.url, DESK_ID, backend.credential, card_timeout=0.2
+        reader,
+        sam_reader,
+        backend.url,
+        DESK_ID,
+        backend.credential,
+        card_timeout=0.2,
+        journal=journal,
     )
 
 
@@ -119,12 +130,15 @@ def test_card_pulled_then_resumed(
 ) -> None:
     """The card is pulled at each step in turn, at its close: with the close answer lost (the
     card committed, the station does not know) or the close never received (nothing committed);
-    step 0 is the snapshot, before any session. Put back, the job resumes to the same card."""
+    step 0 is the snapshot, before any session. Put back, the job resumes to the same card, and
+    the desk's journal holds each load session the card made exactly once."""
     holder = backend.holder("Retrait", f"Essai{close}")
     job = backend.job(holder_id=holder, **FULL_REQUEST)
     card, store = blank_card(tmp_path)
     reader = PullingReader(card, close, reached=reached)
-    desk = station(backend, reader, InProcessReader(desk_sam(), "sam"))
+    journal = Journal.open(tmp_path / "desk.db", DESK_ID)
+    sam = InProcessReader(desk_sam(journaling=True), "sam")
+    desk = station(backend, reader, sam, journal)
     first = desk.process_next_job()
     assert first is not None and not first.done and first.interruptions == 1
     state = backend.job_state(job["id"])
@@ -139,6 +153,116 @@ def test_card_pulled_then_resumed(
     assert state["status"] == "done" and state["steps_done"] == STEPS
     check_card(store.load())
     confirmed_once(backend, state["card_serial"])
+    journaled_once(
+        journal, store.load(), pulled_at_load=close > STEPS - LOAD_STEPS, reached=reached
+    )
+    journal.close()
+
+
+LOAD_STEPS = 4  # two contracts, the aid, the SV reload: the journaled steps (load key)
+
+
+def journaled_once(
+    journal: Journal, image: CardImage, *, pulled_at_load: bool, reached: bool
+) -> None:
+    """The journal's COMMITTED records are the card's load sessions, each once, with the right
+    movements; nothing is left undecided: a load close whose answer was lost is recovered from
+    the card when it comes back, one never received is aborted (and written again)."""
+    records = journal.records()
+    committed = [r for r in records if r.state is TransactionState.COMMITTED]
+    assert not journal.undecided()
+    aborted = [r for r in records if r.state is TransactionState.ABORTED]
+    recovered = [r for r in committed if r.resolution is Resolution.RECOVERED_FROM_CARD]
+    assert len(aborted) == (1 if pulled_at_load and not reached else 0)
+    assert len(recovered) == (1 if pulled_at_load and reached else 0)
+    # Load steps come last: they are the card's last LOAD_STEPS sessions (counters count down).
+    last = image.transaction_counter
+    assert sorted(r.intent.card_tx_counter for r in committed) == [
+        last + n for n in range(1, LOAD_STEPS + 1)
+    ]
+    kinds = [r.intent.kind for r in committed]
+    assert kinds.count(TransactionKind.SV_RELOAD) == 1
+    assert kinds.count(TransactionKind.LOAD) == LOAD_STEPS - 1
+    moved: dict[str, int] = {}
+    for record in committed:
+        assert record.sam_signature or record.resolution is Resolution.RECOVERED_FROM_CARD
+        for m in record.intent.movements:
+            moved[m.purse] = moved.get(m.purse, 0) + m.amount
+    assert moved == {"plum.counter.2": 10, "cursus.books_aid": 5500, "wallet.sv": 2000}
+    codes = sorted(r.intent.product_code for r in committed if r.intent.product_code is not None)
+    assert codes == [2, 10]
+
+
+def test_desk_uploads_its_loads_to_the_ledger(backend: LiveBackend, tmp_path: Path) -> None:
+    """A desk with a journal and a device key uploads its load records with its credential;
+    the validation loop posts the reload against ``sales:<desk>`` and the aid against its
+    funder, the card purses mirroring them."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+    from sqlalchemy import select
+
+    from backend.db import transaction
+    from backend.ledger.models import LedgerEntry
+    from backend.uploads.router import validation_loop_of
+
+    desk_id, sam_serial = "GUICHET-AMIENS-2", bytes.fromhex("5AD00002")
+    device_key = Ed25519PrivateKey.generate()
+    public = device_key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    with backend.client() as client:
+        made = client.post(
+            "/api/v1/terminals",
+            json={
+                "terminal_id": desk_id,
+                "kind": "desk",
+                "sam_serial": sam_serial.hex(),
+                "public_key": public.hex(),
+            },
+            headers=backend.supervisor_headers,
+        )
+    assert made.status_code == 201, made.text
+    holder = backend.holder("Envoi", "Guichet")
+    answer = backend.agent(
+        "POST",
+        "/api/v1/desk/jobs",
+        json={"desk_terminal_id": desk_id, "holder_id": holder, **FULL_REQUEST},
+    )
+    assert answer.status_code == 201, answer.text
+    card, _ = blank_card(tmp_path)
+    reader = InProcessReader(card, "desk")
+    sam = InProcessReader(desk_sam(journaling=True, serial=sam_serial), "sam")
+    with Journal.open(tmp_path / "desk2.db", desk_id) as journal:
+        desk = DeskStation(
+            reader,
+            sam,
+            backend.url,
+            desk_id,
+            made.json()["credential"],
+            card_timeout=0.2,
+            journal=journal,
+            upload_key=device_key,
+        )
+        outcome = desk.process_next_job()
+        assert outcome is not None and outcome.done, outcome
+        report = desk.upload()
+        assert report is not None and report.complete and report.records_acked == LOAD_STEPS
+        assert journal.unuploaded_count() == 0
+    validation_loop_of(backend.app).run_once()
+    with transaction(backend.app.state.sessionmaker) as session:
+        rows = session.execute(
+            select(LedgerEntry.account, LedgerEntry.amount).where(
+                LedgerEntry.entry_ref.startswith(f"tap:{desk_id}:")
+            )
+        ).all()
+    by_account: dict[str, int] = {}
+    for account, amount in rows:
+        key = "card:" + account.rsplit(":", 1)[1] if account.startswith("card:") else account
+        by_account[key] = by_account.get(key, 0) + amount
+    assert by_account == {
+        f"sales:{desk_id}": -2000,
+        "card:wallet.sv": 2000,
+        "funder:region:books": -5500,
+        "card:cursus.books_aid": 5500,
+    }
 
 
 def test_wrong_card_put_back_is_refused(backend: LiveBackend, tmp_path: Path) -> None:
