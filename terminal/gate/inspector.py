@@ -12,7 +12,7 @@ from terminal.engine.stats import APDUCounter
 from terminal.fares import InspectionReport, inspect
 from terminal.fares.model import Place
 from terminal.fares.signed import PushedTables
-from terminal.gate.validator import PLUM_SELECTION
+from terminal.gate.validator import PLUM_SELECTION, read_rest_for_inspection
 
 
 def read_for_inspection(reader: Reader, counter: APDUCounter | None = None) -> CalypsoCard:
@@ -23,13 +23,7 @@ def read_for_inspection(reader: Reader, counter: APDUCounter | None = None) -> C
     counter = counter or APDUCounter()
     card = select_card(reader, PLUM_SELECTION, counter=counter)
     manager = CardTransactionManager(reader, card, counter=counter)
-    manager.prepare_read_records("counters")
-    manager.process_commands()
-    manager.process_select_application("cursus", reads=("student",))
-    manager.process_select_application("employment", reads=("rights",))
-    if manager.process_select_application("wallet") is not None:
-        manager.prepare_sv_get()
-        manager.process_commands()
+    read_rest_for_inspection(manager)
     return card
 
 

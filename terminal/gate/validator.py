@@ -196,6 +196,20 @@ class _Card:
         return self.card.application("plum")
 
 
+def read_rest_for_inspection(manager: CardTransactionManager) -> None:
+    """After PLUM's selection: its counters, Cursus, employment rights and the wallet balance.
+
+    Free reads only (Read Records, SV Get): what an inspector explains, never a session.
+    """
+    manager.prepare_read_records("counters")
+    manager.process_commands()
+    manager.process_select_application("cursus", reads=("student",))
+    manager.process_select_application("employment", reads=("rights",))
+    if manager.process_select_application("wallet") is not None:
+        manager.prepare_sv_get()
+        manager.process_commands()
+
+
 class GateValidator:
     """One validator: a card reader, a SAM, the journal, the pushed tables and the barrier.
 
@@ -697,13 +711,7 @@ class GateValidator:
     # -- inspector ----------------------------------------------------------------------------
     def _inspect(self, tap: _Tap, card: CalypsoCard, manager: CardTransactionManager) -> TapResult:
         """Read everything, explain, never open a session and never write."""
-        manager.prepare_read_records("counters")
-        manager.process_commands()
-        manager.process_select_application("cursus", reads=("student",))
-        manager.process_select_application("employment", reads=("rights",))
-        if manager.process_select_application("wallet") is not None:
-            manager.prepare_sv_get()
-            manager.process_commands()
+        read_rest_for_inspection(manager)
         tariff = self.tables.tariff_at(tap.now)
         report = inspect(
             fare_card_image(card, tariff),
