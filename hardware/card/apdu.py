@@ -11,8 +11,10 @@ answers with; the chips turn it into the two SW bytes.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import IntEnum
+from typing import TypeVar
 
 from card_schema.errors import RegionCardError
 
@@ -154,3 +156,22 @@ def parse_apdu(raw: bytes) -> CommandAPDU:
     if len(body) == 2 + lc:
         return CommandAPDU(cla, ins, p1, p2, bytes(body[1:-1]), body[-1], bytes(raw))
     raise CommandRefused(SW.WRONG_LENGTH, "Lc does not match the data length")
+
+
+Handler = TypeVar("Handler")
+
+
+def handler_for(
+    cmd: CommandAPDU, classes: frozenset[int], handlers: Mapping[int, Handler]
+) -> Handler:
+    """The handler of ``cmd``'s instruction, after checking its class.
+
+    Raises:
+        CommandRefused: class not accepted (6E00) or instruction not supported (6D00).
+    """
+    if cmd.cla not in classes:
+        raise CommandRefused(SW.CLA_NOT_SUPPORTED)
+    handler = handlers.get(cmd.ins)
+    if handler is None:
+        raise CommandRefused(SW.INS_NOT_SUPPORTED)
+    return handler

@@ -48,7 +48,7 @@ from card_schema.layout import (
     FileType,
     Operation,
 )
-from hardware.card.apdu import SW, CommandAPDU, CommandRefused, parse_apdu
+from hardware.card.apdu import SW, CommandAPDU, CommandRefused, handler_for, parse_apdu
 from hardware.card.image import (
     SV_BALANCE_MAX,
     SV_BALANCE_MIN,
@@ -282,11 +282,7 @@ class EmulatedCard:
         session = self._session
         try:
             cmd = parse_apdu(raw)
-            if cmd.cla not in CLASSES:
-                raise CommandRefused(SW.CLA_NOT_SUPPORTED)
-            handler = self._handlers.get(cmd.ins)
-            if handler is None:
-                raise CommandRefused(SW.INS_NOT_SUPPORTED)
+            handler = handler_for(cmd, CLASSES, self._handlers)
             data, sw = handler(cmd)
             if len(data) > cmd.ne:
                 raise CommandRefused(SW.WRONG_LE, sw2=len(data) & 0xFF)

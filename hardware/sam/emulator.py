@@ -46,7 +46,7 @@ from card_schema.crypto import KeyRef, KeyRole
 from card_schema.errors import SchemaError, VerificationError
 from card_schema.layout import CARD_LAYOUT, ApplicationLayout, CardLayout
 from card_schema.traceability import traceable_signature
-from hardware.card.apdu import SW, CommandAPDU, CommandRefused, parse_apdu
+from hardware.card.apdu import SW, CommandAPDU, CommandRefused, handler_for, parse_apdu
 from hardware.card.scheme import (
     CHALLENGE_SIZE,
     SIGNATURE_SIZE,
@@ -194,11 +194,7 @@ class EmulatedSAM:
         trace(log, "sam <-", apdu)
         try:
             cmd = parse_apdu(apdu)
-            if cmd.cla not in CLASSES:
-                raise CommandRefused(SW.CLA_NOT_SUPPORTED)
-            handler = self._handlers.get(cmd.ins)
-            if handler is None:
-                raise CommandRefused(SW.INS_NOT_SUPPORTED)
+            handler = handler_for(cmd, CLASSES, self._handlers)
             data = handler(cmd)
             response = data + SW.OK.to_bytes_sw()
         except CommandRefused as refused:
