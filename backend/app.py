@@ -44,6 +44,7 @@ DOMAIN_ROUTERS = (
     "backend.entitlements.router",
     "backend.denylists.router",
     "backend.actions.router",
+    "backend.tariffs.router",
     "backend.personalisation.router",
     "backend.privacy.router",
     "backend.audit.router",

@@ -21,6 +21,7 @@ PLATFORM_MODELS = (
     "backend.entitlements.models",
     "backend.denylists.models",
     "backend.actions.models",
+    "backend.tariffs.models",
     "backend.privacy.models",
     "backend.audit.models",
     "backend.desk.models",

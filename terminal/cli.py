@@ -24,6 +24,7 @@ from terminal.fares.signed import PushedTables
 from terminal.gate import GateValidator
 from terminal.gate.barrier import BarrierLog
 from terminal.journal import Journal
+from terminal.sync import BackendSync
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,17 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     gate.add_argument("--terminal-id", help="terminal id (default GATE-<station>)")
     gate.add_argument("--tariff", type=Path, help="tariff table JSON (default: packaged)")
     gate.add_argument("--backend-key", type=Path, help="backend Ed25519 public key (PEM)")
+    gate.add_argument(
+        "--backend",
+        metavar="URL",
+        help="backend to fetch the signed tables from (needs --backend-key)",
+    )
+    gate.add_argument(
+        "--credential-file", type=Path, help="file holding the terminal credential (rct_...)"
+    )
+    gate.add_argument(
+        "--sync-minutes", type=float, default=5.0, help="minutes between two table fetches"
+    )
     gate.add_argument("--osdp", metavar="PORT", help="barrier controller serial port (OSDP)")
     gate.add_argument(
         "--osdp-scbk-file", type=Path, help="OSDP secure channel key (32 hex digits) file"
@@ -87,6 +99,28 @@ def _tables(args: argparse.Namespace) -> PushedTables:
     return PushedTables(key, load_tariff(args.tariff))
 
 
+def _backend_sync(
+    args: argparse.Namespace, terminal_id: str, tables: PushedTables
+) -> BackendSync | None:
+    """The backend client of ``--backend``, after one first round (``None`` without it)."""
+    if not getattr(args, "backend", None):
+        return None
+    if not args.backend_key:
+        raise SystemExit("--backend needs --backend-key (tables are verified with it)")
+    if not args.credential_file:
+        raise SystemExit("--backend needs --credential-file (the terminal credential)")
+    if args.sync_minutes <= 0:
+        raise SystemExit("--sync-minutes must be positive")
+    credential = args.credential_file.read_text(encoding="ascii").strip()
+    sync = BackendSync(args.backend, terminal_id, credential, tables, timeout_s=5.0)
+    report = sync.sync()  # at start, before any card: nothing waits for it
+    log.info(
+        "tables from %s: tariff %s, deny-list %s", args.backend, report.tariff, report.deny_list
+    )
+    sync.start(args.sync_minutes * 60.0, immediately=False)
+    return sync
+
+
 def _peripheral(args: argparse.Namespace) -> GatePeripheral:
     if not args.osdp:
         return ConsoleGatePeripheral(sys.stdout)
@@ -106,13 +140,16 @@ def _gate(args: argparse.Namespace) -> int:
     reader, sam_reader = _reader(args.reader), _reader(args.sam)
     peripheral = _peripheral(args)
     barrier_log = BarrierLog(f"{journal_path}.barrier")  # barrier outcome of each validation
+    tables = _tables(args)
+    sync: BackendSync | None = None
     try:
+        sync = _backend_sync(args, terminal_id, tables)
         with Journal.open(journal_path, terminal_id) as journal:
             gate = GateValidator(
                 reader,
                 sam_reader,
                 journal,
-                _tables(args),
+                tables,
                 peripheral,
                 _place(args),
                 kind=kind,
@@ -129,6 +166,8 @@ def _gate(args: argparse.Namespace) -> int:
                     return 0 if result.accepted else 1
                 reader.wait_for_removal(args.wait)
     finally:
+        if sync is not None:
+            sync.stop()
         barrier_log.close()
         peripheral.close()
 

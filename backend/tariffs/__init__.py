@@ -1,0 +1,1 @@
+"""Tariff tables: published by supervisors, versioned, signed in the HSM, fetched by terminals."""
