@@ -3,6 +3,11 @@
 Readers are named as :func:`firmware_host.readers.open_reader` specs (``pcsc:<pattern>``; a bare
 pattern means PC/SC). The private pcscd of the demos and tests is reached through the
 ``PCSCLITE_CSOCK_NAME`` environment variable (``hardware/pcsc_stack.py``).
+
+With ``--backend URL --credential-file F --backend-key PEM`` the gate fetches its signed tables
+in the background (:mod:`terminal.sync`); with ``--upload-key PEM`` as well (the gate's Ed25519
+device key) it uploads its journal from a background thread (:mod:`terminal.uploader`), every
+``--upload-minutes`` and after each tap, without the barrier ever waiting for the network.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from terminal.gate import GateValidator
 from terminal.gate.barrier import BarrierLog
 from terminal.journal import Journal
 from terminal.sync import BackendSync
+from terminal.uploader import JournalUploader, uploader_from_options
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +56,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     gate.add_argument(
         "--sync-minutes", type=float, default=5.0, help="minutes between two table fetches"
+    )
+    gate.add_argument(
+        "--upload-key",
+        type=Path,
+        metavar="PEM",
+        help="the gate's Ed25519 device key (PEM): upload the journal to --backend",
+    )
+    gate.add_argument(
+        "--upload-minutes", type=float, default=1.0, help="minutes between two uploads when idle"
     )
     gate.add_argument("--osdp", metavar="PORT", help="barrier controller serial port (OSDP)")
     gate.add_argument(
@@ -121,6 +136,20 @@ def _backend_sync(
     return sync
 
 
+def _journal_uploader(
+    args: argparse.Namespace, terminal_id: str, journal_path: Path
+) -> JournalUploader | None:
+    """The journal uploader of ``--upload-key`` (to ``--backend``), not started yet."""
+    return uploader_from_options(
+        journal_path,
+        terminal_id,
+        backend_url=getattr(args, "backend", None),
+        credential_file=getattr(args, "credential_file", None),
+        upload_key=getattr(args, "upload_key", None),
+        interval=getattr(args, "upload_minutes", 1.0) * 60.0,
+    )
+
+
 def _peripheral(args: argparse.Namespace) -> GatePeripheral:
     if not args.osdp:
         return ConsoleGatePeripheral(sys.stdout)
@@ -137,6 +166,7 @@ def _gate(args: argparse.Namespace) -> int:
     terminal_id = args.terminal_id or f"GATE-{args.station}"
     journal_path = args.journal or Path(f"gate-{args.station}.db")
     kind = GateKind.BIKE_SHELTER if args.bike_shelter else GateKind.GATE
+    uploader = _journal_uploader(args, terminal_id, journal_path)  # options checked first
     reader, sam_reader = _reader(args.reader), _reader(args.sam)
     peripheral = _peripheral(args)
     barrier_log = BarrierLog(f"{journal_path}.barrier")  # barrier outcome of each validation
@@ -156,16 +186,22 @@ def _gate(args: argparse.Namespace) -> int:
                 barrier_log=barrier_log,
             )
             log.info("gate %s ready at station %d (pid %d)", terminal_id, args.station, os.getpid())
+            if uploader is not None:
+                uploader.start()  # its own thread and journal handle: no tap waits for it
             while True:
                 if not reader.wait_for_card(args.wait):
                     print("aucune carte présentée")
                     return 1 if args.once else 0
                 result = gate.on_card()
                 print(f"{result.display}  [{result.outcome.value}]")
+                if uploader is not None:
+                    uploader.wake()  # returns at once; the round runs in the upload thread
                 if args.once:
                     return 0 if result.accepted else 1
                 reader.wait_for_removal(args.wait)
     finally:
+        if uploader is not None:
+            uploader.stop(flush=True)  # one last try; what is left goes at the next start
         if sync is not None:
             sync.stop()
         barrier_log.close()

@@ -5,6 +5,13 @@ Examples::
     regioncard canteen --school 0801234G --reader "Regioncard vpcd 00 00" \\
         --sam "Regioncard vpcd 00 01" --journal cantine.journal
     regioncard canteen --school 0801234G --journal cantine.journal --report 2026-11-27 [--json]
+    regioncard canteen --school 0801234G --reader ... --sam ... --backend http://127.0.0.1:8000 \\
+        --credential-file till.credential --upload-key till-device.pem [--upload-minutes 1]
+
+With ``--backend``, ``--credential-file`` and ``--upload-key`` (the till's Ed25519 device key,
+PEM, registered with the terminal) the journal is uploaded from a background thread
+(:mod:`terminal.uploader`) every ``--upload-minutes`` and after each card; no pupil waits for the
+network. Without ``--upload-key`` the records stay in the journal (a warning says so).
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ from terminal.canteen.screen import StreamScreen
 from terminal.canteen.tariff import DEFAULT_TARIFF_PATH, load_tariff
 from terminal.canteen.till import CanteenTill
 from terminal.journal.store import Journal
+from terminal.uploader import JournalUploader, uploader_from_options
 
 log = logging.getLogger(__name__)
 
@@ -46,11 +54,41 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--wait", type=float, default=30.0, help="seconds to wait for a card")
     parser.add_argument("--report", metavar="DATE", help="print the daily report of DATE")
     parser.add_argument("--json", action="store_true", help="report as JSON")
+    parser.add_argument("--backend", metavar="URL", help="backend to upload the journal to")
+    parser.add_argument(
+        "--credential-file", type=Path, metavar="FILE", help="terminal credential (rct_...)"
+    )
+    parser.add_argument(
+        "--upload-key",
+        type=Path,
+        metavar="PEM",
+        help="the till's Ed25519 device key (PEM): upload the journal to --backend",
+    )
+    parser.add_argument(
+        "--upload-minutes", type=float, default=1.0, help="minutes between two uploads when idle"
+    )
     parser.set_defaults(handler=run)
 
 
 def _terminal_id(args: argparse.Namespace) -> str:
     return args.terminal_id or f"CANTINE-{args.school}-{args.pos}"
+
+
+def journal_uploader(args: argparse.Namespace) -> JournalUploader | None:
+    """The uploader of ``--backend`` / ``--credential-file`` / ``--upload-key``, not started.
+
+    Raises:
+        RegionCardError: ``--upload-key`` without ``--backend``, ``--backend`` without
+            ``--credential-file``, or an unreadable key or credential.
+    """
+    return uploader_from_options(
+        args.journal,
+        _terminal_id(args),
+        backend_url=args.backend,
+        credential_file=args.credential_file,
+        upload_key=args.upload_key,
+        interval=args.upload_minutes * 60.0,
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -59,6 +97,7 @@ def run(args: argparse.Namespace) -> int:
         return _report(args)
     if not args.reader or not args.sam:
         raise RegionCardError("--reader and --sam name the card and SAM readers")
+    uploader = journal_uploader(args)  # options checked before the readers are opened
     from firmware_host.readers.pcsc import PCSCReader  # pyscard only when a till runs
 
     tariff = load_tariff(args.tariff)
@@ -78,6 +117,8 @@ def run(args: argparse.Namespace) -> int:
             menus=menus,
             refusals=RefusalLog.beside(args.journal),
         )
+        if uploader is not None:
+            uploader.start()  # its own thread and journal handle
         try:
             till.show_menu()
             while True:
@@ -88,11 +129,15 @@ def run(args: argparse.Namespace) -> int:
                     continue
                 result = till.serve()
                 card_reader.disconnect()
+                if uploader is not None:
+                    uploader.wake()  # returns at once
                 if args.once:
                     return 0 if result.served else 3
                 card_reader.wait_for_removal(args.wait)
                 till.show_menu()
         finally:
+            if uploader is not None:
+                uploader.stop(flush=True)  # one last try; the rest goes at the next start
             card_reader.close()
             sam_reader.close()
 

@@ -21,13 +21,11 @@ import argparse
 import logging
 from pathlib import Path
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from cryptography.hazmat.primitives.serialization import load_pem_private_key
-
 from card_schema.errors import RegionCardError
 from firmware_host.readers import Reader, open_reader
 from terminal.desk.station import DeskStation
 from terminal.journal import Journal
+from terminal.uploader import load_device_key
 
 log = logging.getLogger(__name__)
 
@@ -73,28 +71,13 @@ def reader_from_pattern(pattern: str) -> Reader:
     return open_reader("pcsc:" + pattern)
 
 
-def load_upload_key(path: Path) -> Ed25519PrivateKey:
-    """The desk's device key from a PEM (PKCS#8, unencrypted) file.
-
-    Raises:
-        RegionCardError: unreadable, or not an Ed25519 private key.
-    """
-    try:
-        key = load_pem_private_key(path.read_bytes(), password=None)
-    except (OSError, ValueError, TypeError) as exc:
-        raise RegionCardError(f"clé d'envoi illisible : {exc}") from exc
-    if not isinstance(key, Ed25519PrivateKey):
-        raise RegionCardError("--upload-key : pas une clé privée Ed25519")
-    return key
-
-
 def run(args: argparse.Namespace) -> int:
     """Run the station until interrupted (or one job with ``--once``)."""
     try:
         credential = args.credential_file.read_text(encoding="utf-8").strip()
     except OSError as exc:
         raise RegionCardError(f"identifiant du poste illisible : {exc}") from exc
-    upload_key = None if args.upload_key is None else load_upload_key(args.upload_key)
+    upload_key = None if args.upload_key is None else load_device_key(args.upload_key)
     journal_path = args.journal or Path(f"desk-{args.terminal_id}.db")
     with Journal.open(journal_path, args.terminal_id) as journal:
         station = DeskStation(

@@ -22,7 +22,8 @@ With a journal (``journal=``), the station is a terminal like the gate and the t
 step (contracts, Cursus aid, SV reload) is journaled write-ahead by its :class:`CardWriter`, and
 with an upload key (``upload_key=``, the device key registered for the desk terminal) the decided
 records go to ``/api/v1/uploads`` in signed batches (:class:`~terminal.journal.upload.UploadQueue`
-over :class:`~terminal.journal.upload.HTTPUploadTransport`, the station's credential), after
+over :class:`~terminal.journal.upload.HTTPUploadTransport`, the station's credential, built by
+:func:`terminal.uploader.upload_queue` like the gate's and the till's), after
 every job and at least every ``upload_interval`` seconds while :meth:`DeskStation.run_forever`
 waits (docs/desk.md, "Journal and uploads").
 """
@@ -33,7 +34,6 @@ import contextlib
 import logging
 import threading
 import time
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -62,7 +62,8 @@ from terminal.engine import (
     select_card,
 )
 from terminal.journal.store import Journal
-from terminal.journal.upload import HTTPUploadTransport, UploadQueue, UploadReport
+from terminal.journal.upload import UploadQueue, UploadReport
+from terminal.uploader import upload_queue
 
 log = logging.getLogger(__name__)
 
@@ -101,13 +102,6 @@ class IssueOutcome:
     def done(self) -> bool:
         """Whether the job is finished and the card holds everything."""
         return self.job.status == "done"
-
-
-def bearer_opener(credential: str) -> urllib.request.OpenerDirector:
-    """A urllib opener sending the terminal's ``rct_...`` credential with every upload."""
-    opener = urllib.request.build_opener()
-    opener.addheaders = [("Authorization", f"Bearer {credential}")]
-    return opener
 
 
 def card_snapshot(card_reader: Reader) -> dict[str, Any]:
@@ -192,11 +186,7 @@ class DeskStation:
         self.upload_interval = upload_interval
         self.uploads = uploads
         if uploads is None and journal is not None and upload_key is not None:
-            self.uploads = UploadQueue(
-                journal,
-                HTTPUploadTransport(backend_url, terminal_id, opener=bearer_opener(credential)),
-                upload_key,
-            )
+            self.uploads = upload_queue(journal, backend_url, credential, upload_key)
         self._last_upload = float("-inf")
 
     # -- loop -------------------------------------------------------------------------------
