@@ -7,7 +7,6 @@ local time; the tables are verified at the real time, when the backend signed th
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import sys
 import time
@@ -22,21 +21,18 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 HERE = Path(__file__).resolve().parent
-for kit in ("engine", "desk"):
+for kit in ("engine", "desk", "gate"):
     if str(HERE / kit) not in sys.path:
         sys.path.insert(0, str(HERE / kit))
 
 from deskkit import LiveBackend, live_backend  # noqa: E402
-from enginekit import SERIAL, Clock, Rig, make_card  # noqa: E402
+from enginekit import SERIAL, make_card  # noqa: E402
+from gatekit import GateRig, build_gate  # noqa: E402
 
-from firmware_host.osdp.gate import ConsoleGatePeripheral  # noqa: E402
 from terminal import cli  # noqa: E402
 from terminal.fares import load_tariff  # noqa: E402
 from terminal.fares.model import Mode, Place  # noqa: E402
 from terminal.fares.signed import PushedTables  # noqa: E402
-from terminal.gate import GateValidator, TapResult  # noqa: E402
-from terminal.gate.barrier import BarrierLog  # noqa: E402
-from terminal.journal import Journal  # noqa: E402
 from terminal.sync import BackendSync, Outcome  # noqa: E402
 
 pytestmark = pytest.mark.integration
@@ -96,49 +92,21 @@ def remote(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Remote]:
         yield live
 
 
-@dataclass
-class Gate:
-    rig: Rig
-    journal: Journal
-    validator: GateValidator
-    tables: PushedTables
-    clock: Clock
-
-    def tap(self) -> TapResult:
-        self.rig.present()
-        result = self.validator.on_card()
-        self.clock.advance(minutes=30)  # past anti-passback and the transfer window
-        return result
-
-
 @contextmanager
-def gate(directory: Path, public_key: Ed25519PublicKey) -> Iterator[Gate]:
+def gate(directory: Path, public_key: Ed25519PublicKey) -> Iterator[GateRig]:
     directory.mkdir(parents=True, exist_ok=True)
-    rig = Rig(directory)
-    rig.personalise(make_card(sv_balance=1000))
-    tables = PushedTables(public_key, load_tariff())
-    journal = Journal.open(directory / "journal.db", GATE_ID)
-    clock = Clock()  # a fixed school Monday in 2025: the card's contracts are valid then
-    validator = GateValidator(
-        rig.reader,
-        rig.sam_reader,
-        journal,
-        tables,
-        ConsoleGatePeripheral(io.StringIO()),
-        METRO,
-        clock=clock,
-        barrier_log=BarrierLog(directory / "journal.db.barrier"),
-    )
+    g = build_gate(directory, terminal_id=GATE_ID, tables=PushedTables(public_key, load_tariff()))
+    g.rig.personalise(make_card(sv_balance=1000))  # a fixed school Monday: contracts valid
     try:
-        yield Gate(rig, journal, validator, tables, clock)
+        yield g
     finally:
-        journal.close()
+        g.close()
 
 
 def test_gate_takes_tariff_and_deny_list_from_the_backend(remote: Remote, tmp_path: Path) -> None:
     with gate(tmp_path, remote.public_key) as g:
         sync = remote.sync_for(g.tables)
-        assert g.tap().display == "Bon voyage — solde 8,20 €"  # packaged table: 1,80 €
+        assert g.ride().display == "Bon voyage — solde 8,20 €"  # packaged table: 1,80 €
         report = sync.sync()
         assert report.tariff is Outcome.NOTHING_PUBLISHED
         assert report.deny_list is Outcome.NOTHING_PUBLISHED and report.reached_backend
@@ -148,12 +116,12 @@ def test_gate_takes_tariff_and_deny_list_from_the_backend(remote: Remote, tmp_pa
         report = sync.sync()
         assert (report.tariff, report.deny_list) == (Outcome.UPDATED, Outcome.UPDATED)
         assert g.tables.tariff.version == version and g.tables.deny_list.version == 1
-        assert g.tap().display == "Bon voyage — solde 6,70 €"  # the backend's table: 1,50 €
+        assert g.ride().display == "Bon voyage — solde 6,70 €"  # the backend's table: 1,50 €
 
         remote.block(SERIAL.hex().upper())
         assert sync.sync().deny_list is Outcome.UPDATED  # a delta from version 1
         assert SERIAL.hex().upper() in g.tables.deny_list.serials
-        blocked = g.tap()
+        blocked = g.ride()
         assert not blocked.accepted and blocked.display == "Carte bloquée"
         assert sync.sync() == sync.sync()  # nothing newer: unchanged, nothing offered again
         assert sync.sync().tariff is Outcome.UNCHANGED
@@ -202,7 +170,7 @@ def test_backend_down_gate_keeps_working_with_the_tables_it_has(tmp_path: Path) 
             while sync.failed_rounds < 3 and time.monotonic() < deadline:
                 time.sleep(0.02)
             started = time.monotonic()
-            blocked = g.tap()  # decided on the tables in force, while the rounds keep failing
+            blocked = g.ride()  # decided on the tables in force, while the rounds keep failing
             assert time.monotonic() - started < 2
             sync.stop()
             assert sync.failed_rounds >= 3

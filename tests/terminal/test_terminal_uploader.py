@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import io
 import logging
 import socket
 import sys
@@ -34,26 +33,22 @@ from cryptography.hazmat.primitives.serialization import (
 )
 
 HERE = Path(__file__).resolve().parent
-for kit in ("engine", "desk"):
+for kit in ("engine", "desk", "gate"):
     if str(HERE / kit) not in sys.path:
         sys.path.insert(0, str(HERE / kit))
 
 from deskkit import LiveBackend, free_port, live_backend  # noqa: E402
-from enginekit import Clock, Rig, demo_keys, make_card  # noqa: E402
+from enginekit import Rig, demo_keys, make_card  # noqa: E402
+from gatekit import GateRig, build_gate  # noqa: E402
 
 from card_schema.errors import RegionCardError  # noqa: E402
 from card_schema.uploads.batch import Ack, AckStatus  # noqa: E402
 from card_schema.uploads.records import TransactionState  # noqa: E402
-from firmware_host.osdp.gate import ConsoleGatePeripheral  # noqa: E402
 from firmware_host.readers.inprocess import InProcessReader  # noqa: E402
 from hardware.sam.emulator import EmulatedSAM  # noqa: E402
 from terminal import cli  # noqa: E402
 from terminal.canteen import cli as canteen_cli  # noqa: E402
-from terminal.fares import load_tariff  # noqa: E402
 from terminal.fares.model import Mode, Place  # noqa: E402
-from terminal.fares.signed import PushedTables  # noqa: E402
-from terminal.gate import GateValidator, TapResult  # noqa: E402
-from terminal.gate.barrier import BarrierLog  # noqa: E402
 from terminal.journal import Journal  # noqa: E402
 from terminal.journal.upload import HTTPUploadTransport, RetryPolicy  # noqa: E402
 from terminal.uploader import JournalUploader, bearer_opener  # noqa: E402
@@ -113,51 +108,17 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveBackend]:
         yield backend
 
 
-@dataclass
-class Gate:
-    rig: Rig
-    journal: Journal
-    journal_path: Path
-    validator: GateValidator
-    clock: Clock
-
-    def tap(self) -> TapResult:
-        self.rig.present()
-        result = self.validator.on_card()
-        self.clock.advance(minutes=30)  # past anti-passback and the transfer window
-        return result
-
-
 @contextmanager
-def gate(directory: Path, terminal_id: str) -> Iterator[Gate]:
+def gate(directory: Path, terminal_id: str) -> Iterator[GateRig]:
     directory.mkdir(parents=True, exist_ok=True)
-    rig = Rig(directory)
-    rig.sam = EmulatedSAM(
-        demo_keys(), sam_serial_of(terminal_id), counter_file=directory / "sam.json"
-    )
-    rig.sam_reader = InProcessReader(rig.sam, name="sam")
+    sam = EmulatedSAM(demo_keys(), sam_serial_of(terminal_id), counter_file=directory / "sam.json")
+    g = build_gate(directory, terminal_id=terminal_id, sam=sam)
     card_serial = bytes(4) + sam_serial_of(terminal_id)  # one card per test: no replays
-    rig.personalise(make_card(card_serial, sv_balance=2000))
-    tables = PushedTables(Ed25519PrivateKey.generate().public_key(), load_tariff())
-    path = directory / "journal.db"
-    journal = Journal.open(path, terminal_id)
-    clock = Clock()
-    barrier_log = BarrierLog(directory / "journal.db.barrier")
-    validator = GateValidator(
-        rig.reader,
-        rig.sam_reader,
-        journal,
-        tables,
-        ConsoleGatePeripheral(io.StringIO()),
-        METRO,
-        clock=clock,
-        barrier_log=barrier_log,
-    )
+    g.rig.personalise(make_card(card_serial, sv_balance=2000))
     try:
-        yield Gate(rig, journal, path, validator, clock)
+        yield g
     finally:
-        barrier_log.close()
-        journal.close()
+        g.close()
 
 
 @contextmanager
@@ -222,8 +183,8 @@ def test_gate_journal_is_uploaded_and_the_validation_loop_posts_it(
 ) -> None:
     term = register_gate(live, "GATE-UP-101")
     with gate(tmp_path, term.terminal_id) as g:
-        assert g.tap().display == "Bon voyage — solde 18,20 €"
-        assert g.tap().accepted
+        assert g.ride().display == "Bon voyage — solde 18,20 €"
+        assert g.ride().accepted
         seqs = committed(g.journal)  # a pay-as-you-go tap: a PLUM and a wallet session
         assert len(seqs) == 4 and g.journal.unuploaded_count() == 4
         uploader = JournalUploader(
@@ -248,7 +209,7 @@ def test_gate_journal_is_uploaded_and_the_validation_loop_posts_it(
         # In the background: a tap, a wake, and the record goes without anything else.
         uploader.start(immediately=False)
         try:
-            assert g.tap().accepted
+            assert g.ride().accepted
             uploader.wake()
             wait_until(lambda: g.journal.unuploaded_count() == 0, "third tap uploaded")
         finally:
@@ -279,8 +240,8 @@ def test_backend_down_nothing_lost_uploaded_once_when_back(
         )
         uploader.start()
         try:
-            assert g.tap().accepted  # the barrier opens; the uploads fail in the background
-            assert g.tap().accepted
+            assert g.ride().accepted  # the barrier opens; the uploads fail in the background
+            assert g.ride().accepted
             uploader.wake()
             wait_until(lambda: uploader.failed_rounds >= 3, "failed rounds while down")
             report = uploader.last_report
@@ -292,7 +253,7 @@ def test_backend_down_nothing_lost_uploaded_once_when_back(
 
             with serving(live.app, port):
                 wait_until(lambda: g.journal.unuploaded_count() == 0, "uploaded once back")
-                assert g.tap().accepted
+                assert g.ride().accepted
                 uploader.wake()
                 wait_until(lambda: g.journal.unuploaded_count() == 0, "third tap uploaded")
                 assert uploader.failed_rounds == 0
@@ -322,7 +283,7 @@ def test_a_tap_never_waits_for_a_round_stuck_on_the_network(tmp_path: Path) -> N
         listener.listen(4)
         port = listener.getsockname()[1]
         with gate(tmp_path, "GATE-UP-103") as g:
-            assert g.tap().accepted
+            assert g.ride().accepted
             uploader = JournalUploader(
                 g.journal_path,
                 "GATE-UP-103",
@@ -337,7 +298,7 @@ def test_a_tap_never_waits_for_a_round_stuck_on_the_network(tmp_path: Path) -> N
             try:
                 connection, _ = listener.accept()  # the round is now waiting for an answer
                 with connection:
-                    assert g.tap().accepted
+                    assert g.ride().accepted
                     assert uploader.rounds == 0  # still in the first round
                     assert len(committed(g.journal)) == 4
                 # connection closed without an answer: the round fails, nothing is lost
