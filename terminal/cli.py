@@ -30,7 +30,7 @@ from terminal.gate import GateValidator
 from terminal.gate.barrier import BarrierLog
 from terminal.journal import Journal
 from terminal.sync import BackendSync
-from terminal.uploader import JournalUploader, uploader_from_options
+from terminal.uploader import JournalUploader, add_upload_options, uploader_from_options
 
 log = logging.getLogger(__name__)
 
@@ -57,15 +57,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     gate.add_argument(
         "--sync-minutes", type=float, default=5.0, help="minutes between two table fetches"
     )
-    gate.add_argument(
-        "--upload-key",
-        type=Path,
-        metavar="PEM",
-        help="the gate's Ed25519 device key (PEM): upload the journal to --backend",
-    )
-    gate.add_argument(
-        "--upload-minutes", type=float, default=1.0, help="minutes between two uploads when idle"
-    )
+    add_upload_options(gate, "gate")
     gate.add_argument("--osdp", metavar="PORT", help="barrier controller serial port (OSDP)")
     gate.add_argument(
         "--osdp-scbk-file", type=Path, help="OSDP secure channel key (32 hex digits) file"

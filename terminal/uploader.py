@@ -18,6 +18,7 @@ pieces every terminal CLI needs (the desk station uses them too).
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import threading
@@ -301,6 +302,24 @@ class JournalUploader:
             return self.upload_now(RetryPolicy(max_attempts=1))
         finally:
             self._stop.set()
+
+
+def add_upload_options(parser: argparse.ArgumentParser, device: str) -> None:
+    """The ``--upload-key`` and ``--upload-minutes`` options of a terminal command.
+
+    Args:
+        parser: the terminal's subcommand parser (it has ``--backend``/``--credential-file``).
+        device: how the help names the device ("gate", "till").
+    """
+    parser.add_argument(
+        "--upload-key",
+        type=Path,
+        metavar="PEM",
+        help=f"the {device}'s Ed25519 device key (PEM): upload the journal to --backend",
+    )
+    parser.add_argument(
+        "--upload-minutes", type=float, default=1.0, help="minutes between two uploads when idle"
+    )
 
 
 def uploader_from_options(

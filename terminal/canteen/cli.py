@@ -29,7 +29,7 @@ from terminal.canteen.screen import StreamScreen
 from terminal.canteen.tariff import DEFAULT_TARIFF_PATH, load_tariff
 from terminal.canteen.till import CanteenTill
 from terminal.journal.store import Journal
-from terminal.uploader import JournalUploader, uploader_from_options
+from terminal.uploader import JournalUploader, add_upload_options, uploader_from_options
 
 log = logging.getLogger(__name__)
 
@@ -58,15 +58,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument(
         "--credential-file", type=Path, metavar="FILE", help="terminal credential (rct_...)"
     )
-    parser.add_argument(
-        "--upload-key",
-        type=Path,
-        metavar="PEM",
-        help="the till's Ed25519 device key (PEM): upload the journal to --backend",
-    )
-    parser.add_argument(
-        "--upload-minutes", type=float, default=1.0, help="minutes between two uploads when idle"
-    )
+    add_upload_options(parser, "till")
     parser.set_defaults(handler=run)
 
 
