@@ -184,7 +184,7 @@ class BackendSync:
                 log.warning("tariff: %s; retried later, table in force kept", exc)
                 return Outcome.UNREACHABLE
             try:
-                envelope = SignedEnvelope.from_json(json.dumps(data))
+                envelope = SignedEnvelope.from_obj(data)
                 pending = self.tables.pending_tariff
                 held = max(self.tables.tariff.version, pending.version if pending else 0)
                 if envelope.version <= held:
@@ -229,9 +229,7 @@ class BackendSync:
             return Outcome.UNCHANGED
         for data in deltas:
             try:
-                self.tables.offer_deny_list(
-                    SignedEnvelope.from_json(json.dumps(data)), self.clock()
-                )
+                self.tables.offer_deny_list(SignedEnvelope.from_obj(data), self.clock())
             except PushedTableError as exc:
                 log.info("deny-list delta not applied (%s); asking for the full list", exc)
                 return None
@@ -248,7 +246,7 @@ class BackendSync:
             log.warning("deny-list: %s; retried later, list in force kept", exc)
             return Outcome.UNREACHABLE
         try:
-            envelope = SignedEnvelope.from_json(json.dumps(data))
+            envelope = SignedEnvelope.from_obj(data)
             if envelope.version <= self.tables.deny_list.version:
                 return Outcome.UNCHANGED
             deny_list = self.tables.offer_deny_list(envelope, self.clock())

@@ -75,6 +75,13 @@ class EnvelopeKind(StrEnum):
     DENY_LIST_DELTA = "deny_list_delta"  # serials to add and remove, from version N-1 to N
 
 
+def _unreadable(exc: Exception) -> MalformedTableRefused:
+    return MalformedTableRefused(
+        "enveloppe illisible, table précédente conservée",
+        f"unreadable envelope, previous table kept ({exc})",
+    )
+
+
 @dataclass(frozen=True)
 class SignedEnvelope:
     """A table as pushed by the backend, before verification.
@@ -119,6 +126,18 @@ class SignedEnvelope:
         """
         try:
             data = json.loads(text)
+        except ValueError as exc:
+            raise _unreadable(exc) from exc
+        return cls.from_obj(data)
+
+    @classmethod
+    def from_obj(cls, data: Any) -> SignedEnvelope:
+        """Parse an envelope already decoded from JSON (nothing is trusted yet).
+
+        Raises:
+            MalformedTableRefused: not an envelope.
+        """
+        try:
             envelope = cls(
                 kind=str(data["kind"]),
                 version=int(data["version"]),
@@ -127,10 +146,7 @@ class SignedEnvelope:
                 signature=base64.b64decode(data["signature"], validate=True),
             )
         except (ValueError, KeyError, TypeError, binascii.Error) as exc:
-            raise MalformedTableRefused(
-                "enveloppe illisible, table précédente conservée",
-                f"unreadable envelope, previous table kept ({exc})",
-            ) from exc
+            raise _unreadable(exc) from exc
         if envelope.issued_at.tzinfo is None or not isinstance(envelope.payload, dict):
             raise MalformedTableRefused(
                 "enveloppe incomplète, table précédente conservée",
