@@ -10,6 +10,12 @@ Wire form (canonical JSON, see :func:`card_schema.uploads.records.canonical_json
 
 The signed bytes are the canonical JSON of the ``batch`` object alone. The whole body is itself
 canonical, so the same batch is always the same bytes, which is what makes a re-send idempotent.
+
+Receiving: :func:`verify_batch` (and :func:`verify_batch_summary`, the same checks without
+building the records) first tries one typed C-speed decode (msgspec, :func:`_fast_envelope`)
+that accepts only what the reference rules accept; any body it does not accept goes through the
+reference rules (stdlib JSON and the dataclass constructors), which decide and word the
+refusal. ``tests/card_schema/test_uploads_codec.py`` compares the two with Hypothesis.
 """
 
 from __future__ import annotations
@@ -19,19 +25,24 @@ import itertools
 import json
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from enum import Enum
-from typing import Any, cast
+from operator import itemgetter
+from typing import Annotated, Any, cast
 
+import msgspec
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from msgspec import Meta, Struct
 
 from card_schema.uploads.counters import CARD_COUNTER_MAX
 from card_schema.uploads.errors import BatchFormatError, BatchSignatureError, RecordError
 from card_schema.uploads.records import (
     INTENT_FIELDS,
+    MAX_SAFE_INTEGER,
     MOVEMENT_FIELDS,
+    TERMINAL_ID_PATTERN,
     JournalRecord,
     PurseMovement,
     PurseUnit,
@@ -240,6 +251,10 @@ def _fast_record_from_json(obj: Any) -> JournalRecord | None:
         or not 1 <= len(serial) <= 16
         or occurred_at is None
         or decided_at is None
+        # Before 1000, the constructors re-format the time through strftime, which may not
+        # pad the year (then refuse it): their call.
+        or occurred_at.year < 1000
+        or decided_at.year < 1000
         or (state is TransactionState.COMMITTED) != (how in _COMMITTED_BY)
     ):
         return None
@@ -477,6 +492,32 @@ class Batch:
         return batch
 
 
+@dataclass(frozen=True)
+class BatchSummary:
+    """What a receiver stores about a verified batch (:func:`verify_batch_summary`).
+
+    Attributes:
+        terminal_id: the terminal.
+        batch_id: deterministic id, see :func:`batch_id_for`.
+        first_seq: lowest terminal sequence in the batch.
+        last_seq: highest terminal sequence in the batch.
+        record_count: decided records in the batch.
+    """
+
+    terminal_id: str
+    batch_id: str
+    first_seq: int
+    last_seq: int
+    record_count: int
+
+    @classmethod
+    def of(cls, batch: Batch) -> BatchSummary:
+        """The summary of a decoded batch."""
+        return cls(
+            batch.terminal_id, batch.batch_id, batch.first_seq, batch.last_seq, len(batch.records)
+        )
+
+
 def sign_batch(batch: Batch, private_key: Ed25519PrivateKey) -> bytes:
     """Encode and sign ``batch`` with the terminal's device key; returns the wire bytes."""
     payload = batch.to_json()
@@ -495,6 +536,10 @@ def sign_batch(batch: Batch, private_key: Ed25519PrivateKey) -> bytes:
 def verify_batch(data: bytes, public_key: Ed25519PublicKey) -> Batch:
     """Check the signature of a batch received as ``data``, then decode it.
 
+    A body that passes every check of the typed fast path (:func:`_fast_envelope`) is built
+    from it; anything else goes through :func:`_verify_batch_reference`, which refuses it with
+    the precise reason (or, should the fast path have been too cautious, decodes it).
+
     Args:
         data: the wire bytes.
         public_key: the sending terminal's registered Ed25519 public key.
@@ -506,6 +551,40 @@ def verify_batch(data: bytes, public_key: Ed25519PublicKey) -> Batch:
         BatchSignatureError: signed by another key, or the signature does not verify.
         BatchFormatError: not canonical JSON of the documented shape.
     """
+    envelope = _fast_envelope(data, public_key)
+    if envelope is not None:
+        batch = _batch_of(envelope.batch)
+        if batch is not None:
+            return batch
+    return _verify_batch_reference(data, public_key)
+
+
+def verify_batch_summary(data: bytes, public_key: Ed25519PublicKey) -> BatchSummary:
+    """:func:`verify_batch` without building the records: what a receiver needs to store it.
+
+    Accepts and refuses exactly what :func:`verify_batch` does, with the same errors; a valid
+    body is only checked, not turned into dataclasses (the backend stores the bytes and its
+    validation loop reads them again).
+
+    Raises:
+        BatchSignatureError: signed by another key, or the signature does not verify.
+        BatchFormatError: not canonical JSON of the documented shape.
+    """
+    envelope = _fast_envelope(data, public_key)
+    if envelope is None:
+        return BatchSummary.of(_verify_batch_reference(data, public_key))
+    batch = envelope.batch
+    return BatchSummary(
+        terminal_id=batch.terminal_id,
+        batch_id=batch.batch_id,
+        first_seq=batch.first_seq,
+        last_seq=batch.last_seq,
+        record_count=len(batch.records),
+    )
+
+
+def _verify_batch_reference(data: bytes, public_key: Ed25519PublicKey) -> Batch:
+    """:func:`verify_batch` on the reference rules (stdlib JSON, then the dataclass checks)."""
     fast = _canonical_envelope(data)
     if fast is None:
         # Not provably canonical by the fast path: the reference path decides, and names
@@ -533,6 +612,319 @@ def verify_batch(data: bytes, public_key: Ed25519PublicKey) -> Batch:
     except InvalidSignature as exc:
         raise BatchSignatureError("batch signature does not verify") from exc
     return Batch.from_json(envelope["batch"])
+
+
+# -- Fast path: one typed, C-speed decode (msgspec) ----------------------------------------------
+#
+# The wire structures below mirror the documented shapes field for field, in sorted order (so
+# that re-encoding one gives canonical JSON). Decoding into them checks in C what the reference
+# checks one value at a time: exact field names (unknown and missing fields refused), types
+# (a boolean or a float is not an integer), enumerated values, integer bounds, non-empty
+# strings, serial lengths. What is left (upper-case hex, timestamps, balances, outcomes,
+# sequence order, derived batch fields) is checked by :func:`_wire_batch_holds`.
+
+_SafeInt = Annotated[int, Meta(ge=-MAX_SAFE_INTEGER, le=MAX_SAFE_INTEGER)]
+_NonEmpty = Annotated[str, Meta(min_length=1)]
+# 1 to 16 bytes; that it is hex (so 2 characters a byte) is checked with the other hex strings.
+_Serial = Annotated[str, Meta(min_length=2, max_length=32)]
+
+
+class _WireMovement(Struct, forbid_unknown_fields=True, gc=False):
+    amount: _SafeInt
+    balance_after: _SafeInt
+    balance_before: _SafeInt
+    purse: _NonEmpty
+    unit: PurseUnit
+
+
+class _WireRecord(Struct, forbid_unknown_fields=True, gc=False):
+    abort_reason: str | None
+    application: _NonEmpty
+    card_serial: _Serial
+    card_tx_counter: Annotated[int, Meta(ge=0, le=CARD_COUNTER_MAX)]
+    decided_at: str
+    kind: TransactionKind
+    last_events: list[str]
+    movements: list[_WireMovement]
+    occurred_at: str
+    outcome: TransactionState
+    product_code: _SafeInt | None
+    resolution: Resolution
+    sam_signature: str | None
+    school_uai: str | None
+    station_id: _SafeInt | None
+    terminal_id: str
+    terminal_seq: _SafeInt
+    written_event: str | None
+
+
+class _WireUncertain(Struct, forbid_unknown_fields=True, gc=False):
+    card_serial: str
+    card_tx_counter: _SafeInt
+    terminal_seq: _SafeInt
+
+
+class _WireBatch(Struct, forbid_unknown_fields=True, gc=False):
+    batch_id: str
+    created_at: str
+    first_seq: _SafeInt
+    format: str
+    last_seq: _SafeInt
+    records: list[_WireRecord]
+    terminal_id: str
+    uncertain: list[_WireUncertain]
+
+
+class _WireSignature(Struct, forbid_unknown_fields=True, gc=False):
+    alg: str
+    key_id: str
+    value: str
+
+
+class _WireEnvelope(Struct, forbid_unknown_fields=True, gc=False):
+    batch: _WireBatch
+    signature: _WireSignature
+
+
+_ENVELOPE_DECODER = msgspec.json.Decoder(_WireEnvelope)
+_ENCODER = msgspec.json.Encoder()
+# b'{"batch":' + batch + b',"signature":' + signature + b'}'
+_ENVELOPE_HEAD = len(b'{"batch":')
+_ENVELOPE_TAIL = len(b',"signature":}')
+
+_HEX_DIGITS = b"0123456789ABCDEF"
+# Timestamps, checked all at once: ``","``-terminated, their digits mapped to ``0``, they must
+# spell this template ``len(stamps)`` times; the columns of some digits are then read by slicing.
+_UTC_TEMPLATE = b"0000-00-00T00:00:00.000Z,"
+_UTC_WIDTH = len(_UTC_TEMPLATE)
+_DIGITS_TO_ZERO = bytes.maketrans(b"123456789", b"000000000")
+_HOUR_24_TO_29 = re.compile(rb"T2[4-9]")  # "T" is only ever before the hour
+_DAY = itemgetter(slice(None, len("2025-09-01")))
+
+
+def _fast_envelope(data: bytes, public_key: Ed25519PublicKey) -> _WireEnvelope | None:
+    """The decoded envelope when ``data`` passes every check of :func:`verify_batch`.
+
+    - A body holding a backslash (an escape) is left to the reference: without escapes, a
+      string's characters are its bytes, and both encoders write them unchanged.
+    - The typed decode refuses invalid UTF-8 and JSON, floats, NaN, integers beyond
+      ±(2^53 - 1) and every wrong type, name or value the wire structures exclude.
+    - Re-encoding the decoded envelope gives its canonical form (sorted fields, no spaces, the
+      same spelling of strings and integers as :func:`canonical_json`); it must be ``data``
+      byte for byte, which also rules out duplicate keys, other spellings and whitespace. The
+      ``batch`` member of ``data`` is then exactly the canonical bytes the terminal signed.
+
+    Returns:
+        ``None`` as soon as one check fails: the reference then decides, and words the refusal.
+    """
+    if b"\\" in data:
+        return None
+    try:
+        envelope = _ENVELOPE_DECODER.decode(data)
+    except (msgspec.DecodeError, ValueError):  # ValidationError; UnicodeDecodeError
+        return None
+    if _ENCODER.encode(envelope) != data or not _wire_batch_holds(envelope.batch):
+        return None
+    signature = envelope.signature
+    if signature.alg != SIGNATURE_ALG or signature.key_id != key_id(public_key):
+        return None
+    raw_signature = _hex_bytes(signature.value)
+    if raw_signature is None:
+        return None
+    signed_end = len(data) - _ENVELOPE_TAIL - len(_ENCODER.encode(signature))
+    try:
+        public_key.verify(raw_signature, data[_ENVELOPE_HEAD:signed_end])
+    except InvalidSignature:
+        return None
+    return envelope
+
+
+def _wire_batch_holds(batch: _WireBatch) -> bool:
+    """``True`` when the decoded batch passes every check the reference makes beyond its types.
+
+    The checks of :meth:`Batch.from_json`, :func:`reference_record_from_json` and the dataclass
+    constructors that the wire structures cannot express: upper-case hex, timestamps, balances,
+    outcome and resolution, sequence order, one terminal, derived batch fields.
+    """
+    records = batch.records
+    terminal_id = batch.terminal_id
+    if (
+        batch.format != FORMAT
+        or not records
+        or TERMINAL_ID_PATTERN.fullmatch(terminal_id) is None
+        or batch.first_seq != records[0].terminal_seq
+        or batch.last_seq != records[-1].terminal_seq
+        or batch.batch_id != batch_id_for(terminal_id, batch.first_seq, batch.last_seq)
+    ):
+        return False
+    hex_texts: list[str] = []
+    stamps = [batch.created_at]
+    previous: int | None = None
+    for record in records:
+        seq = record.terminal_seq
+        if record.terminal_id != terminal_id or (previous is not None and seq <= previous):
+            return False
+        previous = seq
+        state, how, signature = record.outcome, record.resolution, record.sam_signature
+        if state is TransactionState.COMMITTED:
+            if how is Resolution.CARD_CLOSE:
+                if signature is None:
+                    return False
+            elif how is not Resolution.RECOVERED_FROM_CARD:
+                return False
+        elif (
+            state is not TransactionState.ABORTED
+            or how is Resolution.CARD_CLOSE
+            or how is Resolution.RECOVERED_FROM_CARD
+        ):
+            return False
+        for movement in record.movements:
+            if movement.balance_before + movement.amount != movement.balance_after:
+                return False
+        hex_texts.append(record.card_serial)
+        hex_texts += record.last_events
+        if signature is not None:
+            hex_texts.append(signature)
+        if record.written_event is not None:
+            hex_texts.append(record.written_event)
+        stamps.append(record.occurred_at)
+        stamps.append(record.decided_at)
+    if batch.uncertain:
+        seqs = {record.terminal_seq for record in records}
+        if any(uncertain.terminal_seq in seqs for uncertain in batch.uncertain):
+            return False
+        hex_texts += [uncertain.card_serial for uncertain in batch.uncertain]
+    return _all_upper_hex(hex_texts) and _all_utc(stamps)
+
+
+def _all_upper_hex(texts: list[str]) -> bool:
+    """``True`` when :func:`from_hex` accepts every text: upper-case hex digits, even length."""
+    joined = "".join(texts)
+    if not joined.isascii() or joined.encode("ascii").translate(None, _HEX_DIGITS):
+        return False
+    try:  # hex digits only, so the spaces are the separators: fails on an odd-length text
+        bytes.fromhex(" ".join(texts))
+    except ValueError:
+        return False
+    return True
+
+
+def _all_utc(stamps: list[str]) -> bool:
+    """``True`` when :func:`parse_utc` accepts every stamp, of a year from 1000.
+
+    - The template fixes every character: ASCII digits where it has ``0``, its punctuation
+      elsewhere. It holds one comma per stamp, as many as the join wrote, so the commas are
+      exactly the separators and each stamp is 24 characters of the template.
+    - Columns (``raw[i::25]``) give the same digit of every stamp: hour tens 0-2 (and no hour
+      24-29), minute and second tens 0-5, and no year below 1000 (left to the reference: the
+      record constructors re-format such years through ``strftime``, which may not pad them).
+    - The calendar checks each distinct day once (month 1-12, no 30 February).
+    """
+    raw = (",".join(stamps) + ",").encode("utf-8", "surrogatepass")
+    if (
+        raw.translate(_DIGITS_TO_ZERO) != _UTC_TEMPLATE * len(stamps)
+        or b"0" in raw[0::_UTC_WIDTH]
+        or raw[11::_UTC_WIDTH].translate(None, b"012")
+        or _HOUR_24_TO_29.search(raw) is not None
+        or raw[14::_UTC_WIDTH].translate(None, b"012345")
+        or raw[17::_UTC_WIDTH].translate(None, b"012345")
+    ):
+        return False
+    try:
+        for day in set(map(_DAY, stamps)):
+            date.fromisoformat(day)
+    except ValueError:
+        return False
+    return True
+
+
+def _batch_of(wire: _WireBatch) -> Batch | None:
+    """The :class:`Batch` of a batch :func:`_fast_envelope` accepted, built without re-checking.
+
+    Every value is already checked and in normal form, so the instances are filled directly
+    (see :func:`_new`); they equal what the constructors build.
+
+    Returns:
+        ``None`` should a value still not convert (a check above missed it): the reference then
+        decides.
+    """
+    utc = datetime.fromisoformat
+    fromhex = bytes.fromhex
+    try:
+        records = tuple(
+            _new(
+                JournalRecord,
+                {
+                    "terminal_id": record.terminal_id,
+                    "seq": record.terminal_seq,
+                    "state": record.outcome,
+                    "intent": _new(
+                        TransactionIntent,
+                        {
+                            "kind": record.kind,
+                            "application": record.application,
+                            "card_serial": fromhex(record.card_serial),
+                            "card_tx_counter": record.card_tx_counter,
+                            "occurred_at": utc(record.occurred_at),
+                            "movements": tuple(
+                                _new(
+                                    PurseMovement,
+                                    {
+                                        "purse": movement.purse,
+                                        "unit": movement.unit,
+                                        "amount": movement.amount,
+                                        "balance_before": movement.balance_before,
+                                        "balance_after": movement.balance_after,
+                                    },
+                                )
+                                for movement in record.movements
+                            ),
+                            "product_code": record.product_code,
+                            "station_id": record.station_id,
+                            "school_uai": record.school_uai,
+                            "last_events": tuple(fromhex(event) for event in record.last_events),
+                            "written_event": None
+                            if record.written_event is None
+                            else fromhex(record.written_event),
+                        },
+                    ),
+                    "sam_signature": None
+                    if record.sam_signature is None
+                    else fromhex(record.sam_signature),
+                    "resolution": record.resolution,
+                    "abort_reason": record.abort_reason,
+                    "decided_at": utc(record.decided_at),
+                    "batch_id": None,
+                },
+            )
+            for record in wire.records
+        )
+        uncertain = tuple(
+            _new(
+                UncertainRef,
+                {
+                    "terminal_seq": ref.terminal_seq,
+                    "card_serial": fromhex(ref.card_serial),
+                    "card_tx_counter": ref.card_tx_counter,
+                },
+            )
+            for ref in wire.uncertain
+        )
+        created_at = utc(wire.created_at)
+    except ValueError:
+        return None
+    return cast(
+        Batch,
+        _new(
+            Batch,
+            {
+                "terminal_id": wire.terminal_id,
+                "created_at": created_at,
+                "records": records,
+                "uncertain": uncertain,
+            },
+        ),
+    )
 
 
 # Finding an integer token of 16 digits or more (2**53 - 1 has 16) where canonical JSON puts
