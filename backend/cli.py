@@ -1,4 +1,5 @@
-"""``regioncard backend ...``: serve the API, migrate, create agents, purge card links."""
+"""``regioncard backend ...``: serve the API, run the validation loop, migrate, create agents,
+purge card links."""
 
 from __future__ import annotations
 
@@ -66,6 +67,40 @@ def _create_agent(args: argparse.Namespace) -> int:
     return 0
 
 
+def _loop(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
+    from backend.db import make_engine, make_sessionmaker
+    from backend.keys.service import KeyService
+    from backend.validation.loop import LoopReport, ValidationLoop
+
+    settings = _settings(args)
+    engine = make_engine(settings.database_url)
+    keys = KeyService.open(settings)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+
+    def progress(chunk: LoopReport) -> None:
+        print(
+            f"{chunk.records} enregistrement(s), {chunk.posted} comptabilisé(s), "
+            f"{chunk.anomalies} anomalie(s) / records, posted, anomalies",
+            flush=True,
+        )
+
+    try:
+        loop = ValidationLoop(make_sessionmaker(engine), keys, keys, chunk_records=args.chunk)
+        if args.once:
+            stop.set()
+        total = loop.serve(stop, linger_s=args.linger_ms / 1000, on_chunk=progress)
+    finally:
+        keys.close()
+        engine.dispose()
+    print(f"arrêt : {total.records} enregistrement(s) traité(s) / stopped: {total.records} records")
+    return 0
+
+
 def _purge_links(args: argparse.Namespace) -> int:
     from backend.columns import utcnow
     from backend.db import make_engine, make_sessionmaker, transaction
@@ -106,6 +141,16 @@ def register(subparsers: Any) -> None:
     agent.add_argument("--role", choices=["agent", "supervisor", "auditor"], default="agent")
     agent.add_argument("--db", help="database URL")
     agent.set_defaults(handler=_create_agent)
+
+    loop = sub.add_parser(
+        "loop",
+        help="run the validation loop as a dedicated worker (full chunks; Ctrl-C stops)",
+    )
+    loop.add_argument("--db", help="database URL")
+    loop.add_argument("--chunk", type=int, default=5000, help="records per transaction")
+    loop.add_argument("--linger-ms", type=int, default=500, help="longest wait for a chunk to fill")
+    loop.add_argument("--once", action="store_true", help="process what is pending, then stop")
+    loop.set_defaults(handler=_loop)
 
     purge = sub.add_parser("purge-links", help="delete card links older than 48 hours (cron)")
     purge.add_argument("--db", help="database URL")

@@ -7,6 +7,9 @@ Constraint names follow one convention so that Alembic migrations are stable on 
 
 from __future__ import annotations
 
+import sqlite3
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -56,3 +59,71 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
     """A session in one transaction: committed on success, rolled back on any error."""
     with factory() as session, session.begin():
         yield session
+
+
+class SQLiteCheckpointer:
+    """Copies the SQLite WAL into the database file from a thread, while a bulk writer works.
+
+    A bulk writer (the validation loop) otherwise pays for the automatic checkpoints inside
+    its own commits. Here a thread with its own connection runs ``PRAGMA
+    wal_checkpoint(PASSIVE)`` every ``period_s``: SQLite runs it without Python's GIL, on the
+    other core, and a passive checkpoint never blocks readers or writers (the SQLite
+    documentation recommends this for write-heavy work). The writer turns its own automatic
+    checkpoints off (``PRAGMA wal_autocheckpoint=0``) while the thread runs.
+
+    :meth:`keep_alive` starts the thread if needed; it stops by itself, after a last
+    checkpoint, once ``idle_s`` passed without a call, so nothing has to be closed.
+
+    Args:
+        engine: a SQLite engine on a database file (anything else: :attr:`usable` is False).
+        period_s: time between two checkpoints.
+        idle_s: the thread stops after this long without :meth:`keep_alive`.
+    """
+
+    def __init__(self, engine: Engine, period_s: float = 0.05, idle_s: float = 2.0) -> None:
+        """See the class docstring."""
+        path = engine.url.database if engine.dialect.name == "sqlite" else None
+        memory = not path or path == ":memory:" or engine.url.query.get("mode") == "memory"
+        self.path = None if memory else path
+        self.period_s = period_s
+        self.idle_s = idle_s
+        self._guard = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._last_call = 0.0
+
+    @property
+    def usable(self) -> bool:
+        """Whether there is a database file to checkpoint."""
+        return self.path is not None
+
+    def keep_alive(self) -> bool:
+        """Start the thread, or keep it running; ``True`` when it runs."""
+        if self.path is None:
+            return False
+        with self._guard:
+            self._last_call = time.monotonic()
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._run, args=(self.path,), name="sqlite-checkpoint", daemon=True
+                )
+                self._thread.start()
+        return True
+
+    def wait_stopped(self) -> None:
+        """Block until the thread has stopped (tests)."""
+        thread = self._thread
+        if thread is not None:
+            thread.join()
+
+    def _run(self, path: str) -> None:
+        connection = sqlite3.connect(path, timeout=10, check_same_thread=False)
+        try:
+            while True:
+                time.sleep(self.period_s)
+                connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                with self._guard:
+                    if time.monotonic() - self._last_call > self.idle_s:
+                        self._thread = None
+                        return
+        finally:
+            connection.close()

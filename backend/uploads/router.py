@@ -73,7 +73,11 @@ async def upload_batch(
     background: BackgroundTasks,
     terminal: Annotated[TerminalPrincipal, Depends(require_terminal(*UPLOADING_KINDS))],
 ) -> Response:
-    """Store a batch durably and acknowledge it; records are validated after the answer."""
+    """Store a batch durably and acknowledge it; records are validated after the answer.
+
+    The upload worker also prepares the records (SAM signatures checked, pseudonyms), with the
+    loop's own preparer and key caches, so the loop only reads that work back.
+    """
     settings = cast(Settings, request.app.state.settings)
     body = await request.body()
     outcome = await run_in_threadpool(
@@ -84,6 +88,7 @@ async def upload_batch(
         terminal_public_key,
         max_bytes=settings.max_batch_bytes,
         max_records=settings.max_batch_records,
+        prepare=validation_loop_of(request.app).preparer.prepare_body,
     )
     if outcome.ack.status is AckStatus.ACCEPTED and getattr(
         request.app.state, "validation_auto", True

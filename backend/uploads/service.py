@@ -2,8 +2,10 @@
 
 No FastAPI here (the router adapts it). The order follows ``docs/batch-format.md``: size, the
 terminal key named by ``signature.key_id`` for the authenticated terminal, the signature and
-strict canonical decoding (:func:`card_schema.uploads.batch.verify_batch`), the body's terminal
-against the caller, then ONE transaction storing the raw bytes in ``upload_batches``. The ack
+strict canonical decoding (:func:`card_schema.uploads.batch.verify_batch_summary`: the checks of
+``verify_batch`` without building records nobody here reads), the body's terminal
+against the caller, then ONE transaction storing the batch row (``upload_batches``) and its raw
+bytes with the upload worker's preparation of its records (``upload_bodies``). The ack
 goes out only after that commit (SQLite ``synchronous=FULL``, PostgreSQL ``fsync``): an
 ``accepted`` batch is durable. Records are processed later by the validation loop.
 
@@ -26,10 +28,16 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from backend.columns import utcnow
-from backend.uploads.models import UploadBatch
+from backend.uploads.models import UploadBatch, UploadBody
 from backend.validation.models import Anomaly
 from card_schema.errors import RegionCardError, VerificationError
-from card_schema.uploads.batch import Ack, AckStatus, Batch, strict_json_loads, verify_batch
+from card_schema.uploads.batch import (
+    Ack,
+    AckStatus,
+    BatchSummary,
+    strict_json_loads,
+    verify_batch_summary,
+)
 from card_schema.uploads.errors import BatchFormatError, BatchSignatureError
 
 # The envelope is canonical JSON, so its last member is the small signature object.
@@ -45,12 +53,13 @@ class UploadOutcome:
     Attributes:
         ack: the ``regioncard.ack/1`` body.
         status_code: HTTP status (200 accepted or duplicate; 4xx rejected).
-        batch: the decoded batch when it verified.
+        batch: what was verified of the batch (terminal, id, sequences, record count); the
+            records themselves are read again from the stored bytes by the validation loop.
     """
 
     ack: Ack
     status_code: int
-    batch: Batch | None = None
+    batch: BatchSummary | None = None
 
 
 def _rejected(batch_id: str, status_code: int, detail: str) -> UploadOutcome:
@@ -63,7 +72,8 @@ def _key_id_of(body: bytes) -> str:
     Raises:
         BatchFormatError: no signature object where a canonical envelope has it.
     """
-    match = _SIGNATURE_TAIL.search(body)
+    # The tail is at most 415 bytes: searching only the end finds the same match, if any.
+    match = _SIGNATURE_TAIL.search(body, max(0, len(body) - 512))
     if match is None:
         raise BatchFormatError(
             'not a canonical batch envelope: {"batch":{...},"signature":{...}} expected'
@@ -83,6 +93,7 @@ def receive_batch(
     *,
     max_bytes: int,
     max_records: int,
+    prepare: Callable[[bytes], bytes] | None = None,
 ) -> UploadOutcome:
     """Verify and store one batch sent by the authenticated terminal ``terminal_id``.
 
@@ -95,6 +106,10 @@ def receive_batch(
             (``backend.terminals.service.terminal_public_key``).
         max_bytes: largest batch accepted.
         max_records: most records in one batch.
+        prepare: the upload worker's preparation of a verified batch's records
+            (``RecordPreparer.prepare_body``: signing digests, SAM signature checks, card
+            pseudonyms), stored beside the bytes so that the validation loop only reads it;
+            ``None`` leaves it to the loop.
 
     Returns:
         The outcome; never raises for a bad batch (the terminal needs an ack to stop on).
@@ -105,7 +120,7 @@ def receive_batch(
         key_id = _key_id_of(body)
         with factory() as session:
             public_key = key_lookup(session, terminal_id, key_id)
-        batch = verify_batch(body, public_key)
+        batch = verify_batch_summary(body, public_key)
     except BatchSignatureError as exc:
         return _rejected("", 403, f"signature: {exc}")
     except VerificationError as exc:  # unknown or revoked terminal key
@@ -118,9 +133,9 @@ def receive_batch(
             403,
             f"batch of terminal {batch.terminal_id} sent by terminal {terminal_id}",
         )
-    if len(batch.records) > max_records:
+    if batch.record_count > max_records:
         return _rejected(batch.batch_id, 413, f"more than {max_records} records in one batch")
-    return _store(factory, batch, body)
+    return _store(factory, batch, body, prepare)
 
 
 def _stored_digest(factory: sessionmaker[Session], batch_id: str) -> str | None:
@@ -130,22 +145,32 @@ def _stored_digest(factory: sessionmaker[Session], batch_id: str) -> str | None:
         )
 
 
-def _store(factory: sessionmaker[Session], batch: Batch, body: bytes) -> UploadOutcome:
+def _store(
+    factory: sessionmaker[Session],
+    batch: BatchSummary,
+    body: bytes,
+    prepare: Callable[[bytes], bytes] | None,
+) -> UploadOutcome:
     digest = hashlib.sha256(body).hexdigest()
     batch_id = batch.batch_id
     stored = _stored_digest(factory, batch_id)
     if stored is None:
+        prepared = None if prepare is None else prepare(body)  # outside the write transaction
         try:
             with factory() as session, session.begin():
-                session.execute(
-                    insert(UploadBatch).values(
+                row_id = session.execute(
+                    insert(UploadBatch)
+                    .values(
                         batch_id=batch_id,
                         terminal_id=batch.terminal_id,
-                        body=body,
                         body_sha256=digest,
-                        record_count=len(batch.records),
+                        record_count=batch.record_count,
                         received_at=utcnow(),
                     )
+                    .returning(UploadBatch.id)
+                ).scalar_one()
+                session.execute(
+                    insert(UploadBody).values(batch_row=row_id, body=body, prepared=prepared)
                 )
             return UploadOutcome(Ack(batch_id, AckStatus.ACCEPTED), 200, batch)
         except IntegrityError:

@@ -41,7 +41,8 @@ class Tap(Base):
             (Calypso counts down: order a card's taps by
             :func:`card_schema.uploads.counters.session_number`).
         charged: this tap holds the card key ``(card_pseudonym, card_tx_counter)``: at most
-            one tap per card session is charged (partial unique index).
+            one tap per card session is charged (unique index on the card, the counter and
+            0 for a charged tap, its id otherwise).
         status: a :class:`TapStatus` value.
         sam_verified: the SAM's traceable signature was present and verified.
         operator_id: transit operator the tap is attributed to (station mapping), if any.
@@ -53,15 +54,15 @@ class Tap(Base):
     __tablename__ = "taps"
     __table_args__ = (
         UniqueConstraint("terminal_id", "terminal_seq"),
+        # One index for both: charged taps of a card session share the key (unique: charged
+        # once); every other tap carries its own id. Queries by card read its leading columns.
         Index(
             "uq_taps_card_session",
             "card_pseudonym",
             "card_tx_counter",
+            text("(CASE WHEN charged THEN 0 ELSE id END)"),
             unique=True,
-            sqlite_where=text("charged = 1"),
-            postgresql_where=text("charged"),
         ),
-        Index("ix_taps_card_pseudonym", "card_pseudonym"),
     )
 
     id: Mapped[int] = mapped_column(BIG_ID, primary_key=True)
@@ -203,3 +204,21 @@ class ProductValue(Base):
     name: Mapped[str] = mapped_column(String(100), default="")
     trip_value: Mapped[int] = mapped_column(default=0)
     pass_product: Mapped[bool] = mapped_column(default=False)
+
+
+class LoopState(Base):
+    """One row: the generation of the loop's state, bumped by every chunk the loop commits.
+
+    The loop keeps the card states it wrote in memory between chunks; at the start of a
+    chunk it reads this row, and if another loop (another process) committed in between, the
+    generation differs and the memory is dropped. See docs/validation-loop.md.
+
+    Attributes:
+        id: always 1.
+        generation: chunks committed so far.
+    """
+
+    __tablename__ = "loop_state"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    generation: Mapped[int] = mapped_column(BigInteger, default=0)

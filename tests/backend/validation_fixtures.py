@@ -34,6 +34,7 @@ from backend.pgcluster import PostgresCluster, PostgresUnavailable, throwaway_cl
 from backend.uploads.service import UploadOutcome, receive_batch
 from backend.validation.loop import ValidationLoop
 from backend.validation.models import OperatorStation, ProductValue
+from backend.validation.prepare import RecordPreparer
 from backend.validation.providers import InMemoryPseudonymizer, InMemoryTraceKeys
 from card_schema.errors import VerificationError
 from card_schema.traceability import sam_trace_key, traceable_signature
@@ -217,6 +218,7 @@ class VLDatabase:
     engine: Engine
     factory: sessionmaker[Session]
     dialect: str
+    prepare_at_upload: bool = False  # the upload worker prepares records, as the app does
 
     def loop(self, **kwargs: Any) -> ValidationLoop:
         """A validation loop with in-memory SAM keys and pseudonyms."""
@@ -236,6 +238,11 @@ class VLDatabase:
             keys,
             max_bytes=2 * 1024 * 1024,
             max_records=5000,
+            prepare=RecordPreparer(
+                InMemoryTraceKeys(TRACE_MASTER), InMemoryPseudonymizer(PSEUDONYM_KEY)
+            ).prepare_body
+            if self.prepare_at_upload
+            else None,
         )
 
     def scalar(self, sql: str, **params: Any) -> Any:
@@ -334,13 +341,20 @@ def _sqlite_url(tmp_path: Path) -> str:
     return url
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(
+    params=["sqlite", "postgresql", "sqlite-prepared-at-upload", "postgresql-prepared-at-upload"]
+)
 def vl_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[VLDatabase]:
-    """A freshly migrated database (SQLite file, or a PostgreSQL database of the test cluster)."""
-    url = _sqlite_url(tmp_path) if request.param == "sqlite" else _POSTGRES.fresh_database()
+    """A freshly migrated database (SQLite file, or a PostgreSQL database of the test cluster).
+
+    Every test runs with records prepared by the loop and prepared by the upload worker
+    (``backend/validation/prepare.py``): both must give the same outcomes.
+    """
+    dialect, _, prepared = str(request.param).partition("-")
+    url = _sqlite_url(tmp_path) if dialect == "sqlite" else _POSTGRES.fresh_database()
     engine = make_engine(url)
     try:
-        yield VLDatabase(url, engine, make_sessionmaker(engine), request.param)
+        yield VLDatabase(url, engine, make_sessionmaker(engine), dialect, bool(prepared))
     finally:
         engine.dispose()
 

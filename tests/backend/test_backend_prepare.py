@@ -1,0 +1,221 @@
+"""The upload worker's preparation of records, the bodies table and the WAL checkpointer.
+
+The whole validation-loop suite runs with records prepared by the loop and by the upload
+worker (``vl_db`` parameters); here: that the preparation is really stored and really read,
+that one that does not match its batch is redone, that a forged signature found at upload is
+a forgery for the loop, the 0005 migration, and the background checkpoints.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
+
+from backend.db import SQLiteCheckpointer, make_engine
+from backend.migrate import current, downgrade, upgrade
+from backend.validation.models import TapStatus
+from backend.validation.prepare import (
+    PREPARED_FORMAT,
+    SAM_FORGED,
+    SAM_NONE,
+    SAM_VERIFIED,
+    PreparedMismatch,
+    decode_prepared,
+    encode_prepared,
+)
+from card_schema.uploads.batch import AckStatus
+from tests.backend.validation_fixtures import (
+    T0,
+    KeyRing,
+    TerminalSim,
+    VLDatabase,
+    ctr,
+    pseudonym_of,
+    vl_db,
+    vl_sqlite,
+)
+
+__all__ = ["vl_db", "vl_sqlite"]  # the fixture, imported for pytest
+
+CARD = bytes.fromhex("0000000012345678")
+
+
+def _prepared_db(vl_db: VLDatabase) -> VLDatabase:
+    vl_db.prepare_at_upload = True
+    return vl_db
+
+
+def _upload_three(db: VLDatabase) -> TerminalSim:
+    gate = TerminalSim("GATE-LIL-0042")
+    records = [
+        gate.record(CARD, ctr(1)),
+        gate.record(CARD, ctr(2), forge=True),
+        gate.record(CARD, ctr(3), committed=False),
+    ]
+    outcome = db.upload(KeyRing(gate), gate, gate.batch(records))
+    assert outcome.ack.status is AckStatus.ACCEPTED
+    return gate
+
+
+def _stored_prepared(db: VLDatabase) -> bytes:
+    with db.engine.connect() as conn:
+        return bytes(conn.execute(text("SELECT prepared FROM upload_bodies")).scalar_one())
+
+
+def test_the_upload_worker_stores_its_preparation(vl_db: VLDatabase) -> None:
+    db = _prepared_db(vl_db)
+    _upload_three(db)
+    stored = _stored_prepared(db)
+    records = [{}, {}, {}]
+    prepared = decode_prepared(stored, records)  # type: ignore[arg-type]
+    assert [p[1] for p in prepared] == [SAM_VERIFIED, SAM_FORGED, SAM_NONE]
+    assert prepared[0][2] == "5A000001" and prepared[0][3] == 1
+    assert prepared[1][4] == "traceable signature does not verify"
+    assert {p[5] for p in prepared} == {pseudonym_of(CARD)}
+    assert all(len(p[0]) == 32 for p in prepared)
+
+
+def test_the_loop_reads_the_stored_preparation_instead_of_redoing_it(vl_db: VLDatabase) -> None:
+    db = _prepared_db(vl_db)
+    _upload_three(db)
+    loop = db.loop()
+
+    def must_not_run(_records: object) -> None:
+        raise AssertionError("the loop prepared a batch the upload worker had prepared")
+
+    loop.preparer.prepare = must_not_run  # type: ignore[assignment,method-assign]
+    report = loop.run_once()
+    assert (report.records, report.posted) == (3, 1)
+    statuses = [s for (s,) in db.rows("SELECT status FROM taps ORDER BY terminal_seq")]
+    assert statuses == [TapStatus.POSTED, TapStatus.FORGED, TapStatus.ABORTED]
+    assert db.scalar("SELECT count(*) FROM deny_candidates") == 1
+
+
+def test_a_preparation_that_does_not_match_its_batch_is_redone(vl_db: VLDatabase) -> None:
+    db = _prepared_db(vl_db)
+    _upload_three(db)
+    with db.engine.begin() as conn:  # one entry short: not this batch's preparation
+        prepared = decode_prepared(_stored_prepared(db), [{}, {}, {}])  # type: ignore[list-item]
+        conn.execute(
+            text("UPDATE upload_bodies SET prepared = :p"),
+            {"p": encode_prepared(prepared[:2])},
+        )
+    report = db.loop().run_once()
+    assert (report.records, report.posted, report.anomalies) == (3, 1, 1)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"not json", b"[]", b'{"format":"other/1","records":[]}', b'{"format":"x"}'],
+)
+def test_decode_prepared_refuses_what_is_not_a_preparation(data: bytes) -> None:
+    with pytest.raises(PreparedMismatch):
+        decode_prepared(data, [])
+
+
+def test_decode_prepared_refuses_another_record_count() -> None:
+    data = encode_prepared([["0" * 32, SAM_NONE, None, None, None, "P1-x"]])
+    assert decode_prepared(data, [{}]) == [["0" * 32, SAM_NONE, None, None, None, "P1-x"]]
+    with pytest.raises(PreparedMismatch):
+        decode_prepared(data, [{}, {}])
+    assert PREPARED_FORMAT.encode() in data
+
+
+def test_migration_0005_moves_the_bodies_out_and_back(empty_db_url: str) -> None:
+    upgrade(empty_db_url)  # the module's database may be at the head already
+    downgrade(empty_db_url, "0004_tariffs")
+    engine = make_engine(empty_db_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("DELETE FROM upload_batches"))
+            conn.execute(
+                text(
+                    "INSERT INTO upload_batches (batch_id, terminal_id, body, body_sha256, "
+                    "record_count, received_at) VALUES ('T:1-1', 'T', :b, 'x', 1, :t)"
+                ),
+                {"b": b"the bytes", "t": "2025-09-01 06:00:00"},
+            )
+        upgrade(empty_db_url)
+        assert current(empty_db_url) == {"0005_loop_storage"}
+        with engine.connect() as conn:
+            rows = conn.execute(text("SELECT body, prepared FROM upload_bodies")).all()
+        assert [(bytes(body), prepared) for body, prepared in rows] == [(b"the bytes", None)]
+        downgrade(empty_db_url, "0004_tariffs")
+        with engine.connect() as conn:
+            assert bytes(conn.execute(text("SELECT body FROM upload_batches")).scalar_one()) == (
+                b"the bytes"
+            )
+        upgrade(empty_db_url)
+        with engine.begin() as conn:
+            conn.execute(text("DELETE FROM upload_bodies"))
+            conn.execute(text("DELETE FROM upload_batches"))
+    finally:
+        engine.dispose()
+
+
+def test_the_checkpointer_thread_copies_the_wal_into_the_database(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'wal.db'}"
+    engine = make_engine(url)
+    try:
+        checkpointer = SQLiteCheckpointer(engine, period_s=0.01, idle_s=0.05)
+        with engine.begin() as conn:
+            conn.exec_driver_sql("PRAGMA wal_autocheckpoint=0")
+            conn.exec_driver_sql("CREATE TABLE t (x BLOB)")
+            assert checkpointer.keep_alive()
+            for _ in range(50):
+                conn.exec_driver_sql("INSERT INTO t VALUES (randomblob(4000))")
+        checkpointer.keep_alive()
+        checkpointer.wait_stopped()  # it stops by itself once idle, after a last checkpoint
+        # The pool keeps the connection open (closing the last one would checkpoint by
+        # itself). Read the database file alone (immutable: the WAL is ignored): the rows are
+        # in it only if the thread copied them there.
+        uri = f"file:{tmp_path / 'wal.db'}?immutable=1"
+        with sqlite3.connect(uri, uri=True) as main_file_only:
+            size = main_file_only.execute("SELECT count(*) FROM t").fetchone()[0]
+        assert size == 50
+    finally:
+        engine.dispose()
+
+
+def test_the_checkpointer_does_nothing_without_a_sqlite_file() -> None:
+    engine = make_engine("sqlite://")
+    try:
+        checkpointer = SQLiteCheckpointer(engine)
+        assert not checkpointer.usable and not checkpointer.keep_alive()
+    finally:
+        engine.dispose()
+
+
+def _insert_tap(db: VLDatabase, seq: int, *, charged: bool) -> None:
+    with db.engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO taps (terminal_id, terminal_seq, card_pseudonym, card_tx_counter, "
+                "charged, status, kind, application, outcome, resolution, occurred_at, "
+                "movements, sam_verified) VALUES ('T', :seq, 'P1-card', 77, :charged, 'x', "
+                "'validation', 'plum', 'COMMITTED', 'card_close', :at, '[]', :charged)"
+            ),
+            {"seq": seq, "charged": charged, "at": T0},
+        )
+
+
+def test_the_card_index_lets_one_tap_per_card_session_be_charged(vl_db: VLDatabase) -> None:
+    _insert_tap(vl_db, 1, charged=False)
+    _insert_tap(vl_db, 2, charged=False)  # replays, forgeries: as many as come
+    _insert_tap(vl_db, 3, charged=True)
+    with pytest.raises(IntegrityError):
+        _insert_tap(vl_db, 4, charged=True)
+    assert vl_db.scalar("SELECT count(*) FROM taps WHERE card_pseudonym = 'P1-card'") == 3
+
+
+def test_queries_by_card_read_the_card_index(vl_sqlite: VLDatabase) -> None:
+    for sql in (
+        "SELECT * FROM taps WHERE card_pseudonym = 'P'",
+        "SELECT * FROM taps WHERE card_pseudonym = 'P' AND card_tx_counter = 1 AND charged = 1",
+    ):
+        plan = " ".join(str(row[-1]) for row in vl_sqlite.rows(f"EXPLAIN QUERY PLAN {sql}"))
+        assert "USING INDEX uq_taps_card_session" in plan, plan
