@@ -11,6 +11,7 @@ Keys are always passed in; this module holds no key and reads no global.
 from __future__ import annotations
 
 import hmac
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 
@@ -34,6 +35,54 @@ def aes_cmac(key: bytes, message: bytes) -> bytes:
     mac = cmac.CMAC(algorithms.AES(key))
     mac.update(message)
     return mac.finalize()
+
+
+def aes_cmac_many(key: bytes, messages: Sequence[bytes]) -> list[bytes]:
+    """AES-128 CMAC of each of ``messages`` under one key: ``[aes_cmac(key, m) for m in ...]``.
+
+    The same NIST SP 800-38B computation, run on all the messages of one length at once: CBC
+    over message ``i`` is sequential, but block ``b`` of every message goes through ONE AES-ECB
+    call, and the XORs are done on whole rows as integers. AES itself is pyca/cryptography's;
+    what this saves is the per-message cost of a CMAC object (a batch of 500 records checked
+    by one SAM key costs a few ECB calls instead of 500 CMAC contexts).
+    ``tests/card_schema/test_crypto.py`` checks it against :func:`aes_cmac` and RFC 4493.
+    """
+    _check_key(key)
+    encryptor = Cipher(algorithms.AES(key), modes.ECB()).encryptor()
+    k1, k2 = cmac_subkeys(key)
+    tags: list[bytes] = [b""] * len(messages)
+    by_length: dict[int, list[int]] = {}
+    for index, message in enumerate(messages):
+        by_length.setdefault(len(message), []).append(index)
+    for length, indexes in by_length.items():
+        blocks = max(1, -(-length // BLOCK))
+        size = blocks * BLOCK
+        if length and length % BLOCK == 0:
+            padding, last_key = b"", k1
+        else:
+            padding, last_key = b"\x80" + bytes(size - length - 1), k2
+        count = len(indexes)
+        # Every message padded, its last block XORed with the subkey, side by side.
+        rows = _xor(
+            b"".join(messages[i] + padding for i in indexes),
+            (bytes(size - BLOCK) + last_key) * count,
+        )
+        state = bytes(BLOCK * count)
+        for block in range(blocks):
+            start = block * BLOCK
+            column = b"".join(
+                rows[offset : offset + BLOCK] for offset in range(start, len(rows), size)
+            )
+            state = encryptor.update(_xor(state, column))
+        for position, index in enumerate(indexes):
+            tags[index] = state[position * BLOCK : (position + 1) * BLOCK]
+    return tags
+
+
+def _xor(left: bytes, right: bytes) -> bytes:
+    """Bytewise XOR of two equally long byte strings (as integers: C speed on long rows)."""
+    value = int.from_bytes(left, "big") ^ int.from_bytes(right, "big")
+    return value.to_bytes(len(left), "big")
 
 
 def verify_cmac(key: bytes, message: bytes, tag: bytes) -> None:

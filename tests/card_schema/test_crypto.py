@@ -5,11 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from card_schema.crypto import (
     KeyRef,
     KeyRole,
     aes_cmac,
+    aes_cmac_many,
     card_key,
     cmac_subkeys,
     diversify_an10922,
@@ -31,6 +34,27 @@ def test_cmac_vectors(shared_vectors: dict[str, Any]) -> None:
     assert len(vec["cases"]) == 4
     for case in vec["cases"]:
         assert aes_cmac(key, bytes.fromhex(case["message"])).hex() == case["mac"]
+
+
+def test_batched_cmac_vectors(shared_vectors: dict[str, Any]) -> None:
+    vec = shared_vectors["aes_cmac"]
+    key = bytes.fromhex(vec["key"])
+    messages = [bytes.fromhex(case["message"]) for case in vec["cases"]]
+    tags = aes_cmac_many(key, messages + messages[::-1])
+    assert [tag.hex() for tag in tags] == [c["mac"] for c in vec["cases"] + vec["cases"][::-1]]
+
+
+@given(
+    st.binary(min_size=16, max_size=16),
+    st.lists(st.binary(max_size=80), max_size=40),
+)
+def test_batched_cmac_is_the_cmac_of_each_message(key: bytes, messages: list[bytes]) -> None:
+    assert aes_cmac_many(key, messages) == [aes_cmac(key, m) for m in messages]
+
+
+def test_batched_cmac_checks_the_key_length() -> None:
+    with pytest.raises(SchemaError):
+        aes_cmac_many(bytes(15), [b"x"])
 
 
 def test_verify_cmac_raises_on_a_wrong_tag(shared_vectors: dict[str, Any]) -> None:
