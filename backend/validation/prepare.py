@@ -24,13 +24,13 @@ from __future__ import annotations
 
 import hashlib
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 
 from backend.validation.providers import CardPseudonymizer, TraceKeyProvider
 from card_schema.errors import VerificationError
-from card_schema.traceability import verify_traceable_signature
+from card_schema.traceability import TraceableSignature, verify_traceable_signatures
 from card_schema.uploads.signing import sam_signature_input, wire_record_signing_bytes
 
 PREPARED_FORMAT = "regioncard.prepared/1"
@@ -70,56 +70,64 @@ class RecordPreparer:
             key = self._sam_keys[sam_serial] = self._trace_keys.sam_trace_key(sam_serial)
         return key
 
-    def pseudonym(self, card_serial_hex: str, occurred_at: datetime) -> str:
-        """The card's pseudonym for ``occurred_at`` (cached per card and rotation period)."""
-        day = occurred_at.date().isoformat()
+    def pseudonym(self, card_serial_hex: str, occurred_at: str) -> str:
+        """The card's pseudonym at the canonical timestamp ``occurred_at`` (cached per card and
+        rotation period; the period per day)."""
+        day = occurred_at[:10]
         period = self._period_cache.get(day)
         if period is None:
             # Periods are whole days long (rotation in days from a midnight epoch), so a day
             # never straddles two periods.
-            period = self._period_cache[day] = self._pseudonyms.pseudonym_period(occurred_at)
+            period = self._period_cache[day] = self._pseudonyms.pseudonym_period(
+                datetime.fromisoformat(occurred_at)
+            )
         key = (card_serial_hex, period)
         value = self._pseudonym_cache.get(key)
         if value is None:
             if len(self._pseudonym_cache) > 2_000_000:
                 self._pseudonym_cache.clear()
             value = self._pseudonym_cache[key] = self._pseudonyms.pseudonym(
-                bytes.fromhex(card_serial_hex), occurred_at
+                bytes.fromhex(card_serial_hex), datetime.fromisoformat(occurred_at)
             )
         return value
 
     def prepare(self, records: list[dict[str, Any]]) -> list[Prepared]:
-        """The preparation of each of ``records`` (a verified batch's ``records``, as JSON)."""
-        out: list[Prepared] = []
-        sam_key = self.sam_key
-        for record in records:
+        """The preparation of each of ``records`` (a verified batch's ``records``, as JSON).
+
+        The SAM signatures are checked per SAM in one batch
+        (:func:`card_schema.traceability.verify_traceable_signatures`).
+        """
+        digests: list[str] = []
+        pseudonyms: list[str] = []
+        by_sam: dict[bytes, list[int]] = {}
+        pairs: list[tuple[bytes, bytes] | None] = []
+        for index, record in enumerate(records):
             signed = wire_record_signing_bytes(record)
-            digest = hashlib.sha256(signed).hexdigest()[:32]
-            pseudonym = self.pseudonym(
-                record["card_serial"], datetime.fromisoformat(record["occurred_at"])
-            )
+            digests.append(hashlib.sha256(signed).hexdigest()[:32])
+            pseudonyms.append(self.pseudonym(record["card_serial"], record["occurred_at"]))
             sam_hex = record["sam_signature"]
             if sam_hex is None:
-                out.append([digest, SAM_NONE, None, None, None, pseudonym])
+                pairs.append(None)
                 continue
             raw = bytes.fromhex(sam_hex)
-            try:
-                parsed = verify_traceable_signature(
-                    sam_key(raw[:4]), raw, sam_signature_input(signed)
-                )
-            except VerificationError as exc:
-                out.append([digest, SAM_FORGED, None, None, str(exc), pseudonym])
-                continue
-            out.append(
-                [
-                    digest,
-                    SAM_VERIFIED,
-                    parsed.sam_serial.hex().upper(),
-                    parsed.sam_counter,
-                    None,
-                    pseudonym,
-                ]
-            )
+            pairs.append((raw, sam_signature_input(signed)))
+            by_sam.setdefault(raw[:4], []).append(index)
+        checks: list[TraceableSignature | VerificationError | None] = [None] * len(records)
+        for serial, indexes in by_sam.items():
+            items = [cast(tuple[bytes, bytes], pairs[i]) for i in indexes]
+            for index, result in zip(
+                indexes, verify_traceable_signatures(self.sam_key(serial), items), strict=True
+            ):
+                checks[index] = result
+        out: list[Prepared] = []
+        for digest, pseudonym, check in zip(digests, pseudonyms, checks, strict=True):
+            if check is None:
+                out.append([digest, SAM_NONE, None, None, None, pseudonym])
+            elif isinstance(check, VerificationError):
+                out.append([digest, SAM_FORGED, None, None, str(check), pseudonym])
+            else:
+                serial_hex = check.sam_serial.hex().upper()
+                out.append([digest, SAM_VERIFIED, serial_hex, check.sam_counter, None, pseudonym])
         return out
 
     def prepare_body(self, body: bytes) -> bytes:

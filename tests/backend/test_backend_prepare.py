@@ -8,6 +8,7 @@ a forgery for the loop, the 0005 migration, and the background checkpoints.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
 
@@ -15,7 +16,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
-from backend.db import SQLiteCheckpointer, make_engine
+from backend.db import SQLITE_PAGE_SIZE, SQLiteCheckpointer, make_engine, make_sessionmaker
 from backend.migrate import current, downgrade, upgrade
 from backend.validation.models import TapStatus
 from backend.validation.prepare import (
@@ -28,12 +29,15 @@ from backend.validation.prepare import (
     encode_prepared,
 )
 from card_schema.uploads.batch import AckStatus
+from card_schema.uploads.records import JournalRecord, TransactionKind
 from tests.backend.validation_fixtures import (
     T0,
     KeyRing,
     TerminalSim,
     VLDatabase,
     ctr,
+    fresh_postgres_database,
+    movement,
     pseudonym_of,
     vl_db,
     vl_sqlite,
@@ -219,3 +223,128 @@ def test_queries_by_card_read_the_card_index(vl_sqlite: VLDatabase) -> None:
     ):
         plan = " ".join(str(row[-1]) for row in vl_sqlite.rows(f"EXPLAIN QUERY PLAN {sql}"))
         assert "USING INDEX uq_taps_card_session" in plan, plan
+
+
+# -- card states kept between chunks ------------------------------------------------------------
+
+
+def _debit(terminal: TerminalSim, card: bytes, session: int, before: int) -> JournalRecord:
+    return terminal.record(
+        card,
+        ctr(session),
+        kind=TransactionKind.SV_DEBIT,
+        application="wallet",
+        movements=[movement("wallet.sv", -100, before)],
+    )
+
+
+def _outcome(db: VLDatabase) -> dict[str, list[tuple[object, ...]]]:
+    """What the loop wrote, without row ids and processing times."""
+    queries = {
+        "taps": "SELECT terminal_id, terminal_seq, card_pseudonym, card_tx_counter, charged, "
+        "status, movements FROM taps ORDER BY terminal_id, terminal_seq, card_tx_counter",
+        "ledger": "SELECT entry_ref, line, account, amount, kind, reverses FROM ledger_entries "
+        "ORDER BY entry_ref, line",
+        "anomalies": "SELECT kind, terminal_id, terminal_seq, card_pseudonym, card_tx_counter, "
+        "resolution FROM anomalies ORDER BY kind, terminal_id, terminal_seq, card_tx_counter",
+        "states": "SELECT card_pseudonym, last_counter, purses, open_gaps FROM purse_states "
+        "ORDER BY card_pseudonym",
+        "gaps": "SELECT scope, subject, number, state, closed_by FROM gaps "
+        "ORDER BY scope, subject, number",
+    }
+    return {name: [tuple(row) for row in db.rows(sql)] for name, sql in queries.items()}
+
+
+def _mixed_uploads(db: VLDatabase) -> None:
+    """Three cards through two gates, one batch per upload: chains, a late session, a replay."""
+    gate_a, gate_b = TerminalSim("GATE-A"), TerminalSim("GATE-B", sam_serial=b"\x5a\0\0\x02")
+    keys = KeyRing(gate_a, gate_b)
+    cards = [bytes.fromhex(f"00000000000000{n:02X}") for n in (1, 2, 3)]
+    balance = dict.fromkeys(cards, 5000)
+    late = None
+    for session in range(10, 16):
+        for index, card in enumerate(cards):
+            gate = gate_a if (session + index) % 2 else gate_b
+            record = _debit(gate, card, session, balance[card])
+            balance[card] -= 100
+            if card == cards[0] and session == 12:
+                late = (gate, record)  # uploaded at the end: a gap, then filled
+                continue
+            db.upload(keys, gate, gate.batch([record]))
+    assert late is not None
+    db.upload(keys, late[0], late[0].batch([late[1]]))
+    replay = _debit(gate_a, cards[1], 15, 4500)  # the card's session 15 again
+    db.upload(keys, gate_a, gate_a.batch([replay]))
+
+
+def test_one_batch_per_chunk_gives_what_one_chunk_gives(vl_db: VLDatabase, tmp_path: Path) -> None:
+    _mixed_uploads(vl_db)
+    vl_db.loop(chunk_records=1).run_once()  # 20 chunks: card states carried in memory
+    small = _outcome(vl_db)
+    other = _other_database(vl_db, tmp_path)
+    try:
+        _mixed_uploads(other)
+        other.loop(chunk_records=100_000).run_once()
+        assert _outcome(other) == small
+    finally:
+        other.engine.dispose()
+    assert [row[5] for row in small["taps"]].count(TapStatus.REPLAY) == 1
+    kinds = {row[0] for row in small["anomalies"]}
+    assert kinds == {"card_counter_gap", "replay", "sequence_gap"}
+
+
+def test_a_loop_forgets_its_card_states_when_another_loop_committed(vl_db: VLDatabase) -> None:
+    gate = TerminalSim("GATE-A")
+    keys = KeyRing(gate)
+    mine, theirs = vl_db.loop(chunk_records=1), vl_db.loop(chunk_records=1)
+    vl_db.upload(keys, gate, gate.batch([_debit(gate, CARD, 10, 1000)]))
+    mine.run_once()  # remembers the card at session 10, 900 left
+    vl_db.upload(keys, gate, gate.batch([_debit(gate, CARD, 11, 900)]))
+    theirs.run_once()  # another worker (process) moves it to session 11, 800 left
+    vl_db.upload(keys, gate, gate.batch([_debit(gate, CARD, 12, 800)]))
+    mine.run_once()  # a stale memory would see a chain break and a replayed counter
+    assert db_anomalies(vl_db) == []
+    state = vl_db.scalar(
+        "SELECT purses FROM purse_states WHERE card_pseudonym = :p", p=pseudonym_of(CARD)
+    )
+    assert json.loads(state) == {"wallet.sv": [ctr(12), 700]}
+
+
+def test_a_failed_chunk_leaves_no_card_state_in_memory(vl_db: VLDatabase) -> None:
+    gate = TerminalSim("GATE-A")
+    keys = KeyRing(gate)
+    loop = vl_db.loop(chunk_records=1)
+    vl_db.upload(keys, gate, gate.batch([_debit(gate, CARD, 10, 1000)]))
+    loop.run_once()
+    vl_db.upload(keys, gate, gate.batch([_debit(gate, CARD, 11, 900)]))
+
+    def crash(_self: object, *_args: object) -> None:
+        raise RuntimeError("power cut during the flush")
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("backend.validation.loop._Chunk._flush", crash)
+        with pytest.raises(RuntimeError):
+            loop.run_once()
+    assert loop._cards == {}  # the memory is what this test is about
+    loop.run_once()  # the batch is still pending: processed again, from the database
+    assert db_anomalies(vl_db) == []
+    assert vl_db.scalar("SELECT count(*) FROM taps WHERE status = 'posted'") == 2
+
+
+def db_anomalies(db: VLDatabase) -> list[tuple[object, ...]]:
+    return [tuple(row) for row in db.rows("SELECT kind, detail FROM anomalies")]
+
+
+def _other_database(db: VLDatabase, tmp_path: Path) -> VLDatabase:
+    """A second fresh database of the same kind as ``db``."""
+    if db.dialect == "sqlite":
+        url = f"sqlite:///{tmp_path / 'other.db'}"
+        upgrade(url)
+    else:
+        url = fresh_postgres_database()
+    engine = make_engine(url)
+    return VLDatabase(url, engine, make_sessionmaker(engine), db.dialect, db.prepare_at_upload)
+
+
+def test_a_new_sqlite_database_has_16_kib_pages(vl_sqlite: VLDatabase) -> None:
+    assert vl_sqlite.scalar("PRAGMA page_size") == SQLITE_PAGE_SIZE == 16384

@@ -335,6 +335,11 @@ class _PostgresOnce:
 _POSTGRES = _PostgresOnce()
 
 
+def fresh_postgres_database() -> str:
+    """A new migrated database in the test session's PostgreSQL cluster."""
+    return _POSTGRES.fresh_database()
+
+
 def _sqlite_url(tmp_path: Path) -> str:
     url = f"sqlite:///{tmp_path / 'regioncard.db'}"
     upgrade(url)
