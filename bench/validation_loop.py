@@ -9,9 +9,12 @@ card-session order, as in the field. Card counters are realistic: they count dow
 ``0xFFFFFF`` (Calypso), each card having already run a few hundred sessions.
 
 Measured, end to end: every batch through the upload service (``receive_batch``: strict decode,
-Ed25519 check, durable insert) then ``ValidationLoop.run_once()`` to the ledger. In the same
-run, ``crypto_bound`` does only the SAM signature checks over the same records (signing bytes
-and CMAC, keys cached): ``ratio = tx_per_s / crypto_bound_tx_per_s`` shows the overhead.
+Ed25519 check, preparation of the records as the app's upload worker does it, durable insert)
+then the validation loop to the ledger, in one process (``single_process``) and as deployed
+(``pipelined``: an upload process and a dedicated loop worker, ``ValidationLoop.serve``). In the
+same run, ``crypto_bound`` does only the SAM signature checks over the same records (signing
+bytes and batched CMAC per SAM, keys cached): ``ratio = tx_per_s / crypto_bound_tx_per_s``
+shows the overhead. Figures and where the time goes: ``docs/validation-loop.md``.
 
 Prints one JSON object::
 

@@ -1223,6 +1223,7 @@ class _Chunk:
         """
         if not rows:
             return
+        ready = columns is not None  # tuples built by the chunk: times already converted
         if columns is None:
             first = rows[0]
             assert isinstance(first, dict)
@@ -1238,7 +1239,7 @@ class _Chunk:
         driver = self.conn.connection.driver_connection
         if dialect == "sqlite" and driver is not None:
             times = [i for i, c in enumerate(columns) if isinstance(table.c[c].type, UTCDateTime)]
-            if times:
+            if times and not ready:
                 values = [_sqlite_times(row, times) for row in values]
             marks = ", ".join("?" * len(columns))
             cursor = driver.cursor()
