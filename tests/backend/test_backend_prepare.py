@@ -29,7 +29,6 @@ from backend.validation.prepare import (
     encode_prepared,
 )
 from card_schema.uploads.batch import AckStatus
-from card_schema.uploads.records import JournalRecord, TransactionKind
 from tests.backend.validation_fixtures import (
     T0,
     KeyRing,
@@ -37,7 +36,6 @@ from tests.backend.validation_fixtures import (
     VLDatabase,
     ctr,
     fresh_postgres_database,
-    movement,
     pseudonym_of,
     vl_db,
     vl_sqlite,
@@ -228,16 +226,6 @@ def test_queries_by_card_read_the_card_index(vl_sqlite: VLDatabase) -> None:
 # -- card states kept between chunks ------------------------------------------------------------
 
 
-def _debit(terminal: TerminalSim, card: bytes, session: int, before: int) -> JournalRecord:
-    return terminal.record(
-        card,
-        ctr(session),
-        kind=TransactionKind.SV_DEBIT,
-        application="wallet",
-        movements=[movement("wallet.sv", -100, before)],
-    )
-
-
 def _outcome(db: VLDatabase) -> dict[str, list[tuple[object, ...]]]:
     """What the loop wrote, without row ids and processing times."""
     queries = {
@@ -265,7 +253,7 @@ def _mixed_uploads(db: VLDatabase) -> None:
     for session in range(10, 16):
         for index, card in enumerate(cards):
             gate = gate_a if (session + index) % 2 else gate_b
-            record = _debit(gate, card, session, balance[card])
+            record = gate.sv_debit(card, session, balance[card])
             balance[card] -= 100
             if card == cards[0] and session == 12:
                 late = (gate, record)  # uploaded at the end: a gap, then filled
@@ -273,7 +261,7 @@ def _mixed_uploads(db: VLDatabase) -> None:
             db.upload(keys, gate, gate.batch([record]))
     assert late is not None
     db.upload(keys, late[0], late[0].batch([late[1]]))
-    replay = _debit(gate_a, cards[1], 15, 4500)  # the card's session 15 again
+    replay = gate_a.sv_debit(cards[1], 15, 4500)  # the card's session 15 again
     db.upload(keys, gate_a, gate_a.batch([replay]))
 
 
@@ -297,11 +285,11 @@ def test_a_loop_forgets_its_card_states_when_another_loop_committed(vl_db: VLDat
     gate = TerminalSim("GATE-A")
     keys = KeyRing(gate)
     mine, theirs = vl_db.loop(chunk_records=1), vl_db.loop(chunk_records=1)
-    vl_db.upload(keys, gate, gate.batch([_debit(gate, CARD, 10, 1000)]))
+    vl_db.upload(keys, gate, gate.batch([gate.sv_debit(CARD, 10, 1000)]))
     mine.run_once()  # remembers the card at session 10, 900 left
-    vl_db.upload(keys, gate, gate.batch([_debit(gate, CARD, 11, 900)]))
+    vl_db.upload(keys, gate, gate.batch([gate.sv_debit(CARD, 11, 900)]))
     theirs.run_once()  # another worker (process) moves it to session 11, 800 left
-    vl_db.upload(keys, gate, gate.batch([_debit(gate, CARD, 12, 800)]))
+    vl_db.upload(keys, gate, gate.batch([gate.sv_debit(CARD, 12, 800)]))
     mine.run_once()  # a stale memory would see a chain break and a replayed counter
     assert db_anomalies(vl_db) == []
     state = vl_db.scalar(
@@ -314,9 +302,9 @@ def test_a_failed_chunk_leaves_no_card_state_in_memory(vl_db: VLDatabase) -> Non
     gate = TerminalSim("GATE-A")
     keys = KeyRing(gate)
     loop = vl_db.loop(chunk_records=1)
-    vl_db.upload(keys, gate, gate.batch([_debit(gate, CARD, 10, 1000)]))
+    vl_db.upload(keys, gate, gate.batch([gate.sv_debit(CARD, 10, 1000)]))
     loop.run_once()
-    vl_db.upload(keys, gate, gate.batch([_debit(gate, CARD, 11, 900)]))
+    vl_db.upload(keys, gate, gate.batch([gate.sv_debit(CARD, 11, 900)]))
 
     def crash(_self: object, *_args: object) -> None:
         raise RuntimeError("power cut during the flush")

@@ -204,22 +204,13 @@ def test_reordered_records_still_chain(vl_db: VLDatabase) -> None:
     gate_a, gate_b = TerminalSim("GATE-A"), TerminalSim("GATE-B", sam_serial=b"\x5a\0\0\x02")
     keys = KeyRing(gate_a, gate_b)
 
-    def debit(terminal: TerminalSim, session: int, before: int) -> object:
-        return terminal.record(
-            CARD,
-            ctr(session),
-            kind=TransactionKind.SV_DEBIT,
-            application="wallet",
-            movements=[movement("wallet.sv", -100, before)],
-        )
-
     loop = vl_db.loop()
     # Session 12 (from gate B) arrives before 10 and 11 (gate A uploads late).
-    vl_db.upload(keys, gate_b, gate_b.batch([debit(gate_b, 12, 800)]))  # type: ignore[list-item]
+    vl_db.upload(keys, gate_b, gate_b.batch([gate_b.sv_debit(CARD, 12, 800)]))
     loop.run_once()
-    vl_db.upload(keys, gate_a, gate_a.batch([debit(gate_a, 10, 1000)]))  # type: ignore[list-item]
+    vl_db.upload(keys, gate_a, gate_a.batch([gate_a.sv_debit(CARD, 10, 1000)]))
     loop.run_once()
-    vl_db.upload(keys, gate_a, gate_a.batch([debit(gate_a, 11, 900)]))  # type: ignore[list-item]
+    vl_db.upload(keys, gate_a, gate_a.batch([gate_a.sv_debit(CARD, 11, 900)]))
     loop.run_once()
     assert _anomalies(vl_db, "chain_break") == 0
     assert _open_anomalies(vl_db, "card_counter_gap") == 0

@@ -177,6 +177,16 @@ class TerminalSim:
             decided_at=intent.occurred_at + timedelta(milliseconds=180),
         )
 
+    def sv_debit(self, card: bytes, session: int, before: int) -> JournalRecord:
+        """A committed wallet debit of 1,00 € at the card's session number ``session``."""
+        return self.record(
+            card,
+            ctr(session),
+            kind=TransactionKind.SV_DEBIT,
+            application="wallet",
+            movements=[movement("wallet.sv", -100, before)],
+        )
+
     def batch(
         self, records: Sequence[JournalRecord], uncertain: Sequence[JournalRecord] = ()
     ) -> bytes:
