@@ -18,6 +18,7 @@ anomaly.
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -39,6 +40,8 @@ from card_schema.uploads.batch import (
     verify_batch_summary,
 )
 from card_schema.uploads.errors import BatchFormatError, BatchSignatureError
+
+_log = logging.getLogger(__name__)
 
 # The envelope is canonical JSON, so its last member is the small signature object.
 _SIGNATURE_TAIL = re.compile(rb'"signature":(\{[^{}]{0,400}\})\}\Z')
@@ -145,6 +148,21 @@ def _stored_digest(factory: sessionmaker[Session], batch_id: str) -> str | None:
         )
 
 
+def _prepared(prepare: Callable[[bytes], bytes] | None, batch_id: str, body: bytes) -> bytes | None:
+    """The upload worker's preparation of the records, or ``None`` to leave it to the loop.
+
+    The preparation only saves the loop work: when it fails (a key the HSM cannot give right
+    now, say), the batch is still stored and acknowledged, and the loop prepares it itself.
+    """
+    if prepare is None:
+        return None
+    try:
+        return prepare(body)
+    except Exception:  # whatever it is, the batch must not be lost for it
+        _log.warning("batch %s stored without its preparation", batch_id, exc_info=True)
+        return None
+
+
 def _store(
     factory: sessionmaker[Session],
     batch: BatchSummary,
@@ -155,7 +173,7 @@ def _store(
     batch_id = batch.batch_id
     stored = _stored_digest(factory, batch_id)
     if stored is None:
-        prepared = None if prepare is None else prepare(body)  # outside the write transaction
+        prepared = _prepared(prepare, batch_id, body)  # outside the write transaction
         try:
             with factory() as session, session.begin():
                 row_id = session.execute(

@@ -18,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 
 from backend.db import SQLITE_PAGE_SIZE, SQLiteCheckpointer, make_engine, make_sessionmaker
 from backend.migrate import current, downgrade, upgrade
+from backend.uploads.service import receive_batch
 from backend.validation.models import TapStatus
 from backend.validation.prepare import (
     PREPARED_FORMAT,
@@ -108,6 +109,27 @@ def test_a_preparation_that_does_not_match_its_batch_is_redone(vl_db: VLDatabase
         )
     report = db.loop().run_once()
     assert (report.records, report.posted, report.anomalies) == (3, 1, 1)
+
+
+def test_a_failing_preparation_does_not_lose_the_batch(vl_db: VLDatabase) -> None:
+    gate = TerminalSim("GATE-LIL-0042")
+
+    def hsm_unavailable(_body: bytes) -> bytes:
+        raise RuntimeError("CKR_DEVICE_REMOVED")
+
+    outcome = receive_batch(
+        vl_db.factory,
+        gate.terminal_id,
+        gate.batch([gate.record(CARD, ctr(1))]),
+        KeyRing(gate),
+        max_bytes=1 << 20,
+        max_records=100,
+        prepare=hsm_unavailable,
+    )
+    assert outcome.ack.status is AckStatus.ACCEPTED
+    assert vl_db.scalar("SELECT count(*) FROM upload_bodies WHERE prepared IS NULL") == 1
+    report = vl_db.loop().run_once()  # the loop prepares it itself
+    assert (report.records, report.posted) == (1, 1)
 
 
 @pytest.mark.parametrize(
