@@ -47,6 +47,7 @@ from typing import Any, ClassVar, cast
 import msgspec
 from sqlalchemy import (
     Connection,
+    CursorResult,
     Engine,
     Table,
     bindparam,
@@ -153,6 +154,10 @@ _SQLITE_CACHE_KIB = 262_144
 _JSON_DECODE = msgspec.json.Decoder().decode
 _SORTED_JSON = msgspec.json.Encoder(order="sorted")  # the bytes of json.dumps(sort_keys=True)
 _CARD_MEMORY = 2_000_000  # card states the loop keeps between chunks (about 1 GB at most)
+
+
+class _OtherLoopCommitted(Exception):
+    """Another loop committed a chunk while this one computed its own (rolled back, redone)."""
 
 
 @dataclass
@@ -324,8 +329,11 @@ class ValidationLoop:
         with self._lock:
             done = 0
             while max_chunks is None or done < max_chunks:
-                with _cyclic_gc_paused():  # until the chunk's objects are freed
-                    chunk = self._run_chunk()
+                try:
+                    with _cyclic_gc_paused():  # until the chunk's objects are freed
+                        chunk = self._run_chunk()
+                except _OtherLoopCommitted:
+                    continue  # rolled back, memory dropped: the chunk is done again, fresh
                 if chunk.batches == 0:
                     break
                 report.add(chunk)
@@ -421,7 +429,7 @@ class ValidationLoop:
         with session.begin():
             if dialect == "postgresql":
                 session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK_KEY})
-            generation = session.scalar(select(LoopState.generation).where(LoopState.id == 1))
+            generation = self._read_generation(session)
             if generation is None or generation != self._generation:
                 self._cards.clear()  # another loop committed since: what memory holds is stale
             pending = session.execute(
@@ -459,10 +467,18 @@ class ValidationLoop:
                 )
                 if generation is None:
                     session.add(LoopState(id=1, generation=1))
+                    session.flush()  # a concurrent first chunk fails here (primary key)
                 else:
-                    session.execute(
-                        update(LoopState).where(LoopState.id == 1).values(generation=generation + 1)
+                    # Compare and swap, inside the write transaction: on SQLite the reads
+                    # above ran before it took the write lock, so another loop may have
+                    # committed since; then this chunk was computed from stale states.
+                    swapped = session.execute(
+                        update(LoopState)
+                        .where(LoopState.id == 1, LoopState.generation == generation)
+                        .values(generation=generation + 1)
                     )
+                    if cast(CursorResult[Any], swapped).rowcount != 1:
+                        raise _OtherLoopCommitted
             except BaseException:
                 self._cards.clear()  # the chunk's changes to the states are not committed
                 raise
@@ -470,6 +486,9 @@ class ValidationLoop:
         self._remember(chunk.cards)
         self._generation = 1 if generation is None else generation + 1
         return report
+
+    def _read_generation(self, session: Session) -> int | None:
+        return session.scalar(select(LoopState.generation).where(LoopState.id == 1))
 
     def _remember(self, cards: dict[str, _CardState]) -> None:
         if len(self._cards) + len(cards) > _CARD_MEMORY:

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import text
@@ -358,3 +360,34 @@ def _other_database(db: VLDatabase, tmp_path: Path) -> VLDatabase:
 
 def test_a_new_sqlite_database_has_16_kib_pages(vl_sqlite: VLDatabase) -> None:
     assert vl_sqlite.scalar("PRAGMA page_size") == SQLITE_PAGE_SIZE == 16384
+
+
+def test_a_loop_that_raced_another_one_redoes_its_chunk(vl_sqlite: VLDatabase) -> None:
+    # SQLite: a chunk's reads come before its write lock, so another process's loop can
+    # commit in between. Here it does so right after this loop read the generation.
+    gate = TerminalSim("GATE-A")
+    keys = KeyRing(gate)
+    mine, theirs = vl_sqlite.loop(chunk_records=1), vl_sqlite.loop(chunk_records=1)
+    theirs._lock = threading.Lock()  # as in another process (one lock per process)
+    vl_sqlite.upload(keys, gate, gate.batch([gate.sv_debit(CARD, 10, 1000)]))
+    mine.run_once()  # remembers the card at session 10, 900 left
+    vl_sqlite.upload(keys, gate, gate.batch([gate.sv_debit(CARD, 11, 900)]))
+    vl_sqlite.upload(keys, gate, gate.batch([gate.sv_debit(CARD, 12, 800)]))
+    read = mine._read_generation
+    raced: list[int] = []
+
+    def read_then_race(session: Any) -> int | None:
+        generation = read(session)
+        if not raced:
+            raced.append(1)
+            theirs.run_once(max_chunks=1)  # session 11 committed by the other loop
+        return generation
+
+    mine._read_generation = read_then_race  # type: ignore[method-assign]
+    report = mine.run_once()
+    assert raced and report.posted == 1  # session 12, computed again from the database
+    assert db_anomalies(vl_sqlite) == []
+    state = vl_sqlite.scalar(
+        "SELECT purses FROM purse_states WHERE card_pseudonym = :p", p=pseudonym_of(CARD)
+    )
+    assert json.loads(state) == {"wallet.sv": [ctr(12), 700]}
