@@ -104,16 +104,19 @@ def _loop(args: argparse.Namespace) -> int:
 def _purge_links(args: argparse.Namespace) -> int:
     from backend.columns import utcnow
     from backend.db import make_engine, make_sessionmaker, transaction
-    from backend.privacy.service import purge_card_links
+    from backend.privacy.service import purge_batch_bodies, purge_card_links
 
     settings = _settings(args)
     engine = make_engine(settings.database_url)
     try:
         with transaction(make_sessionmaker(engine)) as session:
-            deleted = purge_card_links(session, utcnow(), settings.card_link_retention)
+            now = utcnow()
+            deleted = purge_card_links(session, now, settings.card_link_retention)
+            bodies = purge_batch_bodies(session, now, settings.card_link_retention)
     finally:
         engine.dispose()
     print(f"{deleted} lien(s) carte supprimé(s) / card link(s) deleted")
+    print(f"{bodies} lot(s) traité(s) effacé(s) / processed batch bodies deleted")
     return 0
 
 
@@ -152,6 +155,9 @@ def register(subparsers: Any) -> None:
     loop.add_argument("--once", action="store_true", help="process what is pending, then stop")
     loop.set_defaults(handler=_loop)
 
-    purge = sub.add_parser("purge-links", help="delete card links older than 48 hours (cron)")
+    purge = sub.add_parser(
+        "purge-links",
+        help="delete card links and processed batch bytes older than 48 hours (cron)",
+    )
     purge.add_argument("--db", help="database URL")
     purge.set_defaults(handler=_purge_links)

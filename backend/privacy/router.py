@@ -24,10 +24,12 @@ def purge(
     settings: SettingsDep,
     _: Annotated[AgentPrincipal, Depends(require_agent(AgentRole.SUPERVISOR))],
 ) -> PurgeOut:
-    """Delete card links older than the retention (48 h) and retire old pseudonym keys."""
+    """Delete card links and processed batch bytes older than the retention (48 h) and retire
+    old pseudonym keys."""
     now = utcnow()
     return PurgeOut(
         card_links_deleted=service.purge_card_links(session, now, settings.card_link_retention),
+        batch_bodies_deleted=service.purge_batch_bodies(session, now, settings.card_link_retention),
         pseudonym_keys_destroyed=keys.retire_pseudonym_keys(now - settings.card_link_retention),
     )
 

@@ -11,6 +11,7 @@ class PurgeOut(BaseModel):
     """Outcome of a purge."""
 
     card_links_deleted: int
+    batch_bodies_deleted: int
     pseudonym_keys_destroyed: int
 
 

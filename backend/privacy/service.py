@@ -2,6 +2,9 @@
 
 - :func:`record_card_link` / :func:`purge_card_links`: the only pseudonym -> serial link, kept at
   most ``card_link_retention`` (48 hours), for fraud control.
+- :func:`purge_batch_bodies`: the bytes of uploaded batches hold card serials beside the
+  terminal sequences the taps keep, another link; they go at most 48 hours after the validation
+  loop processed them (never before).
 - :func:`k_anonymous_counts`: open-data aggregation by station and hour, with every cell describing
   fewer than ``k`` distinct cards suppressed (k >= 10).
 - :func:`open_data_export`: that aggregation over the ``taps`` table of the validation loop.
@@ -20,6 +23,7 @@ from sqlalchemy.orm import Session
 from backend.columns import UTCDateTime
 from backend.errors import InvalidRequest
 from backend.privacy.models import CardLink
+from backend.uploads.models import UploadBatch, UploadBody
 
 MIN_K = 10
 CARD_LINK_MAX = timedelta(hours=48)
@@ -43,6 +47,25 @@ def purge_card_links(session: Session, now: datetime, retention: timedelta = CAR
     """Delete links older than ``retention`` (never more than 48 hours); return how many."""
     retention = min(retention, CARD_LINK_MAX)
     result = session.execute(delete(CardLink).where(CardLink.created_at < now - retention))
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def purge_batch_bodies(
+    session: Session, now: datetime, retention: timedelta = CARD_LINK_MAX
+) -> int:
+    """Delete the bytes of batches processed more than ``retention`` ago (at most 48 hours).
+
+    A batch's body carries the card serials of its records; once the validation loop has
+    stored them as taps under pseudonyms, the body is the one other way back from a tap to a
+    card. Pending batches are never touched (nothing is lost); the batch rows stay, with the
+    digest that recognises a re-sent batch.
+
+    Returns:
+        How many bodies were deleted.
+    """
+    retention = min(retention, CARD_LINK_MAX)
+    processed = select(UploadBatch.id).where(UploadBatch.processed_at < now - retention)
+    result = session.execute(delete(UploadBody).where(UploadBody.batch_row.in_(processed)))
     return int(getattr(result, "rowcount", 0) or 0)
 
 

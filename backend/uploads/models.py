@@ -1,4 +1,5 @@
-"""Stored upload batches: the raw signed bytes, kept as received (audit, idempotency, replays)."""
+"""Stored upload batches: the batch rows (idempotency, order) and the raw signed bytes, kept as
+received until 48 hours after the validation loop processed them (privacy: they carry serials)."""
 
 from __future__ import annotations
 
@@ -49,7 +50,8 @@ class UploadBody(Base):
         batch_row: the :class:`UploadBatch` row (written in the same transaction; no foreign
             key, see migration 0005).
         body: the wire bytes, exactly as the terminal sent them (canonical JSON, Ed25519-signed
-            by the terminal).
+            by the terminal); they carry card serials, so the privacy purge deletes the row 48
+            hours after the batch was processed (``purge_batch_bodies``).
         prepared: per record the signing digest, the SAM signature check and the card
             pseudonym (``backend/validation/prepare.py``), or ``None`` when the validation loop
             is to prepare the batch itself.

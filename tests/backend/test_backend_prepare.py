@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from sqlalchemy.exc import IntegrityError
 
 from backend.db import SQLITE_PAGE_SIZE, SQLiteCheckpointer, make_engine, make_sessionmaker
 from backend.migrate import current, downgrade, upgrade
+from backend.privacy.service import purge_batch_bodies
 from backend.uploads.service import receive_batch
 from backend.validation.models import TapStatus
 from backend.validation.prepare import (
@@ -391,3 +393,29 @@ def test_a_loop_that_raced_another_one_redoes_its_chunk(vl_sqlite: VLDatabase) -
         "SELECT purses FROM purse_states WHERE card_pseudonym = :p", p=pseudonym_of(CARD)
     )
     assert json.loads(state) == {"wallet.sv": [ctr(12), 700]}
+
+
+def test_batch_bytes_go_48_hours_after_processing_never_before(vl_db: VLDatabase) -> None:
+    gate = TerminalSim("GATE-A")
+    keys = KeyRing(gate)
+    first = gate.batch([gate.record(CARD, ctr(1))])
+    vl_db.upload(keys, gate, first)
+    vl_db.loop(chunk_records=1).run_once(max_chunks=1)
+    vl_db.upload(keys, gate, gate.batch([gate.record(CARD, ctr(2))]))  # pending
+    now = datetime.now(UTC)
+    with vl_db.engine.begin() as conn:  # processed 49 hours ago; both received long ago
+        conn.execute(
+            text("UPDATE upload_batches SET processed_at = :t WHERE processed_at IS NOT NULL"),
+            {"t": now - timedelta(hours=49)},
+        )
+        conn.execute(
+            text("UPDATE upload_batches SET received_at = :t"), {"t": now - timedelta(days=9)}
+        )
+    with vl_db.factory() as session, session.begin():
+        assert purge_batch_bodies(session, now, timedelta(hours=72)) == 1  # capped at 48 h
+    with vl_db.factory() as session, session.begin():
+        assert purge_batch_bodies(session, now) == 0
+    assert vl_db.scalar("SELECT count(*) FROM upload_bodies") == 1  # the pending one stays
+    assert vl_db.loop().run_once().posted == 1
+    again = vl_db.upload(keys, gate, first)  # a re-send is still recognised
+    assert again.ack.status is AckStatus.DUPLICATE

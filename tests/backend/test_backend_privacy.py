@@ -68,6 +68,7 @@ def test_purge_endpoint(client: TestClient, auth: Auth, app: FastAPI) -> None:
         )
     answer = client.post("/api/v1/privacy/purge", headers=auth("supervisor"))
     assert answer.status_code == 200 and answer.json()["card_links_deleted"] >= 1
+    assert answer.json()["batch_bodies_deleted"] >= 0
 
 
 def test_k_anonymity_suppresses_small_cells() -> None:
