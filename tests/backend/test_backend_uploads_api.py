@@ -127,9 +127,11 @@ def test_upload_is_acknowledged_then_processed(api: Api) -> None:
     ack = _ack(response)
     assert ack.status is AckStatus.ACCEPTED and ack.batch_id == "GATE-LIL-0042:1001-1001"
     assert api.db.scalar("SELECT count(*) FROM upload_batches") == 1
+    # The endpoint's worker prepared the records (SAM signature, pseudonym) for the loop.
+    assert api.db.scalar("SELECT count(*) FROM upload_bodies WHERE prepared IS NOT NULL") == 1
     report = validation_loop_of(api.app).run_once()
     assert report.posted == 1
-    assert api.db.scalar("SELECT count(*) FROM taps") == 1
+    assert api.db.scalar("SELECT count(*) FROM taps WHERE sam_verified") == 1
 
 
 def test_the_same_batch_twice_is_a_duplicate(api: Api) -> None:
