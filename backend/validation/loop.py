@@ -2,15 +2,18 @@
 
 :meth:`ValidationLoop.run_once` takes pending batches (``upload_batches.processed_at IS NULL``)
 in arrival order, in chunks of about ``chunk_records`` records, and processes each chunk in ONE
-database transaction: everything a chunk produces is bulk-inserted (SQLAlchemy Core
-executemany), then its batches are marked processed. A crash loses nothing (the batches stay
-pending) and never half-applies a chunk.
+database transaction: everything a chunk produces is bulk-inserted (the driver's
+``executemany`` or ``COPY``), then its batches are marked processed. A crash loses nothing (the
+batches stay pending) and never half-applies a chunk. :meth:`ValidationLoop.serve` runs it as a
+dedicated worker that takes full chunks. Between chunks the loop keeps the card states it wrote,
+while ``loop_state.generation`` says no other loop committed (see ``docs/validation-loop.md``).
 
 Per record (rules in ``docs/validation-loop.md``):
 
 1. ``(terminal_id, terminal_seq)`` already stored: a no-op (different content: ``sequence_reuse``).
 2. SAM traceable signature over the record's signing bytes (:mod:`card_schema.uploads.signing`),
-   verified with the SAM's derived key (cached in memory). Bad: ``forged_signature``, nothing
+   verified with the SAM's derived key (cached in memory) by the upload worker or, when it did
+   not, by the loop (:mod:`backend.validation.prepare`). Bad: ``forged_signature``, nothing
    charged, card put on ``deny_candidates``.
 3. ABORTED: stored, nothing charged.
 4. COMMITTED: ``(card pseudonym, card counter)`` already charged: ``replay`` (not charged again),
@@ -27,8 +30,8 @@ Per record (rules in ``docs/validation-loop.md``):
 
 Per batch: terminal sequence gaps, using the batch's ``uncertain`` list (``sequence_gap``).
 
-Batches are stored only after :func:`card_schema.uploads.batch.verify_batch` accepted them, so
-the loop reads them back with plain ``json.loads`` and trusts their shape.
+Batches are stored only after :func:`card_schema.uploads.batch.verify_batch_summary` accepted
+them, so the loop reads them back with a plain (msgspec) JSON decode and trusts their shape.
 """
 
 from __future__ import annotations
