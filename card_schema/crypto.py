@@ -139,7 +139,7 @@ def diversify_an10922(master_key: bytes, diversification_input: bytes) -> bytes:
         # AN10922: pad with 0x80 00.. to 32 bytes and use K2, even where one block would do.
         message = message + b"\x80" + bytes(2 * BLOCK - len(message) - 1)
         last_key = k2
-    message = message[:BLOCK] + bytes(a ^ b for a, b in zip(message[BLOCK:], last_key, strict=True))
+    message = message[:BLOCK] + _xor(message[BLOCK:], last_key)
     encryptor = Cipher(algorithms.AES(master_key), modes.CBC(bytes(BLOCK))).encryptor()
     return (encryptor.update(message) + encryptor.finalize())[-BLOCK:]
 

@@ -61,8 +61,12 @@ def traceable_signature(
     sam_key: bytes, sam_serial: bytes, sam_counter: int, record: bytes
 ) -> bytes:
     """Signature of a transaction record: ``CMAC(K_SAM, 50 || serial || counter || record)[:8]``."""
-    message = _TRACEABLE + sam_serial + sam_counter.to_bytes(SAM_COUNTER_SIZE, "big") + record
-    return aes_cmac(sam_key, message)[:SIGNATURE_SIZE]
+    return aes_cmac(sam_key, _signed_message(sam_serial, sam_counter, record))[:SIGNATURE_SIZE]
+
+
+def _signed_message(sam_serial: bytes, sam_counter: int, record: bytes) -> bytes:
+    """What the SAM MACs: ``50 || serial || counter || record``."""
+    return _TRACEABLE + sam_serial + sam_counter.to_bytes(SAM_COUNTER_SIZE, "big") + record
 
 
 def verify_traceable_signature(sam_key: bytes, signed: bytes, record: bytes) -> TraceableSignature:
@@ -111,8 +115,7 @@ def verify_traceable_signatures(
             continue
         checked.append((len(results), parsed))
         results.append(parsed)
-        counter = parsed.sam_counter.to_bytes(SAM_COUNTER_SIZE, "big")
-        messages.append(_TRACEABLE + parsed.sam_serial + counter + record)
+        messages.append(_signed_message(parsed.sam_serial, parsed.sam_counter, record))
     for (index, parsed), tag in zip(checked, aes_cmac_many(sam_key, messages), strict=True):
         if not hmac.compare_digest(tag[:SIGNATURE_SIZE], parsed.signature):
             results[index] = VerificationError("traceable signature does not verify")

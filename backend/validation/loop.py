@@ -304,10 +304,11 @@ class ValidationLoop:
     def pending(self) -> int:
         """Number of stored batches not processed yet."""
         with self._factory() as session:
-            return len(
-                session.scalars(
-                    select(UploadBatch.id).where(UploadBatch.processed_at.is_(None))
-                ).all()
+            return int(
+                session.scalar(
+                    select(func.count(UploadBatch.id)).where(UploadBatch.processed_at.is_(None))
+                )
+                or 0
             )
 
     def pending_records(self) -> int:
@@ -460,31 +461,27 @@ class ValidationLoop:
             }
             chosen = [(row_id, *bodies[row_id]) for row_id in ids]
             chunk = _Chunk(self, session, RevenueTables.load(session))
-            self._generation = None  # until this chunk commits: a failure drops the memory
-            try:
-                report = chunk.process(chosen)
-                session.execute(
-                    update(UploadBatch)
-                    .where(UploadBatch.id.in_(ids))
-                    .values(processed_at=chunk.now)
+            # Until this chunk commits; a failure drops the memory (_chunk_transaction), since
+            # the chunk changes the remembered states in place.
+            self._generation = None
+            report = chunk.process(chosen)
+            session.execute(
+                update(UploadBatch).where(UploadBatch.id.in_(ids)).values(processed_at=chunk.now)
+            )
+            if generation is None:
+                session.add(LoopState(id=1, generation=1))
+                session.flush()  # a concurrent first chunk fails here (primary key)
+            else:
+                # Compare and swap, inside the write transaction: on SQLite the reads above
+                # ran before it took the write lock, so another loop may have committed
+                # since; then this chunk was computed from stale states.
+                swapped = session.execute(
+                    update(LoopState)
+                    .where(LoopState.id == 1, LoopState.generation == generation)
+                    .values(generation=generation + 1)
                 )
-                if generation is None:
-                    session.add(LoopState(id=1, generation=1))
-                    session.flush()  # a concurrent first chunk fails here (primary key)
-                else:
-                    # Compare and swap, inside the write transaction: on SQLite the reads
-                    # above ran before it took the write lock, so another loop may have
-                    # committed since; then this chunk was computed from stale states.
-                    swapped = session.execute(
-                        update(LoopState)
-                        .where(LoopState.id == 1, LoopState.generation == generation)
-                        .values(generation=generation + 1)
-                    )
-                    if cast(CursorResult[Any], swapped).rowcount != 1:
-                        raise _OtherLoopCommitted
-            except BaseException:
-                self._cards.clear()  # the chunk's changes to the states are not committed
-                raise
+                if cast(CursorResult[Any], swapped).rowcount != 1:
+                    raise _OtherLoopCommitted
         # Committed: keep the states the chunk left, when they need nothing from the database.
         self._remember(chunk.cards)
         self._generation = 1 if generation is None else generation + 1

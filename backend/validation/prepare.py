@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import hashlib
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
 import msgspec
 
@@ -99,25 +99,21 @@ class RecordPreparer:
         """
         digests: list[str] = []
         pseudonyms: list[str] = []
-        by_sam: dict[bytes, list[int]] = {}
-        pairs: list[tuple[bytes, bytes] | None] = []
+        by_sam: dict[bytes, tuple[list[int], list[tuple[bytes, bytes]]]] = {}
         for index, record in enumerate(records):
             signed = wire_record_signing_bytes(record)
             digests.append(hashlib.sha256(signed).hexdigest()[:32])
             pseudonyms.append(self.pseudonym(record["card_serial"], record["occurred_at"]))
             sam_hex = record["sam_signature"]
-            if sam_hex is None:
-                pairs.append(None)
-                continue
-            raw = bytes.fromhex(sam_hex)
-            pairs.append((raw, sam_signature_input(signed)))
-            by_sam.setdefault(raw[:4], []).append(index)
+            if sam_hex is not None:
+                raw = bytes.fromhex(sam_hex)
+                indexes, items = by_sam.setdefault(raw[:4], ([], []))
+                indexes.append(index)
+                items.append((raw, sam_signature_input(signed)))
         checks: list[TraceableSignature | VerificationError | None] = [None] * len(records)
-        for serial, indexes in by_sam.items():
-            items = [cast(tuple[bytes, bytes], pairs[i]) for i in indexes]
-            for index, result in zip(
-                indexes, verify_traceable_signatures(self.sam_key(serial), items), strict=True
-            ):
+        for serial, (indexes, items) in by_sam.items():
+            results = verify_traceable_signatures(self.sam_key(serial), items)
+            for index, result in zip(indexes, results, strict=True):
                 checks[index] = result
         out: list[Prepared] = []
         for digest, pseudonym, check in zip(digests, pseudonyms, checks, strict=True):
