@@ -44,6 +44,14 @@ class EmulatedICC(Protocol):
         ...
 
 
+def with_tck(atr: bytes) -> bytes:
+    """``atr`` (TS onwards) followed by its check byte TCK: the XOR of every byte after TS."""
+    tck = 0
+    for byte in atr[1:]:
+        tck ^= byte
+    return atr + bytes([tck])
+
+
 #: Answer to a command when a chip raised instead of answering: execution error, no effect claimed.
 SW_EXECUTION_ERROR = b"\x6f\x00"
 

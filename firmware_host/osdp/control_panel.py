@@ -79,6 +79,40 @@ class PeripheralIdentity:
     firmware_version: int
 
 
+def wait_until(cond: threading.Condition, predicate: Callable[[], bool], timeout: float) -> bool:
+    """Wait on ``cond`` (held by the caller) until ``predicate()``; ``False`` after ``timeout``.
+
+    Wakes at least every 50 ms to look again, notified or not.
+    """
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return False
+        cond.wait(min(remaining, 0.05))
+    return True
+
+
+def _text_command(text: str, temporary_s: int = 0) -> dict[str, Any]:
+    """The ``osdp_TEXT`` command showing ``text``; for ``temporary_s`` seconds when non-zero.
+
+    Raises:
+        PeripheralError: the text does not fit in one command.
+    """
+    if len(text.encode()) > TEXT_MAX_BYTES:
+        raise PeripheralError(f"text longer than {TEXT_MAX_BYTES} bytes: {text!r}")
+    control = TextControl.TEMPORARY if temporary_s else TextControl.PERMANENT
+    return {
+        "command": osdp.Command.Text,
+        "reader": 0,
+        "control_code": int(control),
+        "temp_time": temporary_s,
+        "offset_row": 1,
+        "offset_col": 1,
+        "data": text,
+    }
+
+
 class _ControlPanel(osdp.ControlPanel):
     """libosdp's ControlPanel with a faster refresh loop (the binding hard-codes 20 ms)."""
 
@@ -194,14 +228,8 @@ class OSDPControlPanel:
 
     def wait_link(self, up: bool = True, timeout: float = 5.0) -> bool:
         """Wait until the link is up (or down), at most ``timeout`` seconds."""
-        deadline = time.monotonic() + timeout
         with self._cond:
-            while self._link_up != up:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return False
-                self._cond.wait(min(remaining, 0.05))
-        return True
+            return wait_until(self._cond, lambda: self._link_up == up, timeout)
 
     def reprobe(self) -> None:
         """Restart the exchange from scratch (identification, capabilities, secure channel).
@@ -315,21 +343,19 @@ class OSDPControlPanel:
         Raises:
             PeripheralError: the text does not fit in one command.
         """
-        if len(text.encode()) > TEXT_MAX_BYTES:
-            raise PeripheralError(f"text longer than {TEXT_MAX_BYTES} bytes: {text!r}")
-        control = TextControl.TEMPORARY if temporary_s else TextControl.PERMANENT
-        self.submit(
-            {
-                "command": osdp.Command.Text,
-                "reader": 0,
-                "control_code": int(control),
-                "temp_time": temporary_s,
-                "offset_row": 1,
-                "offset_col": 1,
-                "data": text,
-            },
-            confirm_timeout,
-        )
+        self.submit(_text_command(text, temporary_s), confirm_timeout)
+
+    def queue_text(self, text: str) -> None:
+        """``osdp_TEXT``, permanent, queued even while the link is down; nothing waits for it.
+
+        libosdp keeps queuing commands until it declares the peripheral offline, and they go out
+        if the line comes back. The binding may raise on a dead line: callers treat this as best
+        effort.
+
+        Raises:
+            PeripheralError: the text does not fit in one command.
+        """
+        self._cp.submit_command(self.address, _text_command(text))
 
     def submit(self, command: dict[str, Any], confirm_timeout: float | None = 2.0) -> None:
         """Queue a command; with a timeout, wait until the peripheral acknowledged it.
@@ -347,16 +373,17 @@ class OSDPControlPanel:
             raise PeripheralOfflineError(f"command {code} not accepted by libosdp")
         if confirm_timeout is None:
             return
-        deadline = time.monotonic() + confirm_timeout
         with self._cond:
-            while len(self._completions.get(code, [])) <= before:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise PeripheralOfflineError(
-                        f"no answer to command {code} in {confirm_timeout} s",
-                        may_have_reached=True,
-                    )
-                self._cond.wait(min(remaining, 0.05))
+            answered = wait_until(
+                self._cond,
+                lambda: len(self._completions.get(code, [])) > before,
+                confirm_timeout,
+            )
+            if not answered:
+                raise PeripheralOfflineError(
+                    f"no answer to command {code} in {confirm_timeout} s",
+                    may_have_reached=True,
+                )
             ok = self._completions[code][before]
         if not ok:
             raise PeripheralError(f"peripheral refused command {code}", may_have_reached=True)

@@ -26,7 +26,7 @@ from typing import TextIO
 import osdp
 
 from card_schema.osdp_tables import Input, OutputControl
-from firmware_host.osdp.control_panel import OSDPControlPanel
+from firmware_host.osdp.control_panel import OSDPControlPanel, wait_until
 from firmware_host.osdp.errors import PeripheralError, PeripheralOfflineError
 
 log = logging.getLogger(__name__)
@@ -181,14 +181,9 @@ class OSDPGatePeripheral(GatePeripheral):
 
     def wait_passage(self, timeout: float) -> bool:
         """See :meth:`GatePeripheral.wait_passage`."""
-        deadline = time.monotonic() + timeout
         with self._cond:
             mark = getattr(self, "_passage_mark", self._passages)
-            while self._passages <= mark and self._online:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    break
-                self._cond.wait(min(remaining, 0.05))
+            wait_until(self._cond, lambda: self._passages > mark or not self._online, timeout)
             passed = self._passages > mark
         if self._safe_state is SafeState.CLOSED and self._online:
             try:
@@ -254,18 +249,7 @@ class OSDPGatePeripheral(GatePeripheral):
         # Best effort: libosdp still queues commands until it declares the peripheral offline,
         # and they go out if the line comes back; nothing waits for an answer.
         try:
-            self.cp._cp.submit_command(
-                self.cp.address,
-                {
-                    "command": osdp.Command.Text,
-                    "reader": 0,
-                    "control_code": 1,
-                    "temp_time": 0,
-                    "offset_row": 1,
-                    "offset_col": 1,
-                    "data": GateText.OUT_OF_SERVICE,
-                },
-            )
+            self.cp.queue_text(GateText.OUT_OF_SERVICE)
         except Exception as exc:  # the binding raises bare exceptions on a dead line
             log.debug("could not show the outage on the display: %s", exc)
 

@@ -119,12 +119,16 @@ class NFCReader(Reader):
                 ) from exc
         return self._clf
 
+    def _sense(self, clf: Any) -> Any:
+        """Poll the field once for :attr:`targets`: the target found, or ``None``."""
+        remote = [nfc.clf.RemoteTarget(brty) for brty in self.targets]
+        return clf.sense(*remote, iterations=1, interval=0)
+
     def _activate(self) -> tuple[Any, bytes]:
         """Sense once and activate a type 4 tag; returns (tag, ATR) or raises NoCardError."""
         clf = self._frontend()
-        remote = [nfc.clf.RemoteTarget(brty) for brty in self.targets]
         try:
-            target = clf.sense(*remote, iterations=1, interval=0)
+            target = self._sense(clf)
         except nfc.clf.CommunicationError as exc:
             raise NoCardError(f"no card answered the poll: {exc}", reader=self.name) from exc
         if target is None:
@@ -196,9 +200,8 @@ class NFCReader(Reader):
         if self._tag is not None:
             return self._tag_present()
         clf = self._frontend()
-        remote = [nfc.clf.RemoteTarget(brty) for brty in self.targets]
         try:
-            found = clf.sense(*remote, iterations=1, interval=0) is not None
+            found = self._sense(clf) is not None
         except nfc.clf.CommunicationError:
             found = False
         clf.device.mute()

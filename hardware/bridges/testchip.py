@@ -38,6 +38,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from hardware.icc import with_tck
+
 SW_OK = b"\x90\x00"
 SW_WRONG_LENGTH = b"\x67\x00"
 SW_NO_CURRENT_APP = b"\x69\x85"
@@ -55,11 +57,7 @@ def contactless_atr(historical: bytes) -> bytes:
     """The ATR a PC/SC reader shows for an ISO 14443-4 card with these ATS historical bytes."""
     if len(historical) > 15:
         raise ValueError("at most 15 historical bytes")
-    body = bytes([0x80 | len(historical), 0x80, 0x01]) + historical
-    tck = 0
-    for b in body:
-        tck ^= b
-    return b"\x3b" + body + bytes([tck])
+    return with_tck(bytes([0x3B, 0x80 | len(historical), 0x80, 0x01]) + historical)
 
 
 @dataclass

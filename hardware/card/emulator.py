@@ -65,6 +65,7 @@ from hardware.card.scheme import (
     sv_terminal_mac,
 )
 from hardware.card.session import SecureSession
+from hardware.icc import with_tck
 
 log = logging.getLogger(__name__)
 
@@ -106,14 +107,7 @@ Reply = tuple[bytes, SW]
 FaultHook = Callable[[int], None]
 
 
-def _with_tck(atr: bytes) -> bytes:
-    tck = 0
-    for byte in atr[1:]:
-        tck ^= byte
-    return atr + bytes([tck])
-
-
-ATR = _with_tck(bytes.fromhex("3B8C8001") + b"HDFREGIONCRD")
+ATR = with_tck(bytes.fromhex("3B8C8001") + b"HDFREGIONCRD")
 """ISO 14443-4 card ATR as PC/SC builds it: T=0/T=1 indicators, 12 historical bytes, TCK."""
 
 

@@ -55,6 +55,7 @@ from hardware.card.scheme import (
     sv_card_signature,
     sv_terminal_mac,
 )
+from hardware.icc import with_tck
 from hardware.sam.keystore import (
     TRACE_KEY,
     WRAPPED_KEY_SIZE,
@@ -112,13 +113,6 @@ def split_elements(data: bytes) -> list[bytes]:
     return elements
 
 
-def _with_tck(atr: bytes) -> bytes:
-    tck = 0
-    for byte in atr[1:]:
-        tck ^= byte
-    return atr + bytes([tck])
-
-
 class EmulatedSAM:
     """An emulated SAM.
 
@@ -170,7 +164,7 @@ class EmulatedSAM:
 
     @property
     def atr(self) -> bytes:
-        return _with_tck(bytes.fromhex("3B8B8001") + b"RCSAM" + self.serial + b"\x00\x00")
+        return with_tck(bytes.fromhex("3B8B8001") + b"RCSAM" + self.serial + b"\x00\x00")
 
     @property
     def counter(self) -> int:

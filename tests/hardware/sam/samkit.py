@@ -1,13 +1,16 @@
-"""Helpers of the emulated-SAM tests: fixed demo master keys and a deterministic random source."""
+"""Helpers of the emulated-SAM tests: demo master keys, a deterministic random source, SAM APDUs."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
+from hardware.sam.emulator import EmulatedSAM
 from hardware.sam.keystore import KeyFileStore, demo_key_refs
 
 SAM_SERIAL = bytes.fromhex("5A000001")
 CARD_SERIAL = bytes.fromhex("0000000012345678")
+OK = b"\x90\x00"
+PLUM = b"1TIC.ICA"
 
 
 def demo_master_keys() -> dict[str, bytes]:
@@ -30,3 +33,20 @@ def counting_random() -> Callable[[int], bytes]:
         return out
 
     return random
+
+
+def apdu(ins: int, data: bytes = b"", p1: int = 0, p2: int = 0, le: int | None = None) -> bytes:
+    """A SAM command APDU (class 80)."""
+    out = bytes([0x80, ins, p1, p2])
+    if data:
+        out += bytes([len(data)]) + data
+    if le is not None:
+        out += bytes([le])
+    return out
+
+
+def ok(sam: EmulatedSAM, command: bytes) -> bytes:
+    """Send ``command``, assert the SAM answered 9000, return the response data."""
+    response = sam.transmit(command)
+    assert response[-2:] == OK, response.hex()
+    return response[:-2]

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import pytest
-from samkit import CARD_SERIAL, SAM_SERIAL, counting_random, key_file_store
+from samkit import CARD_SERIAL, OK, PLUM, SAM_SERIAL, apdu, counting_random, key_file_store, ok
 
 from card_schema.crypto import KeyRole
 from hardware.sam.emulator import EmulatedSAM
 from terminal.engine.sam import SAMResource
 from terminal.engine.stats import APDUCounter
 
-OK = b"\x90\x00"
-PLUM = b"1TIC.ICA"
 OPEN = bytes(8) + b"\xff\xff\xff\x00" + bytes([KeyRole.DEBIT.kif, 1, 0])
 ELEMENTS = (
     bytes.fromhex("003001c80300000100"),  # Decrease counter 1 by 1
@@ -21,23 +19,8 @@ ELEMENTS = (
 )
 
 
-def apdu(ins: int, data: bytes = b"", p1: int = 0, p2: int = 0, le: int | None = None) -> bytes:
-    out = bytes([0x80, ins, p1, p2])
-    if data:
-        out += bytes([len(data)]) + data
-    if le is not None:
-        out += bytes([le])
-    return out
-
-
 def multiple(*elements: bytes) -> bytes:
     return apdu(0x8C, b"".join(bytes([len(e)]) + e for e in elements), p1=0x80)
-
-
-def ok(sam: EmulatedSAM, command: bytes) -> bytes:
-    response = sam.transmit(command)
-    assert response[-2:] == OK, response.hex()
-    return response[:-2]
 
 
 def opened_sam() -> EmulatedSAM:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from samkit import CARD_SERIAL, SAM_SERIAL, counting_random, key_file_store
+from samkit import CARD_SERIAL, OK, PLUM, SAM_SERIAL, apdu, counting_random, key_file_store, ok
 
 from card_schema.crypto import KeyRole
 from card_schema.errors import VerificationError
@@ -17,24 +17,6 @@ from hardware.card.image import CardImageStore
 from hardware.personalise import new_card
 from hardware.sam.emulator import EmulatedSAM
 from hardware.sam.keystore import MasterKeyStore, PKCS11KeyStore
-
-OK = b"\x90\x00"
-PLUM = b"1TIC.ICA"
-
-
-def apdu(ins: int, data: bytes = b"", p1: int = 0, p2: int = 0, le: int | None = None) -> bytes:
-    out = bytes([0x80, ins, p1, p2])
-    if data:
-        out += bytes([len(data)]) + data
-    if le is not None:
-        out += bytes([le])
-    return out
-
-
-def ok(sam: EmulatedSAM, command: bytes) -> bytes:
-    response = sam.transmit(command)
-    assert response[-2:] == OK, response.hex()
-    return response[:-2]
 
 
 @pytest.fixture

@@ -10,7 +10,17 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.keywrap import aes_key_wrap
-from samkit import CARD_SERIAL, SAM_SERIAL, counting_random, demo_master_keys, key_file_store
+from samkit import (
+    CARD_SERIAL,
+    OK,
+    PLUM,
+    SAM_SERIAL,
+    apdu,
+    counting_random,
+    demo_master_keys,
+    key_file_store,
+    ok,
+)
 
 from card_schema.crypto import KeyRef, KeyRole, card_key
 from hardware.card.emulator import EmulatedCard
@@ -26,25 +36,8 @@ from hardware.sam.keystore import (
 )
 from hardware.sam.softhsm import create_token, find_library
 
-OK = b"\x90\x00"
-PLUM = b"1TIC.ICA"
 TRANSPORT = bytes.fromhex("7e" * 16)
 OTHER_SERIAL = bytes.fromhex("00000000CAFE0001")
-
-
-def apdu(ins: int, data: bytes = b"", le: int | None = None) -> bytes:
-    out = bytes([0x80, ins, 0, 0])
-    if data:
-        out += bytes([len(data)]) + data
-    if le is not None:
-        out += bytes([le])
-    return out
-
-
-def ok(sam: EmulatedSAM, command: bytes) -> bytes:
-    response = sam.transmit(command)
-    assert response[-2:] == OK, response.hex()
-    return response[:-2]
 
 
 def wrapped(role: KeyRole, serial: bytes = CARD_SERIAL, transport: bytes = TRANSPORT) -> bytes:
