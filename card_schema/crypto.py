@@ -108,7 +108,12 @@ def _shift_left(block: bytes) -> bytes:
 def cmac_subkeys(key: bytes) -> tuple[bytes, bytes]:
     """CMAC subkeys K1, K2 (SP 800-38B section 6.1), needed by AN10922's fixed-length padding."""
     _check_key(key)
-    l_block = _aes_ecb_block(key, bytes(BLOCK))
+    return subkeys_from_l(_aes_ecb_block(key, bytes(BLOCK)))
+
+
+def subkeys_from_l(l_block: bytes) -> tuple[bytes, bytes]:
+    """K1, K2 from ``L = AES(K, 0^128)`` (SP 800-38B 6.1), for keys kept in a token (PKCS#11)
+    where only ``L`` can be asked for."""
     k1 = _shift_left(l_block)
     if l_block[0] & 0x80:
         k1 = k1[:-1] + bytes([k1[-1] ^ _RB])
@@ -129,9 +134,31 @@ def diversify_an10922(master_key: bytes, diversification_input: bytes) -> bytes:
     Returns:
         The 16-byte diversified key.
     """
+    check_an10922_input(diversification_input)
+    _check_key(master_key)
+    first, second = an10922_blocks(_aes_ecb_block(master_key, bytes(BLOCK)), diversification_input)
+    encryptor = Cipher(algorithms.AES(master_key), modes.CBC(bytes(BLOCK))).encryptor()
+    return (encryptor.update(first + second) + encryptor.finalize())[-BLOCK:]
+
+
+def check_an10922_input(diversification_input: bytes) -> None:
+    """Raises :class:`SchemaError` unless the input is 1 to 31 bytes (AN10922 2.2.1)."""
     if not 1 <= len(diversification_input) <= 31:
         raise SchemaError("AN10922 input is 1 to 31 bytes", field="diversification_input")
-    k1, k2 = cmac_subkeys(master_key)
+
+
+def an10922_blocks(l_block: bytes, diversification_input: bytes) -> tuple[bytes, bytes]:
+    """AN10922 2.2.1: the two message blocks, the second already XORed with K1 or K2.
+
+    The diversified key is the last block of their AES-CBC (zero IV) under the master key.
+    Only ``L = AES(master, 0^128)`` is needed here, so a token that keeps the master key
+    (SoftHSM2 in the backend and the SAM) computes ``L`` and the CBC, and this builds the rest.
+
+    Raises:
+        SchemaError: the input is not 1 to 31 bytes.
+    """
+    check_an10922_input(diversification_input)
+    k1, k2 = subkeys_from_l(l_block)
     message = bytes([0x01]) + diversification_input
     if len(message) == 2 * BLOCK:
         last_key = k1
@@ -139,9 +166,7 @@ def diversify_an10922(master_key: bytes, diversification_input: bytes) -> bytes:
         # AN10922: pad with 0x80 00.. to 32 bytes and use K2, even where one block would do.
         message = message + b"\x80" + bytes(2 * BLOCK - len(message) - 1)
         last_key = k2
-    message = message[:BLOCK] + _xor(message[BLOCK:], last_key)
-    encryptor = Cipher(algorithms.AES(master_key), modes.CBC(bytes(BLOCK))).encryptor()
-    return (encryptor.update(message) + encryptor.finalize())[-BLOCK:]
+    return message[:BLOCK], _xor(message[BLOCK:], last_key)
 
 
 class KeyRole(Enum):

@@ -32,8 +32,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from backend.errors import KeyStoreError
 from backend.keys import softhsm
 from backend.settings import Settings
-from card_schema.crypto import BLOCK, KeyRef, KeyRole
-from card_schema.errors import SchemaError
+from card_schema.crypto import BLOCK, KeyRef, KeyRole, an10922_blocks
 from card_schema.layout import CARD_LAYOUT
 
 TABLE_SIGNING_LABEL = "tables.sign.v1"
@@ -42,7 +41,6 @@ TRANSPORT_LABEL = "desk.transport.v1"
 PSEUDONYM_PREFIX = "pseudonym.p"
 PSEUDONYM_EPOCH = datetime(2024, 1, 1, tzinfo=UTC)
 ED25519_OID = "1.3.101.112"
-_RB = 0x87
 
 
 def issuance_key_refs(version: int = 1) -> list[KeyRef]:
@@ -50,28 +48,6 @@ def issuance_key_refs(version: int = 1) -> list[KeyRef]:
     card keys), plus the trace master key. Same labels as the emulated SAM's key file."""
     refs = [KeyRef(app.name, role, version) for app in CARD_LAYOUT.applications for role in KeyRole]
     return [*refs, TRACE_MASTER]
-
-
-def _subkey(block: bytes) -> bytes:
-    value = int.from_bytes(block, "big") << 1
-    if value >> 128:
-        value ^= _RB
-    return (value & ((1 << 128) - 1)).to_bytes(BLOCK, "big")
-
-
-def _an10922_blocks(l_block: bytes, diversification_input: bytes) -> tuple[bytes, bytes]:
-    """AN10922 section 2.2: the two message blocks, the second already XORed with K1 or K2."""
-    if not 1 <= len(diversification_input) <= 31:
-        raise SchemaError("AN10922 input is 1 to 31 bytes", field="diversification_input")
-    k1 = _subkey(l_block)
-    message = bytes([0x01]) + diversification_input
-    if len(message) == 2 * BLOCK:
-        last = k1
-    else:
-        message = message + b"\x80" + bytes(2 * BLOCK - len(message) - 1)
-        last = _subkey(k1)
-    second = bytes(a ^ b for a, b in zip(message[BLOCK:], last, strict=True))
-    return message[:BLOCK], second
 
 
 def _ed25519_from_ec_point(ec_point: bytes) -> Ed25519PublicKey:
@@ -258,7 +234,7 @@ class KeyService:
     def _blocks(self, key: Any, diversification_input: bytes) -> tuple[bytes, bytes]:
         mech = self._p.Mechanism
         l_block = bytes(key.encrypt(bytes(BLOCK), mechanism=mech.AES_ECB))
-        return _an10922_blocks(l_block, diversification_input)
+        return an10922_blocks(l_block, diversification_input)
 
     def diversify(self, ref: KeyRef, diversification_input: bytes) -> bytes:
         """AN10922 AES-128 diversification of master key ``ref``, computed by the token.

@@ -27,7 +27,14 @@ import secrets
 from pathlib import Path
 from typing import Any, Protocol
 
-from card_schema.crypto import BLOCK, KeyRef, KeyRole, diversify_an10922
+from card_schema.crypto import (
+    BLOCK,
+    KeyRef,
+    KeyRole,
+    an10922_blocks,
+    check_an10922_input,
+    diversify_an10922,
+)
 from card_schema.errors import RegionCardError, SchemaError
 from card_schema.layout import CARD_LAYOUT, CardLayout
 
@@ -37,8 +44,6 @@ TRACE_KEY = KeyRef("trace", KeyRole.DEBIT, 1)
 TRANSPORT_KEY_LABEL = "desk.transport.v1"
 """Desk transport key: card keys arrive wrapped under it (RFC 3394) for Load Card Key."""
 WRAPPED_KEY_SIZE = BLOCK + 8
-
-_RB = 0x87
 
 
 class KeyStoreError(RegionCardError):
@@ -157,13 +162,6 @@ class KeyFileStore:
             raise KeyStoreError("wrapped key refused (integrity check)") from None
 
 
-def _subkey(block: bytes) -> bytes:
-    value = int.from_bytes(block, "big") << 1
-    if value >> 128:
-        value ^= _RB
-    return (value & ((1 << 128) - 1)).to_bytes(BLOCK, "big")
-
-
 class PKCS11KeyStore:
     """Master keys held on a PKCS#11 token, used without ever leaving it.
 
@@ -203,21 +201,16 @@ class PKCS11KeyStore:
             raise KeyStoreError(f"no single master key {ref.label} on the token") from exc
 
     def diversify(self, ref: KeyRef, diversification_input: bytes) -> bytes:
-        if not 1 <= len(diversification_input) <= 31:
-            raise SchemaError("AN10922 input is 1 to 31 bytes", field="diversification_input")
+        check_an10922_input(diversification_input)
         key = self._key(ref)
         mech = self._pkcs11.Mechanism
-        # AN10922 2.2.1 with the key inside the token: L = AES(K, 0^128) gives K1, K2 (SP 800-38B).
-        k1 = _subkey(bytes(key.encrypt(bytes(BLOCK), mechanism=mech.AES_ECB)))
-        k2 = _subkey(k1)
-        message = bytes([0x01]) + diversification_input
-        if len(message) == 2 * BLOCK:
-            last = k1
-        else:
-            message = message + b"\x80" + bytes(2 * BLOCK - len(message) - 1)
-            last = k2
-        message = message[:BLOCK] + bytes(a ^ b for a, b in zip(message[BLOCK:], last, strict=True))
-        out = bytes(key.encrypt(message, mechanism=mech.AES_CBC, mechanism_param=bytes(BLOCK)))
+        # AN10922 2.2.1 with the key inside the token: the token gives L = AES(K, 0^128) and
+        # runs the CBC; card_schema builds the message blocks from L.
+        l_block = bytes(key.encrypt(bytes(BLOCK), mechanism=mech.AES_ECB))
+        first, second = an10922_blocks(l_block, diversification_input)
+        out = bytes(
+            key.encrypt(first + second, mechanism=mech.AES_CBC, mechanism_param=bytes(BLOCK))
+        )
         return out[-BLOCK:]
 
     def unwrap_card_key(self, wrapped: bytes) -> bytes:
