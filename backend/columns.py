@@ -1,4 +1,4 @@
-"""Column types shared by the domains: aware UTC timestamps and portable enums.
+"""Column types shared by the domains: aware UTC timestamps, portable enums, canonical JSON text.
 
 SQLite has no time zone type: a plain ``DateTime`` gives naive values back. :class:`UTCDateTime`
 stores UTC (naive on SQLite, ``timestamptz`` on PostgreSQL) and always returns aware UTC values,
@@ -7,6 +7,7 @@ so comparisons (48-hour link retention, deny-list ages) never mix naive and awar
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -39,6 +40,11 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value.tzinfo is None:
             return value.replace(tzinfo=UTC)
         return value.astimezone(UTC)
+
+
+def canonical_json(doc: Any) -> str:
+    """Canonical JSON text for a text column: keys sorted, no spaces, non-ASCII kept as is."""
+    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def str_enum(enum: type, length: int = 24) -> Enum:

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from backend.actions.models import ActionKind, ActionStatus, CardAction
 from backend.auth.roles import Application
-from backend.columns import utcnow
+from backend.columns import canonical_json, utcnow
 from backend.errors import Conflict, NotFound
 from backend.keys.envelopes import TableSigner, envelope, sign_payload
 
@@ -39,7 +39,7 @@ def create_action(
         card_serial=card_serial,
         application=application,
         kind=kind,
-        params=json.dumps(params, sort_keys=True, separators=(",", ":"), ensure_ascii=False),
+        params=canonical_json(params),
         status=ActionStatus.PENDING,
         created_by=created_by,
         created_at=utcnow(),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -10,6 +11,9 @@ from sqlalchemy.orm import Session
 from backend.audit.models import AuditEntry
 from backend.columns import utcnow
 from backend.errors import InvalidRequest
+
+if TYPE_CHECKING:
+    from backend.auth.dependencies import AgentPrincipal
 
 MIN_REASON_LENGTH = 3
 
@@ -34,6 +38,24 @@ def record(
     session.add(entry)
     session.flush()
     return entry
+
+
+def record_lookup(
+    session: Session, agent: AgentPrincipal, *, action: str, subject: str, reason: str
+) -> AuditEntry:
+    """:func:`record` for a lookup by an authenticated agent (its user name and role).
+
+    Raises:
+        InvalidRequest: no reason given.
+    """
+    return record(
+        session,
+        agent=agent.username,
+        role=agent.role.value,
+        action=action,
+        subject=subject,
+        reason=reason,
+    )
 
 
 def entries(

@@ -65,6 +65,5 @@ TERMINAL_SELLS: dict[TerminalKind, frozenset[Application]] = {
     TerminalKind.DESK: frozenset(Application),
 }
 
-ALL_AGENT_ROLES = tuple(AgentRole)
 WRITING_ROLES = (AgentRole.AGENT, AgentRole.SUPERVISOR)
 READING_ROLES = tuple(AgentRole)

@@ -54,13 +54,8 @@ def issue(body: CardIn, session: SessionDep, _: Writer) -> CardOut:
 def get_card(serial: str, reason: Reason, session: SessionDep, agent: Reader) -> CardOut:
     """Look up a card; the lookup is written to the audit trail with its reason."""
     card = service.get_card(session, serial)
-    audit.record(
-        session,
-        agent=agent.username,
-        role=agent.role.value,
-        action="card.read",
-        subject=f"card:{card.serial}",
-        reason=reason,
+    audit.record_lookup(
+        session, agent, action="card.read", subject=f"card:{card.serial}", reason=reason
     )
     return card_out(session, card)
 
@@ -71,13 +66,8 @@ def cards_of_holder(
 ) -> list[CardOut]:
     """The cards of a holder; audited with its reason."""
     cards = service.cards_of_holder(session, holder_id)
-    audit.record(
-        session,
-        agent=agent.username,
-        role=agent.role.value,
-        action="card.list",
-        subject=f"holder:{holder_id}",
-        reason=reason,
+    audit.record_lookup(
+        session, agent, action="card.list", subject=f"holder:{holder_id}", reason=reason
     )
     return [card_out(session, c) for c in cards]
 

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from backend.columns import utcnow
+from backend.columns import canonical_json, utcnow
 from backend.denylists.models import DenyListEntry, DenyListVersion
 from backend.errors import Conflict, InvalidRequest, NotFound
 from backend.keys.envelopes import TableSigner, envelope, sign_payload
@@ -55,10 +55,6 @@ def listed_serials(session: Session) -> list[str]:
     return sorted(set(rows))
 
 
-def _canonical(payload: Any) -> str:
-    return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
 def publish(
     session: Session,
     signer: TableSigner,
@@ -82,9 +78,9 @@ def publish(
     row = DenyListVersion(
         version=version,
         issued_at=now,
-        full_payload=_canonical(full),
+        full_payload=canonical_json(full),
         full_signature=sign_payload(signer, FULL_KIND, version, now, full),
-        delta_payload=_canonical(delta),
+        delta_payload=canonical_json(delta),
         delta_signature=sign_payload(signer, DELTA_KIND, version, now, delta),
     )
     session.add(row)

@@ -19,7 +19,6 @@ Steps, in order (one secure session each, at most 6 record writes, the card's se
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -332,8 +331,3 @@ def plan_steps(work: CardWork, snapshot: Mapping[str, Any], today: date) -> list
 def key_roles(steps: Sequence[Mapping[str, Any]]) -> set[tuple[str, str]]:
     """(application, role) pairs whose card keys the steps need."""
     return {(str(s["application"]), str(s["role"])) for s in steps}
-
-
-def canonical(doc: Any) -> str:
-    """Canonical JSON (stored in the job rows)."""
-    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False)

@@ -192,13 +192,8 @@ def jobs_of_holder(
 ) -> list[JobOut]:
     """A holder's desk jobs; audited with its reason like every lookup."""
     get_holder(session, holder_id)
-    audit.record(
-        session,
-        agent=agent.username,
-        role=agent.role.value,
-        action="desk.jobs",
-        subject=f"holder:{holder_id}",
-        reason=reason,
+    audit.record_lookup(
+        session, agent, action="desk.jobs", subject=f"holder:{holder_id}", reason=reason
     )
     return [_job_out(job) for job in service.jobs_of_holder(session, holder_id)]
 

@@ -30,8 +30,8 @@ from backend.actions import service as actions
 from backend.actions.models import ActionKind, ActionStatus, CardAction
 from backend.auth.roles import Application, TerminalKind
 from backend.cards import service as cards
-from backend.cards.models import Card, CardStatus
-from backend.columns import utcnow
+from backend.cards.models import CardStatus
+from backend.columns import canonical_json, utcnow
 from backend.desk import content
 from backend.desk.models import FINAL_STATUSES, DeskJob, JobKind, JobStatus
 from backend.entitlements import service as entitlements
@@ -200,11 +200,11 @@ def create_job(session: Session, request: JobRequest, *, by: str) -> DeskJob:
         holder_id=holder_id,
         card_serial=card_serial,
         replaces_serial=replaces,
-        request=content.canonical(request.to_json()),
+        request=canonical_json(request.to_json()),
         status=JobStatus.QUEUED,
         steps_done="[]",
         message=MESSAGE_QUEUED,
-        summary=content.canonical({"applications": [a.value for a in summary_apps]}),
+        summary=canonical_json({"applications": [a.value for a in summary_apps]}),
         created_by=by,
         created_at=now,
         updated_at=now,
@@ -461,21 +461,15 @@ def attach_card(
     )
     needed = content.key_roles(steps)
     wrapped = [
-        {
-            "application": k.application,
-            "role": k.role,
-            "kif": k.kif,
-            "version": k.version,
-            "wrapped_key": k.wrapped.hex(),
-        }
+        k.to_json()
         for k in card_keys(
             keys, bytes.fromhex(serial), [Application(a) for a in sorted({a for a, _ in needed})]
         )
         if (k.application, k.role) in needed
     ]
     job.card_serial = serial
-    job.plan = content.canonical({"card_serial": serial, "keys": wrapped, "steps": steps})
-    job.summary = content.canonical(
+    job.plan = canonical_json({"card_serial": serial, "keys": wrapped, "steps": steps})
+    job.summary = canonical_json(
         {
             "applications": final_apps,
             "removed": request.get("remove_applications", []),
@@ -537,7 +531,7 @@ def report_progress(
             raise InvalidRequest(f"étape {step_id} inconnue", f"unknown step {step_id}")
         if step_id not in done:
             done.append(step_id)
-            job.steps_done = content.canonical(done)
+            job.steps_done = canonical_json(done)
             if card_tx_counter is not None and job.card_serial is not None:
                 for action_id in step["action_ids"]:
                     action = session.get(CardAction, int(action_id))
@@ -576,10 +570,3 @@ def progress_of(job: DeskJob) -> tuple[int, int]:
     plan = plan_of(job)
     total = 0 if plan is None else len(plan["steps"])
     return len(json.loads(job.steps_done)), total
-
-
-def card_of(session: Session, job: DeskJob) -> Card | None:
-    """The job's card, once registered."""
-    if job.card_serial is None:
-        return None
-    return session.scalar(select(Card).where(Card.serial == job.card_serial))

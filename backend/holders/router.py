@@ -33,13 +33,8 @@ def create_holder(body: HolderIn, session: SessionDep, _: Writer) -> HolderOut:
 def get_holder(holder_id: int, reason: Reason, session: SessionDep, agent: Reader) -> HolderOut:
     """Look up a holder; the lookup is written to the audit trail with its reason."""
     holder = service.get_holder(session, holder_id)
-    audit.record(
-        session,
-        agent=agent.username,
-        role=agent.role.value,
-        action="holder.read",
-        subject=f"holder:{holder_id}",
-        reason=reason,
+    audit.record_lookup(
+        session, agent, action="holder.read", subject=f"holder:{holder_id}", reason=reason
     )
     return HolderOut.model_validate(holder)
 
@@ -54,13 +49,8 @@ def search(
 ) -> list[HolderOut]:
     """Search holders by family name (and birth date); audited with its reason."""
     found = service.search_holders(session, family_name=family_name, birth_date=birth_date)
-    audit.record(
-        session,
-        agent=agent.username,
-        role=agent.role.value,
-        action="holder.search",
-        subject=f"name:{family_name[:40]}",
-        reason=reason,
+    audit.record_lookup(
+        session, agent, action="holder.search", subject=f"name:{family_name[:40]}", reason=reason
     )
     return [HolderOut.model_validate(h) for h in found]
 

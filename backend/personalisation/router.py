@@ -39,15 +39,6 @@ def personalise(
     return PersonalisationOut(
         card_serial=body.card_serial.upper(),
         transport_key=TRANSPORT_LABEL,
-        keys=[
-            WrappedKeyOut(
-                application=k.application,
-                role=k.role,
-                kif=k.kif,
-                version=k.version,
-                wrapped_key=k.wrapped.hex(),
-            )
-            for k in wrapped
-        ],
+        keys=[WrappedKeyOut(**k.to_json()) for k in wrapped],
         records=[EncodedRecordOut(record_type=r.record_type, data=r.data.hex()) for r in records],
     )

@@ -38,6 +38,16 @@ class WrappedKey:
     version: int
     wrapped: bytes
 
+    def to_json(self) -> dict[str, Any]:
+        """The key as desk stations receive it (wrapped key in hex)."""
+        return {
+            "application": self.application,
+            "role": self.role,
+            "kif": self.kif,
+            "version": self.version,
+            "wrapped_key": self.wrapped.hex(),
+        }
+
 
 @dataclass(frozen=True)
 class EncodedRecord:

@@ -30,7 +30,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from backend.columns import utcnow
+from backend.columns import canonical_json, utcnow
 from backend.errors import InvalidRequest, NotFound
 from backend.keys.envelopes import TableSigner, envelope, sign_payload
 from backend.tariffs.models import TariffVersion
@@ -164,10 +164,6 @@ def check_table(data: Any) -> dict[str, Any]:
     return json.loads(json.dumps(data))
 
 
-def _canonical(payload: Any) -> str:
-    return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
 def current_version(session: Session) -> int:
     """The latest published version (0 before the first)."""
     return int(session.scalar(select(func.max(TariffVersion.version))) or 0)
@@ -207,7 +203,7 @@ def publish(
     row = TariffVersion(
         version=version,
         valid_from=payload["valid_from"],
-        payload=_canonical(payload),
+        payload=canonical_json(payload),
         issued_at=now,
         signature=sign_payload(signer, TARIFF_KIND, version, now, payload),
         published_by=published_by[:64],

@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from sqlalchemy import inspect
 
 from backend.app import create_app
 from backend.auth.roles import AgentRole
@@ -180,9 +181,13 @@ def auth(app: FastAPI, client: TestClient) -> Auth:
     return result
 
 
-def make_engine_for(url: str) -> Any:
-    """An engine for direct checks in tests."""
-    return make_engine(url)
+def table_names(url: str) -> set[str]:
+    """The tables of the database at ``url`` (migration tests)."""
+    engine = make_engine(url)
+    try:
+        return set(inspect(engine).get_table_names())
+    finally:
+        engine.dispose()
 
 
 __all__ = ["PASSWORD", "Auth", "make_sessionmaker", "new_serial"]

@@ -7,11 +7,11 @@ import importlib
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy import inspect
 
 from backend import app as app_module
 from backend.db import make_engine
 from backend.migrate import current, downgrade, upgrade
+from tests.backend.conftest import table_names
 
 PLATFORM_TABLES = {
     "agents",
@@ -32,23 +32,15 @@ PLATFORM_TABLES = {
 }
 
 
-def _tables(url: str) -> set[str]:
-    engine = make_engine(url)
-    try:
-        return set(inspect(engine).get_table_names())
-    finally:
-        engine.dispose()
-
-
 def test_migrations_up_down_up(empty_db_url: str) -> None:
     upgrade(empty_db_url, "0001_platform")
-    assert _tables(empty_db_url) >= PLATFORM_TABLES
+    assert table_names(empty_db_url) >= PLATFORM_TABLES
     assert current(empty_db_url) == {"0001_platform"}
     downgrade(empty_db_url, "base")
-    assert not PLATFORM_TABLES & _tables(empty_db_url)
+    assert not PLATFORM_TABLES & table_names(empty_db_url)
     assert current(empty_db_url) == set()
     upgrade(empty_db_url)
-    assert _tables(empty_db_url) >= PLATFORM_TABLES
+    assert table_names(empty_db_url) >= PLATFORM_TABLES
 
 
 def test_health_and_openapi_document_every_domain(client: TestClient) -> None:

@@ -11,12 +11,12 @@ from typing import Any
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy import inspect, select
+from sqlalchemy import select
 
 from backend.audit.models import AuditEntry
-from backend.db import make_engine, transaction
+from backend.db import transaction
 from backend.migrate import current, downgrade, upgrade
-from tests.backend.conftest import TERMINALS, Auth, new_serial
+from tests.backend.conftest import TERMINALS, Auth, new_serial, table_names
 
 DESK = TERMINALS["desk"][0]
 JOBS = "/api/v1/desk/jobs"
@@ -262,18 +262,13 @@ def test_page_and_static_files_are_french_and_self_contained(client: TestClient)
 
 
 def test_migration_0003_up_down_up(empty_db_url: str) -> None:
-    def tables() -> set[str]:
-        engine = make_engine(empty_db_url)
-        try:
-            return set(inspect(engine).get_table_names())
-        finally:
-            engine.dispose()
-
     # The module's database may already be at the head (fixtures share it): go there first.
     upgrade(empty_db_url)
-    assert "desk_jobs" in tables()
+    assert "desk_jobs" in table_names(empty_db_url)
     downgrade(empty_db_url, "0002_validation")
-    assert "desk_jobs" not in tables() and current(empty_db_url) == {"0002_validation"}
+    assert "desk_jobs" not in table_names(empty_db_url) and current(empty_db_url) == {
+        "0002_validation"
+    }
     upgrade(empty_db_url, "0003_desk")
-    assert "desk_jobs" in tables() and current(empty_db_url) == {"0003_desk"}
+    assert "desk_jobs" in table_names(empty_db_url) and current(empty_db_url) == {"0003_desk"}
     upgrade(empty_db_url)  # back to the head for the module's other tests

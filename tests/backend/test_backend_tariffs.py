@@ -17,7 +17,6 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy import inspect
 
 from backend.db import make_engine, make_sessionmaker, transaction
 from backend.errors import InvalidRequest, NotFound
@@ -28,7 +27,7 @@ from terminal.fares import load_tariff
 from terminal.fares.errors import RollbackRefused, SignatureRefused, TariffError
 from terminal.fares.signed import PushedTables, SignedEnvelope, accept_tariff
 from terminal.fares.tariff import parse_tariff
-from tests.backend.conftest import Auth
+from tests.backend.conftest import Auth, table_names
 
 DEFAULT_TABLE = Path(__file__).resolve().parents[2] / "terminal/fares/data/default_tariff.json"
 TERMINAL_KINDS = ("gate", "canteen", "bike_shelter", "inspector", "desk")
@@ -262,20 +261,17 @@ def test_seed_file_is_published_once_as_version_1(keys: KeyService, tmp_path: Pa
 
 
 def test_migration_0004_up_down_up(empty_db_url: str) -> None:
-    def tables() -> set[str]:
-        engine = make_engine(empty_db_url)
-        try:
-            return set(inspect(engine).get_table_names())
-        finally:
-            engine.dispose()
-
     upgrade(empty_db_url)  # the module's database may be at the head already
     downgrade(empty_db_url, "0004_tariffs")
-    assert "tariff_versions" in tables() and current(empty_db_url) == {"0004_tariffs"}
+    assert "tariff_versions" in table_names(empty_db_url) and current(empty_db_url) == {
+        "0004_tariffs"
+    }
     downgrade(empty_db_url, "0003_desk")
-    assert "tariff_versions" not in tables() and current(empty_db_url) == {"0003_desk"}
+    assert "tariff_versions" not in table_names(empty_db_url) and current(empty_db_url) == {
+        "0003_desk"
+    }
     upgrade(empty_db_url)
-    assert "tariff_versions" in tables()
+    assert "tariff_versions" in table_names(empty_db_url)
 
 
 def test_copy_of_default_table_is_untouched() -> None:
