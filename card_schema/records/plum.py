@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 from card_schema import en1545
@@ -87,8 +88,13 @@ EVENT_TRANSITIONS: Mapping[int, str] = {
 # --------------------------------------------------------------------------- environment + holder
 
 
+@cache
 def environment_fields(variant: PlumVariant) -> Fields:
-    """Environment then Holder, one 29-byte record (Intercode file 2001)."""
+    """Environment then Holder, one 29-byte record (Intercode file 2001).
+
+    Built once per variant (a variant is frozen, a field list immutable): every decode and encode
+    of an environment record asks for it.
+    """
     env = (
         UInt("EnvApplicationVersionNumber", 6, doc="Intercode application version"),
         Bitmap(
@@ -165,9 +171,7 @@ def environment_fields(variant: PlumVariant) -> Fields:
         ),
         doc="Holder bitmap",
     )
-    fields = (*env, holder)
-    en1545.check_layout(fields, "plum.environment.")
-    return fields
+    return (*env, holder)
 
 
 def network_id_of_environment(raw: bytes) -> int | None:
@@ -290,8 +294,10 @@ def contract_layout_for_tariff(tariff: int | None) -> str:
     return "compact"
 
 
+@cache
 def contract_ff_fields(variant: PlumVariant) -> Fields:
-    """The generic Intercode contract (tariff type FF): one 20-field bitmap."""
+    """The generic Intercode contract (tariff type FF): one 20-field bitmap (built once per
+    variant, like :func:`environment_fields`)."""
     return (
         Bitmap(
             None,
@@ -516,11 +522,12 @@ class _ContractType(RecordType):
         context = context or RecordContext()
         if not isinstance(values, Mapping):
             raise SchemaError("expected an object", field=self.name)
-        layout = values.get(LAYOUT_KEY, contract_layout_for_tariff(context.tariff))
-        if context.tariff is not None and layout != contract_layout_for_tariff(context.tariff):
+        announced = contract_layout_for_tariff(context.tariff)
+        layout = values.get(LAYOUT_KEY, announced)
+        if context.tariff is not None and layout != announced:
             raise SchemaError(
                 f"layout {layout!r} but the contract list announces tariff "
-                f"0x{context.tariff:04X} ({contract_layout_for_tariff(context.tariff)})",
+                f"0x{context.tariff:04X} ({announced})",
                 field=f"{self.name}.{LAYOUT_KEY}",
             )
         fields = contract_fields(str(layout), context.variant)
@@ -558,10 +565,11 @@ COUNTER_FIELDS: Fields = tuple(
 
 # --------------------------------------------------------------------------- record types
 
-for _layout in CONTRACT_LAYOUTS:
-    en1545.check_layout(contract_fields(_layout, PlumVariant()), "plum.contract.")
-    en1545.check_layout(contract_fields(_layout, PlumVariant(2, 6)), "plum.contract.")
-en1545.check_layout(environment_fields(PlumVariant(2, 6)), "plum.environment.")
+# The two variants between them give every width a layout can take (2 or 4, 6 or 8 bits).
+for _variant in (PlumVariant(), PlumVariant(2, 6)):
+    en1545.check_layout(environment_fields(_variant), "plum.environment.")
+    for _layout in CONTRACT_LAYOUTS:
+        en1545.check_layout(contract_fields(_layout, _variant), "plum.contract.")
 
 RECORD_TYPES: tuple[RecordType, ...] = (
     _EnvironmentType(

@@ -12,6 +12,7 @@ from typing import Any
 
 from regioncard.demo.runner import DemoResult
 from regioncard.demo.world import SCHOOLS, TERMINALS, HolderKind
+from terminal.fares.reasons import format_euros as euros
 
 BALANCED = "Le grand livre est équilibré au centime près."
 UNBALANCED = "Le grand livre n'est PAS équilibré : "
@@ -50,12 +51,6 @@ PATHS = {
         "boucle de validation, rapports, clôture et contrôle du grand livre par l'API"
     ),
 }
-
-
-def euros(cents: int) -> str:
-    """``1234`` -> ``12,34 €``."""
-    sign = "-" if cents < 0 else ""
-    return f"{sign}{abs(cents) // 100},{abs(cents) % 100:02d} €"
 
 
 def build_summary(result: DemoResult) -> dict[str, Any]:

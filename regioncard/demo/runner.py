@@ -593,7 +593,7 @@ class Demo:
                 "records": runtime.records,
                 "not_uploaded": runtime.journal.unuploaded_count(),
             }
-        offline_rt = self.runtimes[OFFLINE_TERMINAL.terminal_id]
+        not_uploaded = self.runtimes[OFFLINE_TERMINAL.terminal_id].journal.unuploaded_count()
         in_window = [
             t
             for t in self.stats.taps
@@ -606,8 +606,8 @@ class Demo:
                 "from": OFFLINE_FROM.strftime("%H:%M"),
                 "until": OFFLINE_UNTIL.strftime("%H:%M"),
                 "taps_while_offline": len(in_window),
-                "not_uploaded_at_end": offline_rt.journal.unuploaded_count(),
-                "all_uploaded": offline_rt.journal.unuploaded_count() == 0,
+                "not_uploaded_at_end": not_uploaded,
+                "all_uploaded": not_uploaded == 0,
             }
         )
 

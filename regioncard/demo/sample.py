@@ -11,8 +11,10 @@ from typing import Any
 
 from card_schema.layout import CARD_LAYOUT
 from card_schema.records import RECORD_TYPES
+from card_schema.records.cursus import AID_COUNTER_NAMES
 from card_schema.records.plum import EVENT_MODES, EVENT_TRANSITIONS, HOLDER_PROFILES
 from card_schema.sample import decode_card, sample_card
+from terminal.fares.reasons import format_euros as euros
 
 APPLICATION_LABELS = {
     "plum": "PLUM (transport)",
@@ -20,10 +22,6 @@ APPLICATION_LABELS = {
     "cursus": "Cursus (jeunes : aides, cantine, transport scolaire)",
     "employment": "Mes droits pour l'emploi",
 }
-
-
-def _euros(cents: int) -> str:
-    return f"{cents / 100:.2f} €".replace(".", ",")
 
 
 def _value(key: str, value: Any) -> str:
@@ -36,16 +34,13 @@ def _value(key: str, value: Any) -> str:
             return f"{value} ({HOLDER_PROFILES.get(value, 'inconnu')})"
         if key.endswith("Tariff"):
             return f"0x{value:04X}"
-        if "amount" in key.lower() or key in ("balance", *_AID_COUNTERS):
-            return _euros(value)
+        if "amount" in key.lower() or key in ("balance", *AID_COUNTER_NAMES):
+            return euros(value)
     if isinstance(value, list) and all(isinstance(v, (int, str)) for v in value):
         return ", ".join(str(v) for v in value) or "—"
     if value is None:
         return "—"
     return str(value)
-
-
-_AID_COUNTERS = ("books_equipment", "sport_leisure", "canteen")
 
 
 def _lines(values: Mapping[str, Any], indent: str) -> list[str]:
@@ -61,7 +56,7 @@ def _lines(values: Mapping[str, Any], indent: str) -> list[str]:
         elif key in ("granted", "remaining") and isinstance(value, int):
             unit = values.get("unit")
             shown = (
-                _euros(value) if unit == "eurocents" else f"{value} h" if unit == "hours" else value
+                euros(value) if unit == "eurocents" else f"{value} h" if unit == "hours" else value
             )
             out.append(f"{indent}{key}: {shown}")
         else:
