@@ -185,9 +185,7 @@ class BackendSync:
                 return Outcome.UNREACHABLE
             try:
                 envelope = SignedEnvelope.from_obj(data)
-                pending = self.tables.pending_tariff
-                held = max(self.tables.tariff.version, pending.version if pending else 0)
-                if envelope.version <= held:
+                if envelope.version <= self.tables.held_tariff_version:
                     return Outcome.UNCHANGED
                 tariff = self.tables.offer_tariff(envelope, self.clock())
             except PushedTableError as exc:

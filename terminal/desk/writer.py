@@ -288,10 +288,7 @@ class CardWriter:
         if self.journaled(step):
             return self._journaled_session(tm, plan, step, app)
         tm.process_opening(step.role)
-        for write in step.writes:
-            tm.prepare_update_record(write.file, write.record, write.data)
-        if step.sv_reload is not None:
-            tm.prepare_sv_reload(step.sv_reload.amount, self._clock(), DESK_LOCATION)
+        _prepare_step(tm, step, self._clock())
         closing = tm.process_closing(ratify_now=True)
         return StepResult(step, closing.transaction_counter, False)
 
@@ -312,10 +309,7 @@ class CardWriter:
         product_code = contract_product_code(step)
 
         def prepare(_: SessionOpening) -> None:
-            for write in step.writes:
-                tm.prepare_update_record(write.file, write.record, write.data)
-            if step.sv_reload is not None:
-                tm.prepare_sv_reload(step.sv_reload.amount, when, DESK_LOCATION)
+            _prepare_step(tm, step, when)
 
         def intent_of(opening: SessionOpening) -> TransactionIntent:
             return TransactionIntent(
@@ -386,6 +380,14 @@ class CardWriter:
             f"porte-monnaie modifié ailleurs (n° {sv.tnum}, solde {sv.balance}) / "
             f"wallet changed elsewhere: expected tnum {reload.tnum_before}"
         )
+
+
+def _prepare_step(tm: CardTransactionManager, step: PlanStep, when: datetime) -> None:
+    """Queue the step's session commands: its record updates, then its SV reload dated ``when``."""
+    for write in step.writes:
+        tm.prepare_update_record(write.file, write.record, write.data)
+    if step.sv_reload is not None:
+        tm.prepare_sv_reload(step.sv_reload.amount, when, DESK_LOCATION)
 
 
 def step_movements(step: PlanStep, app: ApplicationImage) -> tuple[PurseMovement, ...]:

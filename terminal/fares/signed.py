@@ -380,6 +380,11 @@ class PushedTables:
         return self._pending
 
     @property
+    def held_tariff_version(self) -> int:
+        """Newest tariff version held, in force or pending: a pushed table must be newer."""
+        return max(self._tariff.version, self._pending.version if self._pending else 0)
+
+    @property
     def deny_list(self) -> DenyList:
         """Deny-list in force."""
         return self._deny_list
@@ -396,9 +401,8 @@ class PushedTables:
         Raises:
             PushedTableError: refused; the table in force (and any pending one) is unchanged.
         """
-        newest = max(self._tariff.version, self._pending.version if self._pending else 0)
         tariff = accept_tariff(
-            newest,
+            self.held_tariff_version,
             envelope,
             self._public_key,
             now=now,

@@ -344,7 +344,7 @@ class GateValidator:
         tap.read.add("plum")
         tariff = self.tables.tariff_at(tap.now)
         if self.kind is GateKind.INSPECTOR:
-            return self._inspect(tap, card, manager)
+            return self._inspect(tap, card, manager, tariff)
         fare_tap = Tap(when=tap.now, place=self.place, gate=self.kind)
         if self.kind is GateKind.BIKE_SHELTER:
             shelter = decide(fare_card_image(card, tariff), fare_tap, tariff, self.tables.deny_list)
@@ -593,11 +593,12 @@ class GateValidator:
 
     def _complete_payment(self, tap: _Tap, ctx: _Card, ride: Event, rows: list[int]) -> TapResult:
         """Take the SV payment of a pay-as-you-go ride already on the card, then open."""
-        fare = trip_fare(self._image(tap, ctx), self.place, to_local(ride.when).date(), ctx.tariff)
+        image = self._image(tap, ctx)
+        fare = trip_fare(image, self.place, to_local(ride.when).date(), ctx.tariff)
         if fare is None:
             ctx.manager.process_cancel()
             return self._finish(tap, TapOutcome.REFUSED, False, DISPLAY_NOT_PAYABLE_HERE)
-        balance = self._image(tap, ctx).sv_balance
+        balance = image.sv_balance
         if balance is None or balance < fare[1]:
             ctx.manager.abandon_session()
             text = f"{Reason.INSUFFICIENT_BALANCE.text} — trajet {format_euros(fare[1])}"
@@ -709,10 +710,11 @@ class GateValidator:
         )
 
     # -- inspector ----------------------------------------------------------------------------
-    def _inspect(self, tap: _Tap, card: CalypsoCard, manager: CardTransactionManager) -> TapResult:
+    def _inspect(
+        self, tap: _Tap, card: CalypsoCard, manager: CardTransactionManager, tariff: Tariff
+    ) -> TapResult:
         """Read everything, explain, never open a session and never write."""
         read_rest_for_inspection(manager)
-        tariff = self.tables.tariff_at(tap.now)
         report = inspect(
             fare_card_image(card, tariff),
             tap.now,

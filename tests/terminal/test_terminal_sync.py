@@ -25,7 +25,7 @@ for kit in ("engine", "desk", "gate"):
     if str(HERE / kit) not in sys.path:
         sys.path.insert(0, str(HERE / kit))
 
-from deskkit import LiveBackend, live_backend  # noqa: E402
+from deskkit import LiveBackend, live_backend, register_terminal  # noqa: E402
 from enginekit import SERIAL, make_card  # noqa: E402
 from gatekit import GateRig, build_gate  # noqa: E402
 
@@ -76,14 +76,11 @@ class Remote:
 def remote_backend(directory: Path) -> Iterator[Remote]:
     with live_backend(directory) as live:
         with live.client() as client:
-            registered = client.post(
-                "/api/v1/terminals",
-                json={"terminal_id": GATE_ID, "kind": "gate", "station_id": 101},
-                headers=live.supervisor_headers,
+            credential = register_terminal(
+                client, live.supervisor_headers, terminal_id=GATE_ID, kind="gate", station_id=101
             )
-            assert registered.status_code == 201, registered.text
             raw = bytes.fromhex(client.get("/api/v1/deny-lists/public-key").json()["public_key"])
-        yield Remote(live, registered.json()["credential"], Ed25519PublicKey.from_public_bytes(raw))
+        yield Remote(live, credential, Ed25519PublicKey.from_public_bytes(raw))
 
 
 @pytest.fixture(scope="module")

@@ -14,16 +14,13 @@ import hashlib
 import logging
 import socket
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
-import uvicorn
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import (
     Encoding,
@@ -37,7 +34,7 @@ for kit in ("engine", "desk", "gate"):
     if str(HERE / kit) not in sys.path:
         sys.path.insert(0, str(HERE / kit))
 
-from deskkit import LiveBackend, free_port, live_backend  # noqa: E402
+from deskkit import LiveBackend, free_port, live_backend, serving  # noqa: E402
 from enginekit import Rig, demo_keys, make_card  # noqa: E402
 from gatekit import GateRig, build_gate  # noqa: E402
 
@@ -86,20 +83,14 @@ def sam_serial_of(terminal_id: str) -> bytes:
 def register_gate(live: LiveBackend, terminal_id: str) -> Terminal:
     device_key = Ed25519PrivateKey.generate()
     public = device_key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
-    with live.client() as client:
-        made = client.post(
-            "/api/v1/terminals",
-            json={
-                "terminal_id": terminal_id,
-                "kind": "gate",
-                "station_id": METRO.station_id,
-                "sam_serial": sam_serial_of(terminal_id).hex(),
-                "public_key": public.hex(),
-            },
-            headers=live.supervisor_headers,
-        )
-    assert made.status_code == 201, made.text
-    return Terminal(terminal_id, sam_serial_of(terminal_id), made.json()["credential"], device_key)
+    credential = live.register_terminal(
+        terminal_id=terminal_id,
+        kind="gate",
+        station_id=METRO.station_id,
+        sam_serial=sam_serial_of(terminal_id).hex(),
+        public_key=public.hex(),
+    )
+    return Terminal(terminal_id, sam_serial_of(terminal_id), credential, device_key)
 
 
 @pytest.fixture(scope="module")
@@ -119,23 +110,6 @@ def gate(directory: Path, terminal_id: str) -> Iterator[GateRig]:
         yield g
     finally:
         g.close()
-
-
-@contextmanager
-def serving(app: Any, port: int) -> Iterator[str]:
-    """Serve ``app`` on 127.0.0.1:``port`` until the block ends (the backend 'comes back')."""
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
-    )
-    thread = threading.Thread(target=server.run, name="uvicorn-uploads", daemon=True)
-    thread.start()
-    wait_until(lambda: server.started or not thread.is_alive(), "uvicorn started")
-    assert server.started
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
 
 
 def backend_batches(live: LiveBackend, terminal_id: str) -> list[tuple[str, str]]:
@@ -251,7 +225,8 @@ def test_backend_down_nothing_lost_uploaded_once_when_back(
             [outbox] = g.journal.unacked_batches()  # signed and stored before being sent
             assert backend_batches(live, term.terminal_id) == []
 
-            with serving(live.app, port):
+            # the backend 'comes back' on the port the uploader was given
+            with serving(live.app, port, name="uvicorn-uploads", start_timeout_s=DEADLINE_S):
                 wait_until(lambda: g.journal.unuploaded_count() == 0, "uploaded once back")
                 assert g.ride().accepted
                 uploader.wake()

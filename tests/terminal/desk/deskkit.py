@@ -77,6 +77,13 @@ def blank_card(directory: Path, serial: bytes | None = None) -> tuple[EmulatedCa
     return EmulatedCard(store), store
 
 
+def register_terminal(client: httpx.Client, supervisor: dict[str, str], **fields: Any) -> str:
+    """Register a terminal (``POST /api/v1/terminals``, as a supervisor); its credential."""
+    made = client.post("/api/v1/terminals", json=fields, headers=supervisor)
+    assert made.status_code == 201, made.text
+    return str(made.json()["credential"])
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -96,6 +103,11 @@ class LiveBackend:
 
     def client(self) -> httpx.Client:
         return httpx.Client(base_url=self.url, timeout=10)
+
+    def register_terminal(self, **fields: Any) -> str:
+        """Register a terminal with ``fields`` (``terminal_id``, ``kind``...); its credential."""
+        with self.client() as client:
+            return register_terminal(client, self.supervisor_headers, **fields)
 
     def agent(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         with self.client() as client:
@@ -125,6 +137,26 @@ class LiveBackend:
 
 
 @contextmanager
+def serving(app: Any, port: int, *, name: str, start_timeout_s: float = 15.0) -> Iterator[str]:
+    """Serve ``app`` with uvicorn on 127.0.0.1:``port`` in a thread until the block ends."""
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+    )
+    thread = threading.Thread(target=server.run, name=name, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + start_timeout_s
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@contextmanager
 def live_backend(directory: Path) -> Iterator[LiveBackend]:
     """Migrate a SQLite database, open a token with the ceremony's keys, serve the app."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -141,63 +173,50 @@ def live_backend(directory: Path) -> Iterator[LiveBackend]:
     with transaction(app.state.sessionmaker) as session:
         create_agent(session, "agent1", PASSWORD, AgentRole.AGENT)
         create_agent(session, "super1", PASSWORD, AgentRole.SUPERVISOR)
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
-    )
-    thread = threading.Thread(target=server.run, name="uvicorn-desk", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.02)
-    base = f"http://127.0.0.1:{port}"
     try:
-        with httpx.Client(base_url=base, timeout=10) as client:
-            headers = {}
-            for name in ("agent1", "super1"):
-                token = client.post(
-                    "/api/v1/auth/token", data={"username": name, "password": PASSWORD}
+        with serving(app, free_port(), name="uvicorn-desk") as base:
+            with httpx.Client(base_url=base, timeout=10) as client:
+                headers = {}
+                for name in ("agent1", "super1"):
+                    token = client.post(
+                        "/api/v1/auth/token", data={"username": name, "password": PASSWORD}
+                    )
+                    assert token.status_code == 200, token.text
+                    headers[name] = {"Authorization": f"Bearer {token.json()['access_token']}"}
+                credential = register_terminal(
+                    client,
+                    headers["super1"],
+                    terminal_id=DESK_ID,
+                    kind="desk",
+                    sam_serial=SAM_SERIAL.hex(),
                 )
-                assert token.status_code == 200, token.text
-                headers[name] = {"Authorization": f"Bearer {token.json()['access_token']}"}
-            registered = client.post(
-                "/api/v1/terminals",
-                json={"terminal_id": DESK_ID, "kind": "desk", "sam_serial": SAM_SERIAL.hex()},
-                headers=headers["super1"],
+                for code, fare_id, name, app_name, price, days, trips in PRODUCTS:
+                    made = client.post(
+                        "/api/v1/products",
+                        json={
+                            "code": code,
+                            "fare_product_id": fare_id,
+                            "name": name,
+                            "application": app_name,
+                            "amount_cents": price,
+                            "duration_days": days,
+                            "trips": trips,
+                        },
+                        headers=headers["super1"],
+                    )
+                    assert made.status_code == 201, made.text
+            yield LiveBackend(
+                url=base,
+                app=app,
+                agent_headers=headers["agent1"],
+                supervisor_headers=headers["super1"],
+                desk_headers={
+                    "Authorization": f"Bearer {credential}",
+                    "X-Regioncard-Terminal": DESK_ID,
+                },
+                credential=credential,
             )
-            assert registered.status_code == 201, registered.text
-            credential = registered.json()["credential"]
-            for code, fare_id, name, app_name, price, days, trips in PRODUCTS:
-                made = client.post(
-                    "/api/v1/products",
-                    json={
-                        "code": code,
-                        "fare_product_id": fare_id,
-                        "name": name,
-                        "application": app_name,
-                        "amount_cents": price,
-                        "duration_days": days,
-                        "trips": trips,
-                    },
-                    headers=headers["super1"],
-                )
-                assert made.status_code == 201, made.text
-        yield LiveBackend(
-            url=base,
-            app=app,
-            agent_headers=headers["agent1"],
-            supervisor_headers=headers["super1"],
-            desk_headers={
-                "Authorization": f"Bearer {credential}",
-                "X-Regioncard-Terminal": DESK_ID,
-            },
-            credential=credential,
-        )
     finally:
-        server.should_exit = True
-        thread.join(timeout=10)
         app.state.engine.dispose()
         keys.close()
         softhsm.unload(keys.library)

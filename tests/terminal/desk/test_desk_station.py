@@ -208,18 +208,9 @@ def test_desk_uploads_its_loads_to_the_ledger(backend: LiveBackend, tmp_path: Pa
     desk_id, sam_serial = "GUICHET-AMIENS-2", bytes.fromhex("5AD00002")
     device_key = Ed25519PrivateKey.generate()
     public = device_key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
-    with backend.client() as client:
-        made = client.post(
-            "/api/v1/terminals",
-            json={
-                "terminal_id": desk_id,
-                "kind": "desk",
-                "sam_serial": sam_serial.hex(),
-                "public_key": public.hex(),
-            },
-            headers=backend.supervisor_headers,
-        )
-    assert made.status_code == 201, made.text
+    credential = backend.register_terminal(
+        terminal_id=desk_id, kind="desk", sam_serial=sam_serial.hex(), public_key=public.hex()
+    )
     holder = backend.holder("Envoi", "Guichet")
     answer = backend.agent(
         "POST",
@@ -236,7 +227,7 @@ def test_desk_uploads_its_loads_to_the_ledger(backend: LiveBackend, tmp_path: Pa
             sam,
             backend.url,
             desk_id,
-            made.json()["credential"],
+            credential,
             card_timeout=0.2,
             journal=journal,
             upload_key=device_key,
