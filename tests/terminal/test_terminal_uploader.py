@@ -212,11 +212,13 @@ def test_backend_down_nothing_lost_uploaded_once_when_back(
             timeout_s=5.0,
             retry=ONE_TRY,
         )
-        uploader.start()
+        # Not immediately: a first round racing the first ride could batch part of its
+        # records, and the test counts on the four of them waiting in one stored batch.
+        uploader.start(immediately=False)
         try:
-            assert g.ride().accepted  # the barrier opens; the uploads fail in the background
+            assert g.ride().accepted  # the barrier opens; the uploader's thread is running
             assert g.ride().accepted
-            uploader.wake()
+            uploader.wake()  # from here the uploads fail in the background
             wait_until(lambda: uploader.failed_rounds >= 3, "failed rounds while down")
             report = uploader.last_report
             assert report is not None and not report.complete
