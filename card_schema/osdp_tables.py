@@ -11,6 +11,7 @@ TEXT). Timer units are 100 ms.
 
 from __future__ import annotations
 
+import hashlib
 from enum import IntEnum
 
 #: Vendor code (IEEE OUI, 3 bytes) the gate uses in ``osdp_MFG`` / ``osdp_MFGREP``.
@@ -99,3 +100,12 @@ FILE_ID_FIRMWARE = 0x01
 
 #: Length of the image tag: the first bytes of SHA-256 over the whole signed image.
 IMAGE_TAG_LENGTH = 8
+
+
+def image_tag(image: bytes) -> bytes:
+    """Short identifier of an image, used to match a staged prefix with the image being resumed.
+
+    The control panel sends it when a transfer begins; the peripheral compares it with what it
+    staged: both ends take it from here.
+    """
+    return hashlib.sha256(image).digest()[:IMAGE_TAG_LENGTH]

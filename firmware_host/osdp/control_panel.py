@@ -17,7 +17,6 @@ This module adds what a gate needs on top:
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import queue
 import struct
@@ -43,6 +42,7 @@ from card_schema.osdp_tables import (
     OutputControl,
     TextControl,
     UpdateResult,
+    image_tag,
 )
 from firmware_host.osdp.channel import SerialChannel
 from firmware_host.osdp.errors import FirmwareUpdateError, PeripheralError, PeripheralOfflineError
@@ -444,7 +444,7 @@ class OSDPControlPanel:
                 a new control panel after a restart, to resume from the staged prefix), or the
                 peripheral refused the image (``result`` says why; it keeps running the old one).
         """
-        tag = hashlib.sha256(image).digest()[:IMAGE_TAG_LENGTH]
+        tag = image_tag(image)
         ongoing = self._cp.get_file_tx_status(self.address) if self._file_ops_registered else None
         if ongoing and ongoing["offset"] < ongoing["size"]:
             raise FirmwareUpdateError("a firmware transfer is still in progress")

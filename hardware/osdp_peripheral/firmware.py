@@ -17,7 +17,6 @@ public key is passed in, never read from a global.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import struct
 import threading
@@ -65,11 +64,6 @@ def sign_image(private_key: Ed25519PrivateKey, version: int, payload: bytes) -> 
     """
     body = _HEADER.pack(MAGIC, FORMAT_VERSION, version, len(payload)) + payload
     return body + private_key.sign(body)
-
-
-def image_tag(image: bytes) -> bytes:
-    """Short identifier of an image, used to match a staged prefix with the image being resumed."""
-    return hashlib.sha256(image).digest()[:IMAGE_TAG_LENGTH]
 
 
 def parse_image(image: bytes) -> tuple[int, bytes, bytes, bytes]:

@@ -9,11 +9,10 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from card_schema.errors import VerificationError
-from card_schema.osdp_tables import UpdateResult
+from card_schema.osdp_tables import UpdateResult, image_tag
 from hardware.osdp_peripheral.errors import FirmwareFormatError
 from hardware.osdp_peripheral.firmware import (
     FirmwareFlash,
-    image_tag,
     sign_image,
     verify_image,
 )
