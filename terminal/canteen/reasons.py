@@ -31,6 +31,7 @@ class MealReason(StrEnum):
     CARD_INVALIDATED = "card_invalidated"
     CARD_ERROR = "card_error"
     TAP_AGAIN = "tap_again"
+    SAM_UNAVAILABLE = "sam_unavailable"  # the till's SAM reader failed: call for help
 
     @property
     def text(self) -> str:
@@ -57,6 +58,7 @@ SCREEN_TEXT: dict[MealReason, str] = {
     MealReason.CARD_INVALIDATED: "Carte invalidée",
     MealReason.CARD_ERROR: "Carte illisible, voir l'intendance",
     MealReason.TAP_AGAIN: "Présentez à nouveau la carte",
+    MealReason.SAM_UNAVAILABLE: "Caisse hors service (module de sécurité), voir l'intendance",
 }
 
 SERVING: frozenset[MealReason] = frozenset(

@@ -68,6 +68,7 @@ from terminal.engine import (
     EngineError,
     SAMResource,
     SessionOpening,
+    sam_unreachable,
 )
 from terminal.engine.journaled import SessionOutcome as SessionOutcome  # moved: shared
 from terminal.engine.journaled import run_journaled_session
@@ -198,8 +199,12 @@ class CanteenTill:
         try:
             result = self._serve(now, counter)
         except (CommunicationError, ReaderError) as exc:
-            log.info("tap abandoned while reading the card: %s", exc)
-            result = TapResult(MealReason.TAP_AGAIN, [])
+            if sam_unreachable(exc):
+                log.error("SAM unreachable: %s", exc)
+                result = TapResult(MealReason.SAM_UNAVAILABLE, [])
+            else:
+                log.info("tap abandoned while reading the card: %s", exc)
+                result = TapResult(MealReason.TAP_AGAIN, [])
         except (EngineError, SchemaError) as exc:
             log.warning("card refused or unreadable: %s", exc)
             result = TapResult(MealReason.CARD_ERROR, [])
@@ -321,7 +326,10 @@ class CanteenTill:
     def _failed(
         self, result: TapResult, outcome: SessionOutcome, *, meal_logged: bool
     ) -> TapResult:
-        if outcome.error.startswith("card:"):
+        if sam_unreachable(outcome.cause):
+            log.error("SAM unreachable, session not committed: %s", outcome)
+            result.reason = MealReason.SAM_UNAVAILABLE
+        elif outcome.error.startswith("card:"):
             result.reason = MealReason.CARD_ERROR
         else:
             result.reason = MealReason.TAP_AGAIN

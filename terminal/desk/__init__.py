@@ -21,8 +21,8 @@ Public API (stable; ``make demo`` builds on it):
 - :class:`CardWriter` ``(card_reader, sam_reader, *, clock=..., journal=None)``:
   ``write(plan, done=(), on_step=None, on_start=None) -> list[StepResult]`` — the library
   level, no backend: writes a :class:`CardPlan` (wrapped keys + idempotent steps), raises
-  :class:`CardPulled` when the card leaves (call ``write`` again with the steps done so far
-  to resume).
+  :class:`CardPulled` when the card leaves, :class:`SAMUnavailable` when the SAM's reader
+  fails (call ``write`` again with the steps done so far to resume).
 - :class:`DeskBackend` ``(base_url, terminal_id, credential)``: the HTTP client (urllib):
   ``next_job``, ``get_job``, ``attach_card``, ``progress``.
 - Plan model (:mod:`terminal.desk.plan`): :class:`DeskJob`, :class:`CardPlan`,
@@ -31,7 +31,7 @@ Public API (stable; ``make demo`` builds on it):
   :func:`load_card_key` (SAM Load Card Key), :class:`Messages` (the French texts).
 
 Job statuses: ``queued`` -> ``waiting_card`` -> ``writing`` -> ``done``; ``interrupted`` (card
-pulled, resumable) goes back to ``writing``; ``failed`` is final.
+pulled or SAM unreachable, resumable) goes back to ``writing``; ``failed`` is final.
 
 Typical use (a demo issuing many cards)::
 
@@ -60,6 +60,7 @@ from terminal.desk.writer import (
     CardWriter,
     DeskWriteError,
     SAMKeyError,
+    SAMUnavailable,
     StepResult,
     WrongCard,
     load_card_key,
@@ -82,6 +83,7 @@ __all__ = [
     "PlanStep",
     "RecordWrite",
     "SAMKeyError",
+    "SAMUnavailable",
     "SVReload",
     "StepResult",
     "WrappedCardKey",

@@ -16,7 +16,9 @@ One job, seen from the station (:meth:`DeskStation.issue`):
 A card pulled away is reported as ``interrupted`` (« Carte retirée pendant l'écriture —
 reposez-la pour reprendre »); when it comes back the station goes on from the first step not
 reported (every step is idempotent, see :mod:`terminal.desk.writer`). A job left interrupted by a
-station that stopped is handed back to the same desk by ``/jobs/next``.
+station that stopped is handed back to the same desk by ``/jobs/next``. The desk SAM's reader
+failing leaves the job ``interrupted`` too, with its own message (« Module de sécurité du guichet
+injoignable ... »): the card may stay on the reader, and the next call resumes the job.
 
 With a journal (``journal=``), the station is a terminal like the gate and the till: every load
 step (contracts, Cursus aid, SV reload) is journaled write-ahead by its :class:`CardWriter`, and
@@ -50,6 +52,7 @@ from terminal.desk.writer import (
     CardStateError,
     CardWriter,
     DeskWriteError,
+    SAMUnavailable,
     StepResult,
     WrongCard,
     read_card_serial,
@@ -79,6 +82,10 @@ class Messages:
     NOT_A_CARD = "Carte illisible ou non régionale : posez une carte de la région"
     CHANGED = "La carte a changé ailleurs : émission arrêtée ({detail})"
     SAM = "Le module de sécurité du guichet a refusé les clés de la carte"
+    SAM_UNAVAILABLE = (
+        "Module de sécurité du guichet injoignable — vérifiez son lecteur ; "
+        "la carte peut rester posée, l'écriture reprendra"
+    )
     BACKEND = "Refusé par le serveur : {detail}"
     DONE = "Carte émise"
 
@@ -292,6 +299,12 @@ class DeskStation:
                 job = self._report(job, status="interrupted", message=message)
                 if not self._lifted():
                     return IssueOutcome(job, tuple(written), interruptions)
+            except SAMUnavailable as exc:
+                # Not the card: lifting it would not help. The job waits, resumable, for the
+                # next call (run_forever retries after its poll interval).
+                log.error("job %s: %s", job.id, exc)
+                job = self._report(job, status="interrupted", message=Messages.SAM_UNAVAILABLE)
+                return IssueOutcome(job, tuple(written), interruptions)
             except CardStateError as exc:
                 job = self._report(
                     job, status="failed", message=Messages.CHANGED.format(detail=exc)

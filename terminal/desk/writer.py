@@ -57,8 +57,10 @@ from terminal.engine import (
     CardTransactionManager,
     CommunicationError,
     EngineError,
+    SAMError,
     SAMResource,
     SessionOpening,
+    sam_unreachable,
     select_card,
 )
 from terminal.engine.image import ApplicationImage, CalypsoCard
@@ -68,8 +70,6 @@ from terminal.journal.store import Journal
 
 log = logging.getLogger(__name__)
 
-INS_LOAD_CARD_KEY = 0xD8
-SW_OK = b"\x90\x00"
 DESK_LOCATION = 0x0DE5C000  # SV log "location" of desk reloads
 BLANK_RECORD = bytes(RECORD_SIZE)
 WALLET_PURSE = "wallet.sv"
@@ -98,6 +98,22 @@ class CardPulled(DeskWriteError):
         self.may_have_committed = bool(getattr(cause, "may_have_reached_card", False))
         where = step.id if step is not None else "selection"
         super().__init__(f"card removed during {where}: {cause}")
+
+
+class SAMUnavailable(DeskWriteError):
+    """The desk SAM's reader failed during a step: the job can be resumed once it answers.
+
+    Nothing is wrong with the card or the job, and lifting the card does not help. A session the
+    card closed without the SAM checking its signature is journaled UNCERTAIN, and the step's
+    records, read again at the next attempt, decide it (:meth:`CardWriter.write`).
+
+    Attributes:
+        step: the step being written.
+    """
+
+    def __init__(self, step: PlanStep, cause: BaseException) -> None:
+        self.step = step
+        super().__init__(f"desk SAM unreachable during {step.id}: {cause}")
 
 
 class WrongCard(DeskWriteError):
@@ -133,6 +149,19 @@ class StepResult:
     already_written: bool
 
 
+def _link_failure(step: PlanStep, exc: BaseException) -> DeskWriteError | None:
+    """The resumable failure a reader error under ``step`` means (``None``: not a link failure).
+
+    The SAM's reader failing (even after the card's close, see :func:`sam_unreachable`) is
+    :class:`SAMUnavailable`; the card's reader failing is :class:`CardPulled`.
+    """
+    if sam_unreachable(exc):
+        return SAMUnavailable(step, exc)
+    if isinstance(exc, ReaderError | CommunicationError):
+        return CardPulled(step, exc)
+    return None
+
+
 def read_card_serial(card_reader: Reader) -> bytes:
     """Connect (afresh), select PLUM and return the card serial (8 bytes).
 
@@ -161,22 +190,17 @@ def load_card_key(
 
     Raises:
         SAMKeyError: the SAM refused the key.
-        EngineError: the SAM refused the Select Diversifier, or its reader failed.
+        CommunicationError: the SAM's reader failed (``device == "sam"``).
+        EngineError: the SAM refused the Select Diversifier.
     """
     sam.select_diversifier(card_serial, df_name)
-    data = bytes([key.kif, key.version]) + key.wrapped_key
-    apdu = bytes([0x80, INS_LOAD_CARD_KEY, 0x00, 0x00, len(data)]) + data
-    if not sam.reader.connected:
-        sam.reader.connect()
     try:
-        response = sam.reader.transmit(apdu)
-    except ReaderError as exc:
-        raise SAMKeyError(f"SAM reader failed: {exc}") from exc
-    if response[-2:] != SW_OK:
+        sam.load_card_key(key.kif, key.version, key.wrapped_key)
+    except SAMError as exc:
         raise SAMKeyError(
             f"SAM refused the wrapped {key.application} {key.role.value} key "
-            f"({response[-2:].hex().upper()})"
-        )
+            f"({exc.sw:04X} {exc.status.meaning})"
+        ) from exc
 
 
 class CardWriter:
@@ -231,6 +255,8 @@ class CardWriter:
         Raises:
             CardPulled: the card left; steps reported through ``on_step`` are on the card, the
                 step being written may or may not be (the next attempt finds out).
+            SAMUnavailable: the SAM's reader failed; the same as a pulled card for the steps,
+                but the card may stay on the reader.
             WrongCard: another card is on the reader.
             CardStateError, SAMKeyError, DeskWriteError: the job cannot go on.
         """
@@ -249,9 +275,12 @@ class CardWriter:
                 on_start(step, number, total)
             try:
                 result = self._write_step(plan, step)
-            except (ReaderError, CommunicationError) as exc:
+            except (ReaderError, EngineError) as exc:
+                failure = _link_failure(step, exc)
+                if failure is None:
+                    raise
                 self._drop_card()
-                raise CardPulled(step, exc) from exc
+                raise failure from exc
             results.append(result)
             if on_step is not None:
                 on_step(result)
@@ -501,6 +530,7 @@ __all__ = [
     "CardWriter",
     "DeskWriteError",
     "SAMKeyError",
+    "SAMUnavailable",
     "StepResult",
     "WrongCard",
     "load_card_key",

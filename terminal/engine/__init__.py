@@ -44,6 +44,7 @@ from terminal.engine.errors import (
     SAMError,
     SelectionError,
     SessionStateError,
+    sam_unreachable,
 )
 from terminal.engine.image import ApplicationImage, CalypsoCard, SVState
 from terminal.engine.sam import SAMResource, TraceableSignature
@@ -93,6 +94,7 @@ __all__ = [
     "TraceableSignature",
     "card_status",
     "sam_status",
+    "sam_unreachable",
     "select_card",
     "sv_body",
 ]

@@ -10,6 +10,7 @@ error                          meaning
                                SAM: the card may have committed, but it is not proven genuine
 ``CommunicationError``         a reader could not carry a command or its answer; says whether
                                the command may have reached the card (tearing recovery)
+                               and which device failed (:func:`sam_unreachable`)
 ``SelectionError``             no application of the scenario answered (wrong ATR, not found)
 ``SessionStateError``          the API was used out of order (write outside a session, ...)
 =============================  =================================================================
@@ -100,3 +101,17 @@ class SelectionError(EngineError):
 
 class SessionStateError(EngineError):
     """The engine was used out of order (a write outside a session, a close with none open...)."""
+
+
+def sam_unreachable(exc: BaseException | None) -> bool:
+    """Whether ``exc``, or the error it was raised from, is the SAM's reader failing.
+
+    The terminal tells the person in front of it something else then: a dead SAM is not fixed by
+    presenting the card again. Follows ``__cause__`` (a close whose signature the SAM could not
+    check is a :class:`CardAuthenticationError` raised from the SAM's ``CommunicationError``).
+    """
+    while exc is not None:
+        if isinstance(exc, CommunicationError):
+            return exc.device == "sam"
+        exc = exc.__cause__
+    return False

@@ -140,8 +140,10 @@ def run_journaled_session(
         record = journal.abort(seq, f"close not delivered: {exc}"[:200])
         return SessionOutcome(SessionOutcome.ABORTED, record, str(exc), exc)
     except CardAuthenticationError as exc:
+        if seq is None:
+            # An SV signature refused inside the session: it was cancelled, nothing committed.
+            return SessionOutcome(SessionOutcome.NOT_STARTED, None, f"card: {exc}", exc)
         # The card answered its close (so it committed) but the SAM did not verify it.
-        assert seq is not None
         return SessionOutcome(SessionOutcome.UNCERTAIN, journal.mark_uncertain(seq), str(exc), exc)
     except CardError as exc:
         if seq is None:

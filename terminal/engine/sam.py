@@ -11,8 +11,9 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from firmware_host.readers.base import Reader
+from firmware_host.readers.base import Reader, ReaderError
 from terminal.engine.channel import APDUChannel
+from terminal.engine.errors import CommunicationError
 from terminal.engine.stats import APDUCounter
 from terminal.engine.status import SAMCommand, check_sam
 
@@ -79,7 +80,12 @@ class SAMResource:
 
     def _send(self, command: SAMCommand, apdu: bytes) -> bytes:
         if not self.reader.connected:
-            self.reader.connect()
+            try:
+                self.reader.connect()
+            except ReaderError as exc:
+                raise CommunicationError(
+                    command, "sam", f"SAM reader: {exc}", may_have_reached_card=False
+                ) from exc
         data, sw = self._channel.transmit(command, apdu)
         check_sam(command, sw)
         return data
@@ -181,6 +187,17 @@ class SAMResource:
             SAMError: ``6988``.
         """
         self._send(SAMCommand.SV_CHECK, _apdu(0x58, card_sv_signature))
+
+    # -- desk ----------------------------------------------------------------------------------
+    def load_card_key(self, kif: int, kvc: int, wrapped: bytes) -> None:
+        """Load Card Key (``80 D8 00 00``): one card key wrapped under the SAM's transport key,
+        for the card and application named by the last Select Diversifier (the desk SAM).
+
+        Raises:
+            SAMError: the SAM refused the key.
+            CommunicationError: the SAM's reader failed.
+        """
+        self._send(SAMCommand.LOAD_CARD_KEY, _apdu(0xD8, bytes([kif, kvc]) + wrapped))
 
     # -- traceability ---------------------------------------------------------------------------
     def compute_signature(self, record: bytes) -> TraceableSignature:

@@ -98,6 +98,7 @@ class SAMCommand(enum.Enum):
     SV_CHECK = "SV Check"
     PSO_COMPUTE_SIGNATURE = "PSO Compute Signature"
     GET_DATA = "Get Data"
+    LOAD_CARD_KEY = "Load Card Key"  # the desk SAM only
 
 
 _MODIFYING = frozenset(
@@ -266,6 +267,13 @@ SAM_STATUS: Mapping[SAMCommand, Mapping[int, StatusInfo]] = MappingProxyType(
             }
         ),
         SAMCommand.GET_DATA: _sam({0x6A88: StatusInfo("data object not found", R)}),
+        SAMCommand.LOAD_CARD_KEY: _sam(
+            {
+                0x6A80: StatusInfo("wrapped key refused (unknown KIF, or unwrapping failed)", R),
+                0x6A88: StatusInfo("no transport key in this SAM", R),
+                0x6985: StatusInfo("no card selected by Select Diversifier", R),
+            }
+        ),
     }
 )
 

@@ -578,7 +578,8 @@ class CardTransactionManager:
                 ``may_have_reached_card`` the card may have committed: treat as uncertain.
                 For any earlier command the session is lost on the card (nothing committed).
             CardAuthenticationError: the card answered the close but its signature did not
-                verify: it may have committed; treat as uncertain.
+                verify, or the SAM reader failed before checking it (the cause is then the
+                SAM's ``CommunicationError``): it may have committed; treat as uncertain.
         """
         session = self._session
         if session is None:
@@ -629,6 +630,10 @@ class CardTransactionManager:
             sam.digest_authenticate(data[:8])
         except SAMError as exc:
             raise CardAuthenticationError(f"card close signature: {exc}") from exc
+        except CommunicationError as exc:
+            # The SAM reader failed after the card answered its close: the card committed, and
+            # nothing proves it genuine. Uncertain, like a signature that did not verify.
+            raise CardAuthenticationError(f"card close signature not checked: {exc}") from exc
         return SessionClosing(
             card_signature=data[:8],
             transaction_counter=session.opening.transaction_counter - 1,

@@ -61,6 +61,7 @@ from terminal.engine import (
     SAMResource,
     SelectionError,
     SessionOpening,
+    sam_unreachable,
     select_card,
 )
 from terminal.engine.journaled import SessionOutcome, run_journaled_session
@@ -278,6 +279,9 @@ class GateValidator:
             log.info("card not accepted: %s", exc)
             return self._finish(tap, TapOutcome.UNKNOWN_CARD, False, DISPLAY_UNKNOWN_CARD)
         except CommunicationError as exc:
+            if sam_unreachable(exc):
+                log.error("SAM unreachable: %s", exc)
+                return self._finish(tap, TapOutcome.ABORTED, False, DISPLAY_OUT_OF_SERVICE)
             log.info("card left the field: %s", exc)
             return self._finish(tap, TapOutcome.ABORTED, False, DISPLAY_PRESENT_AGAIN)
         except (EngineError, JournalError) as exc:
@@ -329,11 +333,15 @@ class GateValidator:
         return result
 
     def _session_failed(self, tap: _Tap, outcome: SessionOutcome) -> TapResult:
-        """A session that did not commit (as far as the gate knows): present the card again."""
+        """A session that did not commit (as far as the gate knows): present the card again,
+        or out of service when the SAM's reader failed (presenting again would not help)."""
         if outcome.record is not None:
             tap.seq = outcome.record.seq
-        log.info("session not committed: %s", outcome)
         state = TapOutcome.UNCERTAIN if outcome.status == SessionOutcome.UNCERTAIN else None
+        if sam_unreachable(outcome.cause):
+            log.error("SAM unreachable, session not committed: %s", outcome)
+            return self._finish(tap, state or TapOutcome.ABORTED, False, DISPLAY_OUT_OF_SERVICE)
+        log.info("session not committed: %s", outcome)
         return self._finish(tap, state or TapOutcome.ABORTED, False, DISPLAY_PRESENT_AGAIN)
 
     def _on_card(self, tap: _Tap) -> TapResult:

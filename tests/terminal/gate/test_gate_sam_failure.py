@@ -1,0 +1,85 @@
+"""The gate's SAM reader fails at every SAM APDU of a carnet validation, then the next tap.
+
+For each SAM APDU of the tap, the SAM leaves its reader during that exchange: either it executed
+the command and the answer was lost, or the command never reached it. Then:
+
+- the card is byte for byte the image before or the image after the session;
+- the journal agrees with it: COMMITTED only if on the card, never ABORTED if the card committed
+  (a close the SAM could not check is UNCERTAIN);
+- the display says the gate is out of service (presenting the card again would not help) unless
+  the passenger was let through;
+- with the SAM back in its reader, the next tap ends with exactly one trip charged, one event,
+  one COMMITTED record, nothing UNCERTAIN, and the passenger let through exactly once.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from enginekit import make_card
+from gatekit import GateRig, build_gate
+
+from card_schema.uploads.records import TransactionState
+from terminal.gate import TapOutcome
+from terminal.gate.validator import DISPLAY_OUT_OF_SERVICE
+
+# A carnet tap is 7 SAM APDUs today (checked below): select diversifier, challenge, digest
+# init, digest update, digest close, traceable signature, digest authenticate. The parameter
+# list covers every index; the count test fails if it changes, so that the list stays complete.
+SAM_APDUS = 7
+
+
+def test_the_carnet_tap_sam_apdu_count_is_what_the_failure_tests_cover(tmp_path: Path) -> None:
+    rig = build_gate(tmp_path)
+    rig.rig.personalise(make_card(carnet_trips=5))
+    result = rig.tap()
+    rig.close()
+    assert result.outcome is TapOutcome.COMMITTED
+    assert result.sam_apdus == SAM_APDUS
+
+
+@pytest.mark.parametrize("reached", [True, False], ids=["answer-lost", "command-lost"])
+@pytest.mark.parametrize("index", range(1, SAM_APDUS + 1))
+def test_sam_fails_at_each_apdu_then_next_tap(gate_rig: GateRig, index: int, reached: bool) -> None:
+    gate_rig.rig.personalise(make_card(carnet_trips=5))
+    before = gate_rig.rig.image()
+    gate_rig.rig.sam_reader.tear_after(index, reached=reached)
+    first = gate_rig.tap()
+    after = gate_rig.rig.image()
+    unchanged = after.applications == before.applications
+    committed = gate_rig.counter(1) == 4 and gate_rig.events()[0] != plum_event(before)
+    assert unchanged or committed, "the card is neither before nor after the session"
+    states = [r.state for r in gate_rig.journal.records()]
+    if unchanged:
+        assert TransactionState.COMMITTED not in states
+        assert not first.accepted
+    else:
+        assert TransactionState.ABORTED not in states, states
+    if not first.accepted:
+        assert first.display == DISPLAY_OUT_OF_SERVICE == "Hors service"
+    gate_rig.rig.sam_reader.insert(gate_rig.rig.sam)  # the SAM is back
+    gate_rig.clock.advance(seconds=20)
+    second = gate_rig.tap()
+    assert gate_rig.counter(1) == 4, "exactly one trip charged"
+    assert sum(1 for e in gate_rig.events() if any(e)) == 1, "exactly one event written"
+    records = gate_rig.journal.records()
+    assert [r.state for r in records].count(TransactionState.COMMITTED) == 1
+    assert not [r for r in records if r.state is TransactionState.UNCERTAIN]
+    assert [first.accepted, second.accepted].count(True) == 1
+    if second.accepted:
+        assert second.outcome in (TapOutcome.COMMITTED, TapOutcome.RECOVERED)
+
+
+def test_no_sam_in_its_reader_is_out_of_service(gate_rig: GateRig) -> None:
+    gate_rig.rig.personalise(make_card(carnet_trips=5))
+    before = gate_rig.rig.image()
+    gate_rig.rig.sam_reader.remove()
+    result = gate_rig.tap()
+    assert not result.accepted and result.display == "Hors service"
+    assert gate_rig.rig.image().applications == before.applications
+    assert gate_rig.journal.records() == []
+
+
+def plum_event(image: object) -> bytes:
+    return image.applications["plum"].records["events"][0]  # type: ignore[attr-defined,no-any-return]
