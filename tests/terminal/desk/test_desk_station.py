@@ -18,6 +18,8 @@ from card_schema.records import decode_record
 from card_schema.uploads.records import Resolution, TransactionKind, TransactionState
 from firmware_host.readers.inprocess import InProcessReader
 from hardware.card.image import CardImage
+from hardware.sam.emulator import EmulatedSAM
+from hardware.sam.keystore import KeyFileStore
 from terminal.desk import DeskStation, Messages
 from terminal.journal import Journal
 
@@ -160,6 +162,100 @@ def test_card_pulled_then_resumed(
 
 
 LOAD_STEPS = 4  # two contracts, the aid, the SV reload: the journaled steps (load key)
+
+
+class CountingReader(InProcessReader):
+    """Counts the exchanges it carries (the desk SAM's APDUs of a job)."""
+
+    def __init__(self, chip: Any, name: str) -> None:
+        super().__init__(chip, name)
+        self.sent = 0
+
+    def _transmit_raw(self, apdu: bytes) -> bytes:
+        self.sent += 1
+        return super()._transmit_raw(apdu)
+
+
+# The full job is 63 desk SAM APDUs today (checked below); the failure test covers every index,
+# and the count test fails if it changes, so that the list stays complete.
+SAM_APDUS = 63
+
+
+def test_a_sam_that_refuses_the_wrapped_key_fails_the_job(
+    backend: LiveBackend, tmp_path: Path
+) -> None:
+    """A SAM that answers (here: it has no transport key) is not unreachable: the job fails
+    with the SAM's message, and no session was opened on the card."""
+    job = backend.job(holder_id=backend.holder("Refus", "Sam"), **FULL_REQUEST)
+    card, store = blank_card(tmp_path)
+    before = store.load()
+    no_transport = EmulatedSAM(KeyFileStore({}), bytes.fromhex("5AD0FFFF"))
+    outcome = station(
+        backend, InProcessReader(card, "desk"), InProcessReader(no_transport, "sam")
+    ).process_next_job()
+    assert outcome is not None and outcome.job.status == "failed" and not outcome.written
+    state = backend.job_state(job["id"])
+    assert state["status"] == "failed"
+    assert (
+        state["message"]
+        == Messages.SAM
+        == ("Le module de sécurité du guichet a refusé les clés de la carte")
+    )
+    assert store.load().applications == before.applications
+
+
+def test_the_full_job_sam_apdu_count_is_what_the_failure_test_covers(
+    backend: LiveBackend, tmp_path: Path
+) -> None:
+    backend.job(holder_id=backend.holder("Compte", "Sam"), **FULL_REQUEST)
+    card, _store = blank_card(tmp_path)
+    journal = Journal.open(tmp_path / "desk.db", DESK_ID)
+    sam = CountingReader(desk_sam(journaling=True), "sam")
+    outcome = station(backend, InProcessReader(card, "desk"), sam, journal).process_next_job()
+    journal.close()
+    assert outcome is not None and outcome.done, outcome
+    assert sam.sent == SAM_APDUS
+
+
+@pytest.mark.parametrize("reached", [True, False], ids=["answer-lost", "command-lost"])
+@pytest.mark.parametrize("index", range(1, SAM_APDUS + 1))
+def test_sam_fails_then_job_resumed(
+    backend: LiveBackend, tmp_path: Path, index: int, reached: bool
+) -> None:
+    """The desk SAM leaves its reader at each of its APDUs in turn (executed with the answer
+    lost, or never received). The job stays interrupted with the SAM's message, the card on the
+    reader; with the SAM back, the job resumes to the same card, every load confirmed once and
+    journaled once."""
+    holder = backend.holder("Module", f"Essai{index}")
+    job = backend.job(holder_id=holder, **FULL_REQUEST)
+    card, store = blank_card(tmp_path)
+    reader = InProcessReader(card, "desk")
+    journal = Journal.open(tmp_path / "desk.db", DESK_ID)
+    chip = desk_sam(journaling=True)
+    sam = InProcessReader(chip, "sam")
+    sam.tear_after(index, reached=reached)
+    desk = station(backend, reader, sam, journal)
+    first = desk.process_next_job()
+    assert first is not None and not first.done and first.interruptions == 0, first
+    state = backend.job_state(job["id"])
+    assert state["status"] == "interrupted", state
+    assert state["message"] == Messages.SAM_UNAVAILABLE
+    assert state["message"].startswith("Module de sécurité du guichet injoignable")
+    assert reader.card_present(), "the card stays on the reader"
+    sam.insert(chip)  # the agent reseats the SAM
+    resumed = desk.process_next_job()
+    assert resumed is not None and resumed.job.id == job["id"]
+    assert resumed.done, resumed
+    state = backend.job_state(job["id"])
+    assert state["status"] == "done" and state["steps_done"] == STEPS
+    check_card(store.load())
+    confirmed_once(backend, state["card_serial"])
+    records = journal.records()
+    assert not [r for r in records if r.state is TransactionState.UNCERTAIN], records
+    committed = [r for r in records if r.state is TransactionState.COMMITTED]
+    assert len(committed) == LOAD_STEPS, records
+    assert len({r.intent.card_tx_counter for r in committed}) == LOAD_STEPS
+    journal.close()
 
 
 def journaled_once(
@@ -382,7 +478,10 @@ def test_issue_through_pcscd(pcsc_stack: Any, backend: LiveBackend, tmp_path: Pa
         VPCDBridge(desk_sam(), pcsc_stack.sam_port, name="sam") as sam_bridge,
     ):
         assert card_bridge.wait_connected(5) and sam_bridge.wait_connected(5)
+        # pcscd sees each bridge at its own next poll: wait for both, or the first SAM command
+        # can find the SAM reader still empty.
         assert pcsc_stack.wait_for_card_state(pcsc_stack.card_reader, True, 5)
+        assert pcsc_stack.wait_for_card_state(pcsc_stack.sam_reader, True, 5)
         reader = PCSCReader(pcsc_stack.card_reader)
         sam_reader = PCSCReader(pcsc_stack.sam_reader)
         try:
