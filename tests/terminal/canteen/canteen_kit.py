@@ -2,6 +2,11 @@
 
 The card image lives in a file (``CardImageStore``: atomic commit), so "the card after a power cut"
 is whatever the file holds when a new :class:`EmulatedCard` powers up from it.
+
+The fault-injection tests (power cut, till killed, SAM reader failure) share one split-payment
+meal: 3,80 € paid 3,20 € from the canteen aid and 0,60 € from the wallet (two sessions), and
+the assertions on the card and the journal after a fault (:func:`assert_before_or_after`,
+:func:`assert_journal_agrees`, :func:`assert_final`).
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from pathlib import Path
 from canteen_builders import LUNCH_TIME, POS, SCHOOL, aid_record, student_record
 
 from card_schema.records import decode_record
+from card_schema.uploads.records import TransactionState
 from firmware_host.readers.inprocess import InProcessReader
 from hardware.card.emulator import EmulatedCard
 from hardware.card.image import CardImage, CardImageStore, PowerCut
@@ -22,10 +28,11 @@ from hardware.sam.emulator import EmulatedSAM
 from hardware.sam.keystore import KeyFileStore, demo_key_refs
 from terminal.canteen.menu import MenuBook
 from terminal.canteen.model import CanteenLogEntry, WalletDebit, non_blank
+from terminal.canteen.reasons import MealReason
 from terminal.canteen.refusals import RefusalLog
 from terminal.canteen.screen import RecordingScreen
 from terminal.canteen.tariff import load_tariff
-from terminal.canteen.till import CanteenTill
+from terminal.canteen.till import CanteenTill, TapResult
 from terminal.journal.store import Journal
 
 CARD_SERIAL = bytes.fromhex("0000000012345678")
@@ -165,3 +172,82 @@ def cut_after(index: int) -> Callable[[int], None]:
 
 def iter_indices(n: int) -> Iterator[int]:
     yield from range(n)
+
+
+# -- the split-payment meal of the fault-injection tests ------------------------------------------
+
+AID, WALLET = 320, 1_000  # the pupil's canteen aid and wallet balance, in cents
+PRICE = 380  # the lunch: 3,20 € from the aid, 0,60 € from the wallet
+SERVING = {MealReason.SERVED, MealReason.PAYMENT_COMPLETED, MealReason.RECOVERED}
+
+
+def split_meal_card(path: Path) -> Path:
+    """A card file for the split-payment meal (aid 3,20 €, wallet 10,00 €)."""
+    return new_card_file(path, pupil_image(canteen_aid=AID, wallet=WALLET))
+
+
+def reference_meal(tmp_path: Path) -> TapResult:
+    """The split-payment meal served on a fresh card by a fresh till, nothing injected."""
+    ref = tmp_path / "ref"
+    ref.mkdir()
+    rig = TillRig(ref, split_meal_card(ref / "card.json"))
+    rig.insert()
+    result = rig.till.serve()
+    rig.close()
+    assert result.reason is MealReason.SERVED and len(result.sessions) == 2
+    return result
+
+
+def assert_before_or_after(state: CardState) -> None:
+    """Each session of the meal is on the card entirely or not at all."""
+    meal_logged = len(state.meals) == 1
+    aid_debited = state.canteen_aid == 0
+    assert state.canteen_aid in (AID, 0)
+    assert meal_logged == aid_debited, "aid debit and meal log are one session"
+    wallet_debited = state.wallet == WALLET - (PRICE - AID)
+    assert state.wallet in (WALLET, WALLET - (PRICE - AID))
+    assert wallet_debited == (len(state.wallet_debits) == 1)
+    assert not wallet_debited or meal_logged, "never a wallet debit without the meal"
+    assert (state.books, state.sport) == (5_000, 3_000), "ring-fenced aid never touched"
+
+
+def assert_journal_agrees(rig: TillRig, state: CardState) -> None:
+    """COMMITTED only if on the card, ABORTED only if not (UNCERTAIN: the next tap decides)."""
+    for record in rig.journal.records():
+        written = record.intent.written_event
+        assert written is not None
+        if record.intent.application == "cursus":
+            on_card = CanteenLogEntry.from_record(written) in state.meals
+        else:
+            on_card = WalletDebit.from_record(written) in state.wallet_debits
+        if record.state is TransactionState.COMMITTED:
+            assert on_card, f"record {record.seq} committed but not on the card"
+        elif record.state is TransactionState.ABORTED:
+            assert not on_card, f"record {record.seq} aborted but on the card"
+
+
+def assert_final(rig: TillRig, results: list[TapResult], *, killed: bool = False) -> None:
+    """One meal, one aid debit, one wallet debit, all COMMITTED; served once; money = journal."""
+    state = card_state(rig.card_path)
+    assert len(state.meals) == 1
+    assert state.canteen_aid == 0
+    assert state.wallet == WALLET - (PRICE - AID)
+    assert len(state.wallet_debits) == 1
+    records = rig.journal.records()
+    committed = [r for r in records if r.state is TransactionState.COMMITTED]
+    assert sorted(r.intent.application for r in committed) == ["cursus", "wallet"]
+    assert not rig.journal.undecided()
+    served = sum(r.reason in SERVING for r in results)
+    if killed and served == 0:
+        # Killed after the last journal commit and before the screen said "Bon appétit": the
+        # meal is paid and journaled once; the cashier sees it registered at this till.
+        last = results[-1]
+        assert last.reason is MealReason.ALREADY_SERVED
+        assert last.decision is not None and last.decision.previous is not None
+        assert last.decision.previous.terminal_id == POS
+        assert any("Repas enregistré à 12:05 (caisse 7)" in line for line in last.lines)
+    else:
+        assert served == 1, [r.reason for r in results]
+    # Money journaled = money taken from the card, once.
+    moved = sum(m.amount for r in committed for m in r.intent.movements)
+    assert moved == -PRICE
