@@ -17,7 +17,7 @@ from deskkit import DESK_ID, LiveBackend, blank_card, desk_sam, live_backend
 from card_schema.records import decode_record
 from card_schema.uploads.records import Resolution, TransactionKind, TransactionState
 from firmware_host.readers.inprocess import InProcessReader
-from hardware.card.image import CardImage
+from hardware.card.image import CardImage, CardImageStore
 from hardware.sam.emulator import EmulatedSAM
 from hardware.sam.keystore import KeyFileStore
 from terminal.desk import DeskStation, Messages
@@ -148,32 +148,59 @@ def test_card_pulled_then_resumed(
     assert state["message"] == "Carte retirée pendant l'écriture — reposez-la pour reprendre"
     assert state["steps_done"] == max(close - 1, 0)
     reader.insert(card)  # the agent puts it back
+    at_load = close > STEPS - LOAD_STEPS
+    resumed_to_done(
+        backend,
+        desk,
+        job["id"],
+        store,
+        journal,
+        aborted=int(at_load and not reached),
+        recovered=int(at_load and reached),
+    )
+    journal.close()
+
+
+def resumed_to_done(
+    backend: LiveBackend,
+    desk: DeskStation,
+    job_id: int,
+    store: CardImageStore,
+    journal: Journal,
+    *,
+    aborted: int,
+    recovered: int,
+) -> None:
+    """The interrupted job resumes to the same card and ends done: the card holds exactly the
+    request, each load is confirmed once and journaled once (``aborted`` / ``recovered``: how
+    many load records the interruption left ABORTED, or UNCERTAIN then recovered from the card)."""
     resumed = desk.process_next_job()
-    assert resumed is not None and resumed.job.id == job["id"]
+    assert resumed is not None and resumed.job.id == job_id
     assert resumed.done, resumed
-    state = backend.job_state(job["id"])
+    state = backend.job_state(job_id)
     assert state["status"] == "done" and state["steps_done"] == STEPS
     check_card(store.load())
     confirmed_once(backend, state["card_serial"])
-    journaled_once(
-        journal, store.load(), pulled_at_load=close > STEPS - LOAD_STEPS, reached=reached
-    )
-    journal.close()
+    journaled_once(journal, store.load(), aborted=aborted, recovered=recovered)
 
 
 LOAD_STEPS = 4  # two contracts, the aid, the SV reload: the journaled steps (load key)
 
 
-class CountingReader(InProcessReader):
-    """Counts the exchanges it carries (the desk SAM's APDUs of a job)."""
+class RecordingReader(InProcessReader):
+    """Keeps the instruction byte of every exchange it is asked to carry (the desk SAM's)."""
 
     def __init__(self, chip: Any, name: str) -> None:
         super().__init__(chip, name)
-        self.sent = 0
+        self.sent: list[int] = []
 
     def _transmit_raw(self, apdu: bytes) -> bytes:
-        self.sent += 1
+        self.sent.append(apdu[1])
         return super()._transmit_raw(apdu)
+
+
+INS_PSO_SIGNATURE = 0x2A  # the journal record's signature: after the journal's begin
+INS_DIGEST_AUTHENTICATE = 0x82  # the card's close signature: after the card committed
 
 
 # The full job is 63 desk SAM APDUs today (checked below); the failure test covers every index,
@@ -210,11 +237,11 @@ def test_the_full_job_sam_apdu_count_is_what_the_failure_test_covers(
     backend.job(holder_id=backend.holder("Compte", "Sam"), **FULL_REQUEST)
     card, _store = blank_card(tmp_path)
     journal = Journal.open(tmp_path / "desk.db", DESK_ID)
-    sam = CountingReader(desk_sam(journaling=True), "sam")
+    sam = RecordingReader(desk_sam(journaling=True), "sam")
     outcome = station(backend, InProcessReader(card, "desk"), sam, journal).process_next_job()
     journal.close()
     assert outcome is not None and outcome.done, outcome
-    assert sam.sent == SAM_APDUS
+    assert len(sam.sent) == SAM_APDUS
 
 
 @pytest.mark.parametrize("reached", [True, False], ids=["answer-lost", "command-lost"])
@@ -225,14 +252,15 @@ def test_sam_fails_then_job_resumed(
     """The desk SAM leaves its reader at each of its APDUs in turn (executed with the answer
     lost, or never received). The job stays interrupted with the SAM's message, the card on the
     reader; with the SAM back, the job resumes to the same card, every load confirmed once and
-    journaled once."""
+    journaled once: a load whose journal signature failed is ABORTED, one whose close the SAM
+    could not check is UNCERTAIN, then recovered from the card."""
     holder = backend.holder("Module", f"Essai{index}")
     job = backend.job(holder_id=holder, **FULL_REQUEST)
     card, store = blank_card(tmp_path)
     reader = InProcessReader(card, "desk")
     journal = Journal.open(tmp_path / "desk.db", DESK_ID)
     chip = desk_sam(journaling=True)
-    sam = InProcessReader(chip, "sam")
+    sam = RecordingReader(chip, "sam")
     sam.tear_after(index, reached=reached)
     desk = station(backend, reader, sam, journal)
     first = desk.process_next_job()
@@ -242,35 +270,34 @@ def test_sam_fails_then_job_resumed(
     assert state["message"] == Messages.SAM_UNAVAILABLE
     assert state["message"].startswith("Module de sécurité du guichet injoignable")
     assert reader.card_present(), "the card stays on the reader"
+    assert len(sam.sent) == index
+    at_load = state["steps_done"] >= STEPS - LOAD_STEPS
+    failed = sam.sent[-1]
     sam.insert(chip)  # the agent reseats the SAM
-    resumed = desk.process_next_job()
-    assert resumed is not None and resumed.job.id == job["id"]
-    assert resumed.done, resumed
-    state = backend.job_state(job["id"])
-    assert state["status"] == "done" and state["steps_done"] == STEPS
-    check_card(store.load())
-    confirmed_once(backend, state["card_serial"])
-    records = journal.records()
-    assert not [r for r in records if r.state is TransactionState.UNCERTAIN], records
-    committed = [r for r in records if r.state is TransactionState.COMMITTED]
-    assert len(committed) == LOAD_STEPS, records
-    assert len({r.intent.card_tx_counter for r in committed}) == LOAD_STEPS
+    resumed_to_done(
+        backend,
+        desk,
+        job["id"],
+        store,
+        journal,
+        aborted=int(at_load and failed == INS_PSO_SIGNATURE),
+        recovered=int(at_load and failed == INS_DIGEST_AUTHENTICATE),
+    )
     journal.close()
 
 
-def journaled_once(
-    journal: Journal, image: CardImage, *, pulled_at_load: bool, reached: bool
-) -> None:
+def journaled_once(journal: Journal, image: CardImage, *, aborted: int, recovered: int) -> None:
     """The journal's COMMITTED records are the card's load sessions, each once, with the right
-    movements; nothing is left undecided: a load close whose answer was lost is recovered from
-    the card when it comes back, one never received is aborted (and written again)."""
+    movements; nothing is left undecided: a load close whose answer was lost (or whose signature
+    the SAM could not check) is recovered from the card when it comes back, one never sent or
+    received is aborted (and written again)."""
     records = journal.records()
     committed = [r for r in records if r.state is TransactionState.COMMITTED]
     assert not journal.undecided()
-    aborted = [r for r in records if r.state is TransactionState.ABORTED]
-    recovered = [r for r in committed if r.resolution is Resolution.RECOVERED_FROM_CARD]
-    assert len(aborted) == (1 if pulled_at_load and not reached else 0)
-    assert len(recovered) == (1 if pulled_at_load and reached else 0)
+    assert len([r for r in records if r.state is TransactionState.ABORTED]) == aborted, records
+    assert (
+        len([r for r in committed if r.resolution is Resolution.RECOVERED_FROM_CARD]) == recovered
+    ), records
     # Load steps come last: they are the card's last LOAD_STEPS sessions (counters count down).
     last = image.transaction_counter
     assert sorted(r.intent.card_tx_counter for r in committed) == [

@@ -9,13 +9,15 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from enginekit import Clock, Rig
 
+from card_schema.uploads.records import TransactionState
 from firmware_host.osdp.gate import ConsoleGatePeripheral
 from firmware_host.readers.inprocess import InProcessReader
+from hardware.card.image import CardImage
 from hardware.sam.emulator import EmulatedSAM
 from terminal.fares import load_tariff
 from terminal.fares.model import GateKind, Mode, Place
 from terminal.fares.signed import PushedTables
-from terminal.gate import GateValidator, TapResult
+from terminal.gate import GateValidator, TapOutcome, TapResult
 from terminal.gate.barrier import BarrierLog
 from terminal.journal import Journal
 
@@ -90,3 +92,36 @@ def build_gate(
         barrier_log=barrier_log,
     )
     return GateRig(rig, journal, gate, clock, display, tables, journal_path, barrier_log)
+
+
+def assert_before_or_after(gate_rig: GateRig, before: CardImage, first: TapResult) -> None:
+    """After a failed carnet tap (5 trips left before it): the card is byte for byte before or
+    after the session, and the journal agrees (COMMITTED only if on the card, never ABORTED if
+    the card committed)."""
+    after = gate_rig.rig.image()
+    unchanged = after.applications == before.applications
+    committed = (
+        gate_rig.counter(1) == 4
+        and gate_rig.events()[0] != before.applications["plum"].records["events"][0]
+    )
+    assert unchanged or committed, "the card is neither before nor after the session"
+    states = [r.state for r in gate_rig.journal.records()]
+    if unchanged:
+        assert TransactionState.COMMITTED not in states
+        assert not first.accepted
+    else:
+        assert TransactionState.ABORTED not in states, states
+
+
+def assert_charged_once(gate_rig: GateRig, first: TapResult, second: TapResult) -> None:
+    """After the failed tap and the next one: exactly one trip charged, one event, one COMMITTED
+    record, nothing UNCERTAIN, the passenger let through exactly once."""
+    assert gate_rig.counter(1) == 4, "exactly one trip charged"
+    assert sum(1 for e in gate_rig.events() if any(e)) == 1, "exactly one event written"
+    records = gate_rig.journal.records()
+    assert [r.state for r in records].count(TransactionState.COMMITTED) == 1
+    assert not [r for r in records if r.state is TransactionState.UNCERTAIN]
+    # the passenger went through once: at the failed tap, or at the next one
+    assert [first.accepted, second.accepted].count(True) == 1
+    if second.accepted:
+        assert second.outcome in (TapOutcome.COMMITTED, TapOutcome.RECOVERED)
