@@ -21,6 +21,7 @@ from hardware.card.image import CardImage, CardImageStore
 from hardware.sam.emulator import EmulatedSAM
 from hardware.sam.keystore import KeyFileStore
 from terminal.desk import DeskStation, Messages
+from terminal.desk.client import BackendError, DeskBackend
 from terminal.journal import Journal
 
 pytestmark = pytest.mark.integration
@@ -177,6 +178,20 @@ def resumed_to_done(
     resumed = desk.process_next_job()
     assert resumed is not None and resumed.job.id == job_id
     assert resumed.done, resumed
+    done_once(backend, job_id, store, journal, aborted=aborted, recovered=recovered)
+
+
+def done_once(
+    backend: LiveBackend,
+    job_id: int,
+    store: CardImageStore,
+    journal: Journal,
+    *,
+    aborted: int,
+    recovered: int,
+) -> None:
+    """The job is done and the card holds exactly the request, each load confirmed once and
+    journaled once (see :func:`resumed_to_done`)."""
     state = backend.job_state(job_id)
     assert state["status"] == "done" and state["steps_done"] == STEPS
     check_card(store.load())
@@ -314,6 +329,90 @@ def journaled_once(journal: Journal, image: CardImage, *, aborted: int, recovere
     assert moved == {"plum.counter.2": 10, "cursus.books_aid": 5500, "wallet.sv": 2000}
     codes = sorted(r.intent.product_code for r in committed if r.intent.product_code is not None)
     assert codes == [2, 10]
+
+
+class FlakyBackend(DeskBackend):
+    """The desk's HTTP client, with the backend going away at its ``fail_at``-th call: before the
+    request reaches it (``delivered=False``) or after it handled it, the answer lost."""
+
+    def __init__(self, live: LiveBackend, fail_at: int, *, delivered: bool) -> None:
+        super().__init__(live.url, DESK_ID, live.credential)
+        self.fail_at, self.delivered, self.calls = fail_at, delivered, 0
+
+    def _request(self, method: str, path: str, body: Any | None = None) -> Any:
+        self.calls += 1
+        if self.calls != self.fail_at:
+            return super()._request(method, path, body)
+        if self.delivered:
+            super()._request(method, path, body)
+        raise BackendError(0, "backend unreachable: restarting", "serveur injoignable")
+
+
+# A full job is 16 backend calls today (checked below): next job, the card and its plan, then
+# "writing" and "written" for each of the 7 steps (the card is already on the reader: no
+# "waiting card"). The outage test covers each.
+BACKEND_CALLS = 16
+
+
+def test_the_full_job_backend_call_count_is_what_the_outage_test_covers(
+    backend: LiveBackend, tmp_path: Path
+) -> None:
+    backend.job(holder_id=backend.holder("Compte", "Appels"), **FULL_REQUEST)
+    card, _store = blank_card(tmp_path)
+    client = FlakyBackend(backend, 0, delivered=False)
+    desk = DeskStation(
+        InProcessReader(card, "desk"),
+        InProcessReader(desk_sam(), "sam"),
+        backend.url,
+        DESK_ID,
+        backend.credential,
+        card_timeout=0.2,
+        backend=client,
+    )
+    outcome = desk.process_next_job()
+    assert outcome is not None and outcome.done, outcome
+    assert client.calls == BACKEND_CALLS
+
+
+@pytest.mark.parametrize("delivered", [True, False], ids=["answer-lost", "request-lost"])
+@pytest.mark.parametrize("call", range(1, BACKEND_CALLS + 1))
+def test_backend_gone_at_each_call_then_job_resumed(
+    backend: LiveBackend, tmp_path: Path, call: int, delivered: bool
+) -> None:
+    """The backend restarts during each of the job's calls in turn (the request lost, or
+    handled and its answer lost). The station says so and stops; the card is never written
+    twice; once the backend is back, the same desk resumes the job to done, every load
+    confirmed once and journaled once."""
+    job = backend.job(holder_id=backend.holder("Serveur", f"Essai{call}"), **FULL_REQUEST)
+    card, store = blank_card(tmp_path)
+    reader = InProcessReader(card, "desk")
+    journal = Journal.open(tmp_path / "desk.db", DESK_ID)
+    sam = InProcessReader(desk_sam(journaling=True), "sam")
+    client = FlakyBackend(backend, call, delivered=delivered)
+    desk = DeskStation(
+        reader,
+        sam,
+        backend.url,
+        DESK_ID,
+        backend.credential,
+        card_timeout=0.2,
+        journal=journal,
+        backend=client,
+    )
+    with pytest.raises(BackendError) as raised:
+        desk.process_next_job()
+    assert raised.value.status == 0 and raised.value.message_fr == "serveur injoignable"
+    status = backend.job_state(job["id"])["status"]
+    if call == BACKEND_CALLS and delivered:
+        # The last step's report reached the backend: the job is done there, only the station
+        # missed the answer; the queue is empty for it now.
+        assert status == "done"
+        assert desk.process_next_job() is None
+        done_once(backend, job["id"], store, journal, aborted=0, recovered=0)
+    else:
+        assert status not in ("done", "failed"), status
+        resumed_to_done(backend, desk, job["id"], store, journal, aborted=0, recovered=0)
+    journal.close()
 
 
 def test_desk_uploads_its_loads_to_the_ledger(backend: LiveBackend, tmp_path: Path) -> None:
