@@ -8,6 +8,12 @@ With ``--backend URL --credential-file F --backend-key PEM`` the gate fetches it
 in the background (:mod:`terminal.sync`); with ``--upload-key PEM`` as well (the gate's Ed25519
 device key) it uploads its journal from a background thread (:mod:`terminal.uploader`), every
 ``--upload-minutes`` and after each tap, without the barrier ever waiting for the network.
+
+With ``--backend-key`` the gate keeps the tables it accepted in ``<journal>.tables/`` (or
+``--tables-dir``) and reloads them at start, verified again with that key: a gate restarting
+while the backend is unreachable keeps its deny-list and tariff
+(:class:`terminal.fares.store.TableStore`). The inspector receives no pushes and keeps its tables
+in memory.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from firmware_host.readers import Reader, open_reader
 from terminal.fares import load_tariff
 from terminal.fares.model import GateKind, Mode, Place
 from terminal.fares.signed import PushedTables
+from terminal.fares.store import TableStore
 from terminal.gate import GateValidator
 from terminal.gate.barrier import BarrierLog
 from terminal.journal import Journal
@@ -46,6 +53,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     gate.add_argument("--terminal-id", help="terminal id (default GATE-<station>)")
     gate.add_argument("--tariff", type=Path, help="tariff table JSON (default: packaged)")
     gate.add_argument("--backend-key", type=Path, help="backend Ed25519 public key (PEM)")
+    gate.add_argument(
+        "--tables-dir",
+        type=Path,
+        help="where the accepted signed tables are kept (default <journal>.tables; needs "
+        "--backend-key)",
+    )
     gate.add_argument(
         "--backend",
         metavar="URL",
@@ -94,7 +107,12 @@ def _place(args: argparse.Namespace) -> Place:
     return Place(args.station, args.zone, args.network, Mode(args.mode), args.line)
 
 
-def _tables(args: argparse.Namespace) -> PushedTables:
+def _tables(args: argparse.Namespace, tables_dir: Path | None = None) -> PushedTables:
+    """The tables in force: the packaged (or ``--tariff``) ones, then the stored ones.
+
+    ``tables_dir`` (the gate's) keeps what is accepted and is reloaded here; only with
+    ``--backend-key``: without it nothing can be pushed nor verified, so nothing is stored.
+    """
     key: Ed25519PublicKey
     if getattr(args, "backend_key", None):
         loaded = load_pem_public_key(args.backend_key.read_bytes())
@@ -103,7 +121,20 @@ def _tables(args: argparse.Namespace) -> PushedTables:
         key = loaded
     else:  # no pushes expected: an ephemeral key that verifies nothing
         key = Ed25519PrivateKey.generate().public_key()
-    return PushedTables(key, load_tariff(args.tariff))
+        tables_dir = None
+    try:
+        store = TableStore(tables_dir) if tables_dir is not None else None
+    except OSError as exc:
+        raise SystemExit(f"cannot open the tables directory {tables_dir}: {exc}") from exc
+    return PushedTables(key, load_tariff(args.tariff), store=store)
+
+
+def _tables_dir(args: argparse.Namespace, journal_path: Path) -> Path:
+    """Where the gate keeps its accepted tables: ``--tables-dir``, else next to the journal."""
+    chosen: Path | None = getattr(args, "tables_dir", None)
+    if chosen is not None and not getattr(args, "backend_key", None):
+        raise SystemExit("--tables-dir needs --backend-key (stored tables are verified with it)")
+    return chosen if chosen is not None else Path(f"{journal_path}.tables")
 
 
 def _backend_sync(
@@ -159,10 +190,11 @@ def _gate(args: argparse.Namespace) -> int:
     journal_path = args.journal or Path(f"gate-{args.station}.db")
     kind = GateKind.BIKE_SHELTER if args.bike_shelter else GateKind.GATE
     uploader = _journal_uploader(args, terminal_id, journal_path)  # options checked first
+    tables_dir = _tables_dir(args, journal_path)
     reader, sam_reader = _reader(args.reader), _reader(args.sam)
     peripheral = _peripheral(args)
     barrier_log = BarrierLog(f"{journal_path}.barrier")  # barrier outcome of each validation
-    tables = _tables(args)
+    tables = _tables(args, tables_dir)
     sync: BackendSync | None = None
     try:
         sync = _backend_sync(args, terminal_id, tables)

@@ -16,6 +16,11 @@ error or a 5xx is logged and the next round tries again. :meth:`BackendSync.star
 in a daemon thread, so a card decision never waits for the network: the gate reads whatever tables
 are in force when the card arrives.
 
+With a store (:class:`~terminal.fares.store.TableStore`; the gate's ``<journal>.tables/``) the
+tables accepted survive a restart: the first round after it asks for the deltas since the
+reloaded deny-list version, and skips a tariff the terminal already holds. A table that cannot be
+stored is in force all the same (logged by :class:`PushedTables`); the round is not failed.
+
 Authentication is the terminal's: ``Authorization: Bearer <credential>`` (the ``rct_...``
 credential issued at registration) and ``X-Regioncard-Terminal: <terminal_id>``.
 """

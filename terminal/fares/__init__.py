@@ -4,6 +4,8 @@
 - :mod:`terminal.fares.tariff`: the tariff table (GTFS-Fares v2 shaped) and its JSON loader.
 - :mod:`terminal.fares.denylist`: the versioned deny-list.
 - :mod:`terminal.fares.signed`: signed envelopes for pushed tables; refusals keep the old table.
+- :mod:`terminal.fares.store`: the accepted envelopes kept on disk (atomic, durable), reloaded
+  and verified again at start.
 - :mod:`terminal.fares.rules`: :func:`decide`, pure.
 - :mod:`terminal.fares.inspection`: :func:`inspect`, the inspector's read-only explanation.
 

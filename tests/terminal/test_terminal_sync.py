@@ -90,9 +90,12 @@ def remote(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Remote]:
 
 
 @contextmanager
-def gate(directory: Path, public_key: Ed25519PublicKey) -> Iterator[GateRig]:
+def gate(
+    directory: Path, public_key: Ed25519PublicKey, tables: PushedTables | None = None
+) -> Iterator[GateRig]:
     directory.mkdir(parents=True, exist_ok=True)
-    g = build_gate(directory, terminal_id=GATE_ID, tables=PushedTables(public_key, load_tariff()))
+    tables = tables or PushedTables(public_key, load_tariff())
+    g = build_gate(directory, terminal_id=GATE_ID, tables=tables)
     g.rig.personalise(make_card(sv_balance=1000))  # a fixed school Monday: contracts valid
     try:
         yield g
@@ -178,20 +181,26 @@ def test_backend_down_gate_keeps_working_with_the_tables_it_has(tmp_path: Path) 
         backend.close()
 
 
-def test_gate_cli_syncs_at_start_and_in_the_background(remote: Remote, tmp_path: Path) -> None:
-    pem_key = tmp_path / "backend.pem"
+def gate_options(remote: Remote, directory: Path) -> argparse.Namespace:
+    """The options of ``regioncard gate --backend ...`` (key and credential files written)."""
+    pem_key = directory / "backend.pem"
     pem_key.write_bytes(
         remote.public_key.public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
     )
-    credential = tmp_path / "credential"
+    credential = directory / "credential"
     credential.write_text(remote.credential + "\n", encoding="ascii")
-    args = argparse.Namespace(
+    return argparse.Namespace(
         backend=remote.live.url,
         backend_key=pem_key,
         credential_file=credential,
         sync_minutes=5.0,
         tariff=None,
+        tables_dir=None,
     )
+
+
+def test_gate_cli_syncs_at_start_and_in_the_background(remote: Remote, tmp_path: Path) -> None:
+    args = gate_options(remote, tmp_path)
     tables = cli._tables(args)
     sync = cli._backend_sync(args, GATE_ID, tables)
     assert sync is not None
@@ -209,3 +218,44 @@ def test_gate_cli_syncs_at_start_and_in_the_background(remote: Remote, tmp_path:
         ["gate", "--reader", "r", "--sam", "s", "--station", "1", "--backend", "http://b"]
     )
     assert parsed.backend == "http://b" and parsed.sync_minutes == 5.0
+
+
+def test_gate_restarted_while_the_backend_is_down_keeps_its_tables(tmp_path: Path) -> None:
+    """The gate CLI stores what it accepted next to its journal and has it back at restart."""
+    backend = ExitStack()
+    try:
+        remote = backend.enter_context(remote_backend(tmp_path / "backend"))
+        args = gate_options(remote, tmp_path)
+        tables_dir = cli._tables_dir(args, tmp_path / "gate.db")
+        assert tables_dir == tmp_path / "gate.db.tables"
+        version = remote.publish_tariff(150)
+        remote.block(SERIAL.hex().upper())
+        first = cli._backend_sync(args, GATE_ID, cli._tables(args, tables_dir))
+        assert first is not None
+        first.stop()
+        accepted = (first.tables.tariff, first.tables.deny_list)
+        assert accepted[0].version == version and SERIAL.hex().upper() in accepted[1]
+        backend.close()  # the backend goes away, then the gate loses power and restarts
+
+        restarted = cli._tables(args, tables_dir)
+        assert (restarted.tariff, restarted.deny_list) == accepted
+        sync = cli._backend_sync(args, GATE_ID, restarted)  # its first round fails, logged
+        assert sync is not None
+        sync.stop()
+        assert sync.failed_rounds == 1 and sync.last_success is None
+        assert (restarted.tariff, restarted.deny_list) == accepted
+        with gate(tmp_path / "rig", remote.public_key, restarted) as g:
+            assert g.ride().display == "Carte bloquée"  # the stolen card does not ride again
+        keyless = cli._tables(argparse.Namespace(**{**vars(args), "backend_key": None}), tables_dir)
+        assert keyless.store is None  # nothing to verify stored tables with: left alone
+        assert sorted(p.name for p in tables_dir.iterdir()) == ["deny_list.json", "tariff.json"]
+    finally:
+        backend.close()
+    parser = argparse.ArgumentParser()
+    cli.register(parser.add_subparsers())
+    parsed = parser.parse_args(
+        ["gate", "--reader", "r", "--sam", "s", "--station", "1", "--tables-dir", "/t"]
+    )
+    assert parsed.tables_dir == Path("/t")
+    with pytest.raises(SystemExit, match="backend-key"):
+        cli._tables_dir(argparse.Namespace(tables_dir=Path("/t"), backend_key=None), Path("j"))
