@@ -25,6 +25,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy import Engine
+from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from backend.db import make_engine, make_sessionmaker
@@ -61,6 +62,9 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+DATABASE_RETRY_AFTER_S = 5  # Retry-After of a 503 when the database is unavailable
 
 
 def error_body(code: str, message_fr: str, message_en: str, **extra: Any) -> dict[str, Any]:
@@ -173,6 +177,26 @@ def _install_error_handlers(app: FastAPI) -> None:
             error_body(exc.code, exc.message_fr, exc.message_en),
             exc.status_code,
             headers=headers,
+        )
+
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(InterfaceError)
+    async def database_unavailable(_: Request, exc: Exception) -> JSONResponse:
+        # The database is restarting, unreachable or locked. The caller learns it in words and
+        # with a Retry-After instead of a bare 500: terminals retry their uploads (idempotent,
+        # docs/batch-format.md), the desk station and page their calls. Only the driver's
+        # message is logged: the statement and its parameters may name a card.
+        orig = getattr(exc, "orig", None) or exc
+        first_line = (str(orig).splitlines() or [""])[0][:200]
+        log.error("database unavailable: %s: %s", type(orig).__name__, first_line)
+        return JSONResponse(
+            error_body(
+                "database_unavailable",
+                "base de données momentanément indisponible : réessayez dans un instant",
+                "database unavailable: try again shortly",
+            ),
+            503,
+            headers={"Retry-After": str(DATABASE_RETRY_AFTER_S)},
         )
 
     @app.exception_handler(RegionCardError)

@@ -6,7 +6,6 @@ import json
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,12 +19,10 @@ from backend.auth.roles import TerminalKind
 from backend.settings import Settings
 from backend.terminals.service import register_terminal
 from backend.uploads.router import validation_loop_of
-from backend.validation.providers import InMemoryPseudonymizer, InMemoryTraceKeys
 from card_schema.uploads.batch import Ack, AckStatus
 from card_schema.uploads.records import TransactionKind, canonical_json
 from tests.backend.validation_fixtures import (
-    PSEUDONYM_KEY,
-    TRACE_MASTER,
+    FakeKeys,
     KeyRing,
     TerminalSim,
     VLDatabase,
@@ -37,26 +34,6 @@ from tests.backend.validation_fixtures import (
 __all__ = ["vl_db"]
 
 CARD = bytes.fromhex("0000000012345678")
-
-
-class FakeKeys:
-    """What the app needs from the KeyService for uploads: SAM keys and pseudonyms, in memory."""
-
-    def __init__(self) -> None:
-        self._trace = InMemoryTraceKeys(TRACE_MASTER)
-        self._pseudonyms = InMemoryPseudonymizer(PSEUDONYM_KEY)
-
-    def sam_trace_key(self, sam_serial: bytes) -> bytes:
-        return self._trace.sam_trace_key(sam_serial)
-
-    def pseudonym_period(self, at: datetime) -> int:
-        return self._pseudonyms.pseudonym_period(at)
-
-    def pseudonym(self, card_serial: bytes, at: datetime) -> str:
-        return self._pseudonyms.pseudonym(card_serial, at)
-
-    def close(self) -> None:
-        return None
 
 
 @dataclass

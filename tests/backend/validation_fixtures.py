@@ -220,6 +220,26 @@ class KeyRing:
             raise VerificationError(f"unknown key {key} for {terminal_id}") from None
 
 
+class FakeKeys:
+    """What the app needs from the KeyService for uploads: SAM keys and pseudonyms, in memory."""
+
+    def __init__(self) -> None:
+        self._trace = InMemoryTraceKeys(TRACE_MASTER)
+        self._pseudonyms = InMemoryPseudonymizer(PSEUDONYM_KEY)
+
+    def sam_trace_key(self, sam_serial: bytes) -> bytes:
+        return self._trace.sam_trace_key(sam_serial)
+
+    def pseudonym_period(self, at: datetime) -> int:
+        return self._pseudonyms.pseudonym_period(at)
+
+    def pseudonym(self, card_serial: bytes, at: datetime) -> str:
+        return self._pseudonyms.pseudonym(card_serial, at)
+
+    def close(self) -> None:
+        return None
+
+
 @dataclass
 class VLDatabase:
     """A migrated database for one test."""
