@@ -138,3 +138,37 @@ def test_unpaid_ride_gives_no_transfer_elsewhere(gate_rig: GateRig) -> None:
     assert _sv(gate_rig) == BALANCE - FARE
     (debit,) = _debits(gate_rig)
     assert debit.location == 202
+
+
+INS_SV_CHECK = 0x58
+
+
+def test_a_card_sv_signature_refused_by_the_sam_charges_nothing_and_says_so(
+    gate_rig: GateRig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The SAM does not verify the card's SV Debit signature (it answers ``6988``): the wallet
+    session is cancelled before the journal's begin (nothing on the card for it, no wallet
+    record), the passenger is not let through, and the ride the PLUM session wrote is paid at the
+    next tap."""
+    gate_rig.rig.personalise(make_card(sv_balance=BALANCE))
+    reader = gate_rig.rig.sam_reader
+    honest = reader._transmit_raw
+
+    def refuse_sv_check(apdu: bytes) -> bytes:
+        response = honest(apdu)
+        return response[:-2] + b"\x69\x88" if apdu[1] == INS_SV_CHECK else response
+
+    with monkeypatch.context() as patch:
+        patch.setattr(reader, "_transmit_raw", refuse_sv_check)
+        refused = gate_rig.tap()
+    assert not refused.accepted and refused.outcome is TapOutcome.ABORTED, refused
+    assert refused.display == "Veuillez représenter votre carte"
+    assert _sv(gate_rig) == BALANCE and _debits(gate_rig) == []
+    assert [(r.intent.application, r.state) for r in gate_rig.journal.records()] == [
+        ("plum", TransactionState.COMMITTED)
+    ]
+    gate_rig.clock.advance(seconds=20)
+    paid = gate_rig.tap()
+    assert paid.accepted, paid
+    assert _sv(gate_rig) == BALANCE - FARE and len(_debits(gate_rig)) == 1
+    assert len(_events(gate_rig)) == 1, "the ride was written once"
