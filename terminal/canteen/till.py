@@ -170,6 +170,9 @@ class CanteenTill:
         self.menus = menus
         self.refusals = refusals
         self.ratify_now = ratify_now
+        self.step_hook: Callable[[str], None] | None = None
+        """Called with ``"<application>:<step>"`` at each journaling step of a session (tests
+        kill the process there, like the gate's)."""
 
     # -- screen -----------------------------------------------------------------------------
     def menu_lines(self, now: datetime | None = None) -> list[str]:
@@ -380,7 +383,7 @@ class CanteenTill:
                 tm.prepare_decrease("aid_counters", CANTEEN_AID_COUNTER, decision.aid_debit)
             tm.prepare_append_record("canteen_log", written)
 
-        return self._session(tm, prepare, intent)
+        return self._session(tm, prepare, intent, CURSUS)
 
     def _wallet_session(
         self,
@@ -424,24 +427,36 @@ class CanteenTill:
                 school_uai=self.school_uai,
             )
 
-        return self._session(tm, prepare, intent)
+        return self._session(tm, prepare, intent, WALLET)
 
     def _session(
         self,
         tm: CardTransactionManager,
         prepare: Callable[[SessionOpening], None],
         intent_of: Callable[[SessionOpening], TransactionIntent],
+        application: str,
     ) -> SessionOutcome:
         """Open, prepare, journal before the close, close, and record what the card did.
 
         The journal's ``begin`` runs inside the engine's ``before_close`` hook, after every
         modification was accepted and right before Close Secure Session is sent: the intent is
         on disk before the card can commit. The SAM's traceable signature is asked there too,
-        once the terminal sequence is known.
+        once the terminal sequence is known. :attr:`step_hook` hears each step as
+        ``"<application>:<step>"`` (``cursus:journal_begin``, ``wallet:close``...).
         """
         return run_journaled_session(
-            tm, self.sam, self.journal, prepare, intent_of, ratify_now=self.ratify_now
+            tm,
+            self.sam,
+            self.journal,
+            prepare,
+            intent_of,
+            ratify_now=self.ratify_now,
+            step=lambda name: self._step(f"{application}:{name}"),
         )
+
+    def _step(self, name: str) -> None:
+        if self.step_hook is not None:
+            self.step_hook(name)
 
     def _ratify(self, tm: CardTransactionManager) -> None:
         if self.ratify_now:

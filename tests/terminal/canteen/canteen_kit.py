@@ -179,6 +179,9 @@ def iter_indices(n: int) -> Iterator[int]:
 AID, WALLET = 320, 1_000  # the pupil's canteen aid and wallet balance, in cents
 PRICE = 380  # the lunch: 3,20 € from the aid, 0,60 € from the wallet
 SERVING = {MealReason.SERVED, MealReason.PAYMENT_COMPLETED, MealReason.RECOVERED}
+# Card APDUs of the meal today; the fault tests cover every index, and
+# test_canteen_power_cut.py fails if the count changes, so that their lists stay complete.
+SPLIT_MEAL_APDUS = 18
 
 
 def split_meal_card(path: Path) -> Path:
@@ -186,11 +189,13 @@ def split_meal_card(path: Path) -> Path:
     return new_card_file(path, pupil_image(canteen_aid=AID, wallet=WALLET))
 
 
-def reference_meal(tmp_path: Path) -> TapResult:
-    """The split-payment meal served on a fresh card by a fresh till, nothing injected."""
+def reference_meal(tmp_path: Path, step_hook: Callable[[str], None] | None = None) -> TapResult:
+    """The split-payment meal served on a fresh card by a fresh till, nothing injected
+    (``step_hook``: the till's, to list its journaling steps)."""
     ref = tmp_path / "ref"
     ref.mkdir()
     rig = TillRig(ref, split_meal_card(ref / "card.json"))
+    rig.till.step_hook = step_hook
     rig.insert()
     result = rig.till.serve()
     rig.close()
