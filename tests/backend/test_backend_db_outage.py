@@ -20,19 +20,17 @@ from typing import Any
 
 import psycopg
 import pytest
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from fastapi.testclient import TestClient
 
 from backend.app import DATABASE_RETRY_AFTER_S, create_app
-from backend.auth.roles import AgentRole, TerminalKind
+from backend.auth.roles import AgentRole
 from backend.auth.service import create_agent
 from backend.db import make_engine, make_sessionmaker, transaction
 from backend.migrate import upgrade
 from backend.pgcluster import PostgresCluster
 from backend.settings import Settings
-from backend.terminals.service import register_terminal
 from card_schema.uploads.records import TransactionKind
-from tests.backend.validation_fixtures import FakeKeys, TerminalSim, ctr, movement
+from tests.backend.validation_fixtures import FakeKeys, TerminalSim, ctr, movement, register_gate
 
 pytestmark = pytest.mark.integration
 
@@ -138,18 +136,7 @@ def test_database_gone_then_back(relayed_url: str, relay: Relay, tmp_path: Path)
     gate = TerminalSim("GATE-LIL-0042")
     with transaction(make_sessionmaker(engine)) as session:
         create_agent(session, "agent1", PASSWORD, AgentRole.AGENT)
-        registered = register_terminal(
-            session,
-            terminal_id=gate.terminal_id,
-            kind=TerminalKind.GATE,
-            station_id=1042,
-            sam_serial=gate.sam_serial,
-            public_key=gate.public_key.public_bytes(Encoding.Raw, PublicFormat.Raw),
-        )
-    headers = {
-        "Authorization": f"Bearer {registered.credential}",
-        "X-Regioncard-Terminal": gate.terminal_id,
-    }
+        headers = register_gate(session, gate)
     body = gate.batch(
         [
             gate.record(

@@ -10,14 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from backend.app import create_app
-from backend.auth.roles import TerminalKind
 from backend.settings import Settings
-from backend.terminals.service import register_terminal
 from backend.uploads.router import validation_loop_of
 from card_schema.uploads.batch import Ack, AckStatus
 from card_schema.uploads.records import TransactionKind, canonical_json
@@ -28,6 +25,7 @@ from tests.backend.validation_fixtures import (
     VLDatabase,
     ctr,
     movement,
+    register_gate,
     vl_db,
 )
 
@@ -45,10 +43,6 @@ class Api:
     db: VLDatabase
 
 
-def _raw(terminal: TerminalSim) -> bytes:
-    return terminal.public_key.public_bytes(Encoding.Raw, PublicFormat.Raw)
-
-
 @pytest.fixture
 def api(vl_db: VLDatabase, tmp_path: Path) -> Iterator[Api]:
     settings = Settings(
@@ -63,19 +57,7 @@ def api(vl_db: VLDatabase, tmp_path: Path) -> Iterator[Api]:
     app.state.validation_auto = False
     gate = TerminalSim("GATE-LIL-0042")
     with vl_db.factory() as session, session.begin():
-        registered = register_terminal(
-            session,
-            terminal_id=gate.terminal_id,
-            kind=TerminalKind.GATE,
-            station_id=1042,
-            sam_serial=gate.sam_serial,
-            public_key=_raw(gate),
-        )
-    headers = {
-        "Authorization": f"Bearer {registered.credential}",
-        "X-Regioncard-Terminal": gate.terminal_id,
-        "Content-Type": "application/json",
-    }
+        headers = {**register_gate(session, gate), "Content-Type": "application/json"}
     yield Api(app, TestClient(app, raise_server_exceptions=False), gate, headers, vl_db)
 
 

@@ -25,12 +25,15 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from sqlalchemy import Engine, create_engine, insert, text
 from sqlalchemy.orm import Session, sessionmaker
 
+from backend.auth.roles import TerminalKind
 from backend.db import make_engine, make_sessionmaker
 from backend.migrate import upgrade
 from backend.pgcluster import PostgresCluster, PostgresUnavailable, throwaway_cluster
+from backend.terminals.service import register_terminal
 from backend.uploads.service import UploadOutcome, receive_batch
 from backend.validation.loop import ValidationLoop
 from backend.validation.models import OperatorStation, ProductValue
@@ -238,6 +241,22 @@ class FakeKeys:
 
     def close(self) -> None:
         return None
+
+
+def register_gate(session: Session, gate: TerminalSim, station_id: int = 1042) -> dict[str, str]:
+    """Register ``gate`` (its SAM serial and device key) and return its request headers."""
+    registered = register_terminal(
+        session,
+        terminal_id=gate.terminal_id,
+        kind=TerminalKind.GATE,
+        station_id=station_id,
+        sam_serial=gate.sam_serial,
+        public_key=gate.public_key.public_bytes(Encoding.Raw, PublicFormat.Raw),
+    )
+    return {
+        "Authorization": f"Bearer {registered.credential}",
+        "X-Regioncard-Terminal": gate.terminal_id,
+    }
 
 
 @dataclass
