@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import socket
 import sys
 import time
 from collections.abc import Iterator
@@ -169,9 +170,7 @@ def test_backend_down_gate_keeps_working_with_the_tables_it_has(tmp_path: Path) 
             deadline = time.monotonic() + 10
             while sync.failed_rounds < 3 and time.monotonic() < deadline:
                 time.sleep(0.02)
-            started = time.monotonic()
             blocked = g.ride()  # decided on the tables in force, while the rounds keep failing
-            assert time.monotonic() - started < 2
             sync.stop()
             assert sync.failed_rounds >= 3
             assert (g.tables.tariff, g.tables.deny_list) == held
@@ -259,3 +258,30 @@ def test_gate_restarted_while_the_backend_is_down_keeps_its_tables(tmp_path: Pat
     assert parsed.tables_dir == Path("/t")
     with pytest.raises(SystemExit, match="backend-key"):
         cli._tables_dir(argparse.Namespace(tables_dir=Path("/t"), backend_key=None), Path("j"))
+
+
+def test_a_tap_never_waits_for_a_sync_round_stuck_on_the_network(tmp_path: Path) -> None:
+    """The sync thread is inside a request a 'backend' accepted and never answers while a card is
+    served: the tap completes on the tables in force, and the round is still in progress when it
+    does (no timing: the order of events shows it)."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(4)
+        port = listener.getsockname()[1]
+        with gate(tmp_path / "gate", Ed25519PrivateKey.generate().public_key()) as g:
+            sync = BackendSync(
+                f"http://127.0.0.1:{port}", GATE_ID, "rct_unused", g.tables, timeout_s=30
+            )
+            sync.start(interval_s=60, retry_s=60)
+            try:
+                connection, _ = listener.accept()  # the first round now waits for an answer
+                with connection:
+                    assert g.ride().accepted
+                    assert sync.failed_rounds == 0 and sync.last_success is None  # in progress
+                # closed without an answer: the round fails, the tables in force stay
+                deadline = time.monotonic() + 30
+                while sync.failed_rounds == 0 and time.monotonic() < deadline:
+                    time.sleep(0.02)
+                assert sync.failed_rounds == 1
+            finally:
+                sync.stop()
