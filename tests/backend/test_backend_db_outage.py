@@ -29,8 +29,7 @@ from backend.db import make_engine, make_sessionmaker, transaction
 from backend.migrate import upgrade
 from backend.pgcluster import PostgresCluster
 from backend.settings import Settings
-from card_schema.uploads.records import TransactionKind
-from tests.backend.validation_fixtures import FakeKeys, TerminalSim, ctr, movement, register_gate
+from tests.backend.validation_fixtures import FakeKeys, TerminalSim, register_gate
 
 pytestmark = pytest.mark.integration
 
@@ -137,17 +136,7 @@ def test_database_gone_then_back(relayed_url: str, relay: Relay, tmp_path: Path)
     with transaction(make_sessionmaker(engine)) as session:
         create_agent(session, "agent1", PASSWORD, AgentRole.AGENT)
         headers = register_gate(session, gate)
-    body = gate.batch(
-        [
-            gate.record(
-                CARD,
-                ctr(1),
-                kind=TransactionKind.SV_DEBIT,
-                application="wallet",
-                movements=[movement("wallet.sv", -180, 1000)],
-            )
-        ]
-    )
+    body = gate.batch([gate.sv_debit(CARD, 1, 1000)])
     login = {"username": "agent1", "password": PASSWORD}
     upload = {**headers, "Content-Type": "application/json"}
     with TestClient(app, raise_server_exceptions=False) as client:

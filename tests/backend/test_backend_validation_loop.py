@@ -105,17 +105,7 @@ def test_a_realistic_mix_is_posted_and_the_ledger_balances(vl_db: VLDatabase) ->
 def test_the_same_batch_twice_changes_nothing(vl_db: VLDatabase) -> None:
     gate = TerminalSim("GATE-1")
     keys = KeyRing(gate)
-    body = gate.batch(
-        [
-            gate.record(
-                CARD,
-                ctr(1),
-                kind=TransactionKind.SV_DEBIT,
-                application="wallet",
-                movements=[movement("wallet.sv", -100, 1000)],
-            )
-        ]
-    )
+    body = gate.batch([gate.sv_debit(CARD, 1, 1000)])
     loop = vl_db.loop()
     assert vl_db.upload(keys, gate, body).ack.status is AckStatus.ACCEPTED
     loop.run_once()
@@ -228,13 +218,7 @@ def test_a_broken_chain_is_an_anomaly(vl_db: VLDatabase) -> None:
     gate = TerminalSim("GATE-1")
     keys = KeyRing(gate)
     records = [
-        gate.record(
-            CARD,
-            ctr(1),
-            kind=TransactionKind.SV_DEBIT,
-            application="wallet",
-            movements=[movement("wallet.sv", -100, 1000)],
-        ),
+        gate.sv_debit(CARD, 1, 1000),
         gate.record(
             CARD,
             ctr(2),
