@@ -69,6 +69,21 @@ GATE_CAPABILITIES = {
 
 
 @dataclass(frozen=True)
+class LinkState:
+    """The link to the peripheral as the supervisor last published it.
+
+    Attributes:
+        up: online, secure channel up, bytes still coming in.
+        outages: number of times the link went down since the control panel was created.
+        since: ``time.monotonic()`` of the last change of ``up``.
+    """
+
+    up: bool
+    outages: int
+    since: float
+
+
+@dataclass(frozen=True)
 class PeripheralIdentity:
     """What the peripheral reported in ``osdp_PDID`` (OSDP 2.2 §7.4)."""
 
@@ -189,7 +204,11 @@ class OSDPControlPanel:
         self.inputs: dict[Input, bool] = dict.fromkeys(Input, False)
         self.tamper = False
         self._libosdp_online = False
+        # The link state, changed together under ``_cond``: whoever reads it (the gate's health,
+        # a test) sees the state the supervisor published, never half of a transition.
         self._link_up = False
+        self._outages = 0
+        self._link_since = time.monotonic()
         self._stop = threading.Event()
         self._supervisor: threading.Thread | None = None
         self._firmware: tuple[bytes, int] = (b"", 0)
@@ -220,6 +239,11 @@ class OSDPControlPanel:
     def link_up(self) -> bool:
         """Online with the secure channel up, and bytes still coming in."""
         return self._link_up
+
+    def link_state(self) -> LinkState:
+        """The link's state, its number of outages and when it last changed, read together."""
+        with self._cond:
+            return LinkState(self._link_up, self._outages, self._link_since)
 
     @property
     def secure_channel_active(self) -> bool:
@@ -576,6 +600,9 @@ class OSDPControlPanel:
             if healthy != self._link_up:
                 with self._cond:
                     self._link_up = healthy
+                    self._link_since = time.monotonic()
+                    if not healthy:
+                        self._outages += 1
                     self._cond.notify_all()
                 if healthy:
                     log.info("gate peripheral online, secure channel up")

@@ -140,9 +140,6 @@ class OSDPGatePeripheral(GatePeripheral):
         self._cond = threading.Condition()
         self._passages = 0
         self._sensor_active = False
-        self._outages = 0
-        self._online = False
-        self._since = time.monotonic()
         self._restore_needed = threading.Event()
         self._stop = threading.Event()
         control_panel.on_link_change = self._on_link_change
@@ -154,6 +151,12 @@ class OSDPGatePeripheral(GatePeripheral):
             control_panel.start()
 
     # --- the interface -----------------------------------------------------------------------
+
+    @property
+    def _online(self) -> bool:
+        # The control panel's link state is the one source of truth: the gate is online exactly
+        # when its link is up, with no window where one has changed and the other not yet.
+        return self.cp.link_up
 
     def _require_ready(self) -> None:
         if not (self._online and self._ready.wait(self.restore_wait_s)):
@@ -195,7 +198,8 @@ class OSDPGatePeripheral(GatePeripheral):
 
     def health(self) -> GateHealth:
         """See :meth:`GatePeripheral.health`."""
-        return GateHealth(self._online, self._safe_state, self._outages, self._since)
+        link = self.cp.link_state()
+        return GateHealth(link.up, self._safe_state, link.outages, link.since)
 
     def set_safe_state(self, state: SafeState) -> None:
         """See :meth:`GatePeripheral.set_safe_state`."""
@@ -215,12 +219,9 @@ class OSDPGatePeripheral(GatePeripheral):
 
     def _on_link_change(self, up: bool) -> None:
         with self._cond:
-            self._online = up
-            self._since = time.monotonic()
             if not up:
-                self._outages += 1
                 self._ready.clear()
-            self._cond.notify_all()
+            self._cond.notify_all()  # wakes wait_passage, which also ends when the link drops
         if up:
             log.info("gate peripheral back; restoring the gate")
             self._restore_needed.set()

@@ -156,6 +156,38 @@ def test_unplugged_fails_safe_then_recovers_by_itself(rig: Rig) -> None:
     assert rig.controller.snapshot().barrier_open
 
 
+def test_gate_state_follows_the_link_with_no_window(rig: Rig) -> None:
+    # The gate's own reaction to a link change (clearing its ready flag, showing the outage)
+    # runs on the supervisor thread after the link state is published. Holding that reaction
+    # back, as a busy machine can, must not leave a moment where the control panel has lost
+    # the link while the gate still says it is online, or the reverse.
+    reacted = threading.Event()
+    release = threading.Event()
+    gate_handler = rig.cp.on_link_change
+    assert gate_handler is not None
+
+    def held_back(up: bool) -> None:
+        reacted.set()
+        release.wait(10)
+        gate_handler(up)
+
+    rig.cp.on_link_change = held_back
+    try:
+        rig.controller.channel.unplug()
+        assert rig.cp.wait_link(False, 3) and reacted.wait(3)
+        health = rig.gate.health()
+        assert (rig.gate.online, health.online, health.outages) == (False, False, 1)
+        with pytest.raises(PeripheralOfflineError):
+            rig.gate.signal_valid()
+    finally:
+        release.set()
+    reacted.clear()
+    rig.controller.channel.plug()
+    assert rig.cp.wait_link(True, 5)
+    assert rig.gate.health().online and rig.gate.health().outages == 1
+    assert reacted.wait(3)
+
+
 def test_peripheral_power_cycle_is_recovered(rig: Rig) -> None:
     rig.controller.stop()
     assert rig.cp.wait_link(False, 3)
