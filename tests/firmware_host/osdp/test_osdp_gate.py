@@ -217,11 +217,22 @@ def test_evacuation_order_holds_the_barrier_open_across_an_outage() -> None:
         r.controller.close()
 
 
-def _cut_at_a_third(rig: Rig, cuts: list[int]) -> Callable[[int, int], None]:
+def _cut_at_a_third(
+    rig: Rig, cuts: list[int], replugs: list[threading.Timer] | None = None
+) -> Callable[[int, int], None]:
+    """A progress callback that pulls the cable once a third of the image is sent.
+
+    With ``replugs``, the cable goes back one second after the cut (counted from the cut, not
+    from the start of the transfer, which a busy machine can make slower than that).
+    """
+
     def progress(sent: int, total: int) -> None:
         if not cuts and sent > total // 3:
             cuts.append(sent)
             rig.controller.channel.unplug()
+            if replugs is not None:
+                replugs.append(threading.Timer(1.0, rig.controller.channel.plug))
+                replugs[-1].start()
 
     return progress
 
@@ -229,12 +240,14 @@ def _cut_at_a_third(rig: Rig, cuts: list[int]) -> Callable[[int, int], None]:
 def test_firmware_update_cut_in_the_middle_resumes_when_the_line_returns(rig: Rig) -> None:
     image = sign_image(rig.signing_key, 0x020000, os.urandom(9000))
     cuts: list[int] = []
-    replug = threading.Timer(1.0, rig.controller.channel.plug)
-    replug.start()
+    replugs: list[threading.Timer] = []
     try:
-        version = rig.cp.update_firmware(image, progress=_cut_at_a_third(rig, cuts), timeout=20)
+        version = rig.cp.update_firmware(
+            image, progress=_cut_at_a_third(rig, cuts, replugs), timeout=20
+        )
     finally:
-        replug.cancel()
+        for replug in replugs:
+            replug.cancel()
     assert cuts and rig.gate.health().outages == 1  # the link really went down mid-transfer
     assert version == 0x020000
     flash = rig.controller.flash
