@@ -167,7 +167,7 @@ def test_backend_down_gate_keeps_working_with_the_tables_it_has(tmp_path: Path) 
             assert report.tariff is Outcome.UNREACHABLE and report.deny_list is Outcome.UNREACHABLE
             assert sync.failed_rounds == 1
             sync.start(interval_s=60, retry_s=0.05)  # failed rounds are retried sooner
-            deadline = time.monotonic() + 10
+            deadline = time.monotonic() + 30  # a bound for a busy machine, not a timing check
             while sync.failed_rounds < 3 and time.monotonic() < deadline:
                 time.sleep(0.02)
             blocked = g.ride()  # decided on the tables in force, while the rounds keep failing
