@@ -36,6 +36,9 @@ READ_SEQUENCE = [
     bytes.fromhex("00A4040008") + b"NOSUCHAP" + b"\x00",  # unknown application: 6A82
     bytes.fromhex("94A4040008") + b"1TIC.ICA" + b"\x00",  # Calypso class byte
     bytes.fromhex("00B2013C1D"),
+    bytes.fromhex("94B2015403"),  # per-contract counter file 202A (SFI 0A), as Lille readers
+    bytes.fromhex("94A4080C042000202A"),  # 202A by path, then the current EF
+    bytes.fromhex("94B2010403"),
 ]
 
 ChipFactory = Callable[[], EmulatedICC]
@@ -117,6 +120,8 @@ def test_same_read_sequence_gives_the_same_results_on_every_path(
     assert reference[2][-2:] == b"\x90\x00" and len(reference[2]) == 31
     assert reference[7][-2:] == b"\x6a\x83"
     assert reference[8][-2:] == b"\x6a\x82"
+    if chip_factory is not TestChip:  # the emulated card: counter 1 of 2069, read through 202A
+        assert reference[11] == reference[13] == b"\x00\x00\x00\x90\x00"
     assert results["pcsc"] == reference
     assert results["nfc_udp_a"] == reference
     # type B: a PC/SC reader builds the ATR from the ATQB (PC/SC part 3), not from the chip's ATR:
