@@ -27,7 +27,7 @@ message as a control only for the four bytes above; any other byte (``FF``...) i
 answered. For ``00``, ``01`` and ``02`` the bytes alone cannot tell, so the bridge uses what vpcd
 does next: after a real power on or reset vpcd asks for the ATR at once (``IFDHPowerICC`` reads it
 in the same call), and after a power off pcscd's presence poll asks for it within 400 ms (pcscd
-polls every 400 ms, card present or not). After a real control, vpcd is never silent. While it
+1.9.9 polls every 400 ms, card present or not, clients or not: measured). After a real control, vpcd is never silent. While it
 waits for the answer to an APDU, it sends nothing at all (every exchange holds one lock, the
 poll included). So the bridge holds back the control until the next message:
 
@@ -36,11 +36,11 @@ poll included). So the bridge holds back the control until the next message:
 - nothing arrives: the byte was an APDU that vpcd is waiting on; the chip answers it (``6700``)
   and the reader carries on. That APDU's answer takes ``control_grace`` seconds.
 
-The remaining cases are still guesses. A 1-byte APDU ``04`` gets the ATR, as vpcd's protocol
-says for that byte. A real control followed by more than ``control_grace`` seconds of silence
-from pcscd (a pcscd stalled for five poll periods) would be taken for an APDU. Our own terminals
-never send either: ``Reader.transmit`` refuses an APDU shorter than its 4-byte header before
-sending it.
+Two cases stay ambiguous. A 1-byte APDU ``04`` gets the ATR, as vpcd's protocol says for that
+byte. A real control followed by more than ``control_grace`` seconds of silence from pcscd (a
+pcscd stalled for five poll periods) would be taken for an APDU, and the unasked-for answer would
+shift every later answer by one until the card is removed. Our own terminals never send 1-byte
+APDUs: ``Reader.transmit`` refuses anything shorter than a 4-byte header before sending it.
 
 Card presence is the TCP connection itself: the bridge connected means a card in the reader.
 :meth:`VPCDBridge.remove` closes the connection and pcscd reports the card removed at its next
