@@ -27,9 +27,10 @@ message as a control only for the four bytes above; any other byte (``FF``...) i
 answered. For ``00``, ``01`` and ``02`` the bytes alone cannot tell, so the bridge uses what vpcd
 does next: after a real power on or reset vpcd asks for the ATR at once (``IFDHPowerICC`` reads it
 in the same call), and after a power off pcscd's presence poll asks for it within 400 ms (pcscd
-1.9.9 polls every 400 ms, card present or not, clients or not: measured). After a real control, vpcd is never silent. While it
-waits for the answer to an APDU, it sends nothing at all (every exchange holds one lock, the
-poll included). So the bridge holds back the control until the next message:
+1.9.9 polls every 400 ms, card present or not, clients or not: measured). After a real control,
+vpcd is never silent. While it waits for the answer to an APDU, it sends nothing at all (every
+exchange holds one lock, the poll included). So the bridge holds back the control until the
+next message:
 
 - a message arrives within ``control_grace`` seconds (2 s, five poll periods): the byte was a
   control; it is carried out, then the new message is handled;
