@@ -92,7 +92,8 @@ def pcsc_reader(chip: EmulatedICC, stack: PCSCStack) -> Iterator[Reader]:
 
 @contextlib.contextmanager
 def nfc_reader(chip: EmulatedICC) -> Iterator[Reader]:
-    with NFCUDPBridge(chip, port=0) as bridge, NFCReader(bridge.path, targets=("106A",)) as reader:
+    # ISO 14443 type B, as Calypso cards (the bridge's default)
+    with NFCUDPBridge(chip, port=0) as bridge, NFCReader(bridge.path, targets=("106B",)) as reader:
         yield reader
 
 

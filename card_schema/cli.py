@@ -19,6 +19,7 @@ from typing import Any
 
 from card_schema.errors import SchemaError
 from card_schema.records import (
+    DEFAULT_VARIANT,
     RECORD_TYPES,
     PlumVariant,
     RecordContext,
@@ -61,15 +62,22 @@ def _add_context_options(parser: argparse.ArgumentParser) -> None:
         help="plum.contract: BestContractTariff of its contract-list entry (e.g. 0x0202)",
     )
     parser.add_argument("--holder-profile-bits", type=int, choices=(2, 4), default=None)
-    parser.add_argument("--passenger-class-bits", type=int, choices=(6, 8), default=None)
+    parser.add_argument(
+        "--passenger-class-bits",
+        type=int,
+        choices=(6, 8),
+        default=None,
+        help="FF contract passenger class width (default 6, as field readers; 8: older data)",
+    )
 
 
 def _variant(args: argparse.Namespace) -> PlumVariant | None:
     if args.holder_profile_bits is None and args.passenger_class_bits is None:
         return None
     return PlumVariant(
-        holder_profile_count_bits=args.holder_profile_bits or 4,
-        passenger_class_bits=args.passenger_class_bits or 8,
+        holder_profile_count_bits=args.holder_profile_bits
+        or DEFAULT_VARIANT.holder_profile_count_bits,
+        passenger_class_bits=args.passenger_class_bits or DEFAULT_VARIANT.passenger_class_bits,
     )
 
 

@@ -11,6 +11,11 @@ Model (Calypso, ISO 7816-4):
 - Files hold fixed-size records of 29 bytes (Calypso/Intercode record size).
 - Reading is free (no key). Every modification happens inside a secure session opened with the key
   role the file requires for that operation; otherwise the card answers 6982.
+- A file may show the data of another file instead of holding its own: a *simulated counter file*
+  (Calypso EF type 8) is one counter of a counters file seen as a file of its own. PLUM's
+  per-contract counter files 202A-202D are counters 1-4 of the common counter file 2069
+  (:attr:`ApplicationLayout.simulated_counters`), so one counter is read through two files and
+  can never disagree with itself.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ class FileType(Enum):
     CYCLIC = "cyclic"  # append puts the new record first and drops the oldest (event logs)
     COUNTERS = "counters"  # one record of up to 9 three-byte counters; increase/decrease by number
     SV_LOG = "sv_log"  # stored-value load or debit log, written only by SV commands
+    SIMULATED_COUNTER = "simulated_counter"  # one counter of a COUNTERS file, as a file of its own
 
 
 class Operation(Enum):
@@ -56,7 +62,9 @@ class FileLayout:
         record_count: number of records.
         record_type: name of the record layout in :mod:`card_schema.records` (``"plum.contract"``).
         access: key role needed for each modifying operation; an operation absent here is refused.
-        record_size: bytes per record (29 everywhere on this card).
+        record_size: bytes per record (29 everywhere on this card, but 3 for a simulated counter).
+        shares: for a simulated counter, the name of the counters file whose data it shows.
+        counter_number: for a simulated counter, which counter of that file (1 = the first).
     """
 
     name: str
@@ -67,12 +75,41 @@ class FileLayout:
     record_type: str
     access: dict[Operation, KeyRole] = field(default_factory=dict)
     record_size: int = RECORD_SIZE
+    shares: str | None = None
+    counter_number: int = 0
 
     def __post_init__(self) -> None:
         if not 1 <= self.sfi <= 30:
             raise SchemaError(f"SFI {self.sfi} outside 1..30", field=f"{self.name}.sfi")
         if not 0 <= self.lid <= 0xFFFF:
             raise SchemaError("LID is two bytes", field=f"{self.name}.lid")
+        simulated = self.type is FileType.SIMULATED_COUNTER
+        if simulated != (self.shares is not None):
+            raise SchemaError(
+                "a simulated counter (and only it) names the file it shares", field=self.name
+            )
+        if simulated and (
+            not 1 <= self.counter_number <= COUNTERS_PER_RECORD
+            or self.record_count != 1
+            or self.record_size != COUNTER_SIZE
+            or self.access
+        ):
+            raise SchemaError(
+                f"a simulated counter is one {COUNTER_SIZE}-byte record showing counter 1.."
+                f"{COUNTERS_PER_RECORD} of its counters file, and is read only",
+                field=self.name,
+            )
+
+    def simulated_record(self, counters_record: bytes) -> bytes:
+        """The one record of a simulated counter file: its counter, cut from the shared record.
+
+        Args:
+            counters_record: record 1 of the counters file named by :attr:`shares`.
+        """
+        if self.type is not FileType.SIMULATED_COUNTER:
+            raise SchemaError("not a simulated counter file", field=self.name)
+        start = (self.counter_number - 1) * COUNTER_SIZE
+        return counters_record[start : start + COUNTER_SIZE]
 
     def role_for(self, operation: Operation) -> KeyRole:
         """The key role a secure session needs to apply ``operation`` to this file.
@@ -97,8 +134,10 @@ class ApplicationLayout:
         title: the name people know it by.
         df_names: DF names it answers to in Select Application; the first is the canonical one.
         lid: file identifier of the DF under the MF.
-        files: its elementary files.
+        files: its elementary files that hold data (a card image stores their records).
         stored_value: whether the application carries a Calypso stored-value purse.
+        simulated_counters: files that hold no data of their own and show one counter of a
+            counters file in ``files`` (looked up by name, SFI and LID like the others).
     """
 
     name: str
@@ -107,26 +146,43 @@ class ApplicationLayout:
     lid: int
     files: tuple[FileLayout, ...]
     stored_value: bool = False
+    simulated_counters: tuple[FileLayout, ...] = ()
+
+    def __post_init__(self) -> None:
+        for f in self.simulated_counters:
+            if f.type is not FileType.SIMULATED_COUNTER:
+                raise SchemaError("not a simulated counter file", field=f"{self.name}.{f.name}")
+            shared = next((g for g in self.files if g.name == f.shares), None)
+            if shared is None or shared.type is not FileType.COUNTERS:
+                raise SchemaError(
+                    f"shares {f.shares!r}, not a counters file of the application",
+                    field=f"{self.name}.{f.name}",
+                )
 
     @property
     def aid(self) -> bytes:
         """Canonical DF name, also used as the application id in key diversification."""
         return self.df_names[0]
 
+    @property
+    def all_files(self) -> tuple[FileLayout, ...]:
+        """Every file a reader can select or read: data files, then simulated counter files."""
+        return self.files + self.simulated_counters
+
     def file(self, name: str) -> FileLayout:
-        for f in self.files:
+        for f in self.all_files:
             if f.name == name:
                 return f
         raise SchemaError(f"no file {name!r} in application {self.name}", field="file")
 
     def file_by_sfi(self, sfi: int) -> FileLayout:
-        for f in self.files:
+        for f in self.all_files:
             if f.sfi == sfi:
                 return f
         raise SchemaError(f"no SFI {sfi:02X} in application {self.name}", field="sfi")
 
     def file_by_lid(self, lid: int) -> FileLayout:
-        for f in self.files:
+        for f in self.all_files:
             if f.lid == lid:
                 return f
         raise SchemaError(f"no LID {lid:04X} in application {self.name}", field="lid")
@@ -208,6 +264,23 @@ PLUM = ApplicationLayout(
             "plum.contract_list",
             {_R.UPDATE: LOAD},
         ),
+    ),
+    # Per-contract counter files, as Lille-network field readers look for them (202A-202D,
+    # SFI 0A-0D: Metrodroid's TICKETING_COUNTERS_1..4): counter i of the common counter file
+    # 2069, belonging to contract record i. Read only; counters change through 2069.
+    simulated_counters=tuple(
+        FileLayout(
+            f"counter_{i}",
+            0x2029 + i,
+            0x09 + i,
+            FileType.SIMULATED_COUNTER,
+            1,
+            "plum.contract_counter",
+            record_size=COUNTER_SIZE,
+            shares="counters",
+            counter_number=i,
+        )
+        for i in range(1, 5)
     ),
 )
 

@@ -12,7 +12,13 @@ from typing import Any
 from card_schema.errors import SchemaError
 from card_schema.records import cursus, employment, plum, wallet
 from card_schema.records.base import RecordContext, RecordType
-from card_schema.records.variant import DEFAULT_VARIANT, NETWORK_VARIANTS, PlumVariant
+from card_schema.records.variant import (
+    DEFAULT_VARIANT,
+    NAMED_VARIANTS,
+    NETWORK_VARIANTS,
+    PASSENGER_CLASS_8BIT,
+    PlumVariant,
+)
 
 RECORD_TYPES: dict[str, RecordType] = {
     rt.name: rt for module in (plum, wallet, cursus, employment) for rt in module.RECORD_TYPES
@@ -20,7 +26,9 @@ RECORD_TYPES: dict[str, RecordType] = {
 
 __all__ = [
     "DEFAULT_VARIANT",
+    "NAMED_VARIANTS",
     "NETWORK_VARIANTS",
+    "PASSENGER_CLASS_8BIT",
     "RECORD_TYPES",
     "PlumVariant",
     "RecordContext",

@@ -75,7 +75,7 @@ class RecordType:
         return en1545.encode(self.fields(context), values, size=self.size, where=f"{self.name}.")
 
 
-def fixed(name: str, title: str, fields: Fields) -> RecordType:
+def fixed(name: str, title: str, fields: Fields, size: int = RECORD_SIZE) -> RecordType:
     """A record type whose layout never varies."""
     en1545.check_layout(fields, f"{name}.")
-    return RecordType(name, title, lambda _context: fields)
+    return RecordType(name, title, lambda _context: fields, size)

@@ -20,6 +20,9 @@ Records:
 - ``plum.contract_list``: the BestContracts list (2050).
 - ``plum.counters``: the common counter file (2069): nine 3-byte counters, counter *i* belonging
   to contract record *i* (Metrodroid ``Calypso1545TransitData.getCounter``).
+- ``plum.contract_counter``: the one 3-byte record of a per-contract counter file (202A-202D), a
+  simulated counter file showing counter *i* of 2069 (Metrodroid reads its bytes 0..2 when the
+  common file is absent).
 """
 
 from __future__ import annotations
@@ -45,7 +48,7 @@ from card_schema.en1545 import (
     Zones,
 )
 from card_schema.errors import SchemaError
-from card_schema.layout import COUNTERS_PER_RECORD
+from card_schema.layout import COUNTER_SIZE, COUNTERS_PER_RECORD
 from card_schema.records.base import Fields, RecordContext, RecordType, fixed
 from card_schema.records.variant import PlumVariant, variant_for_network
 
@@ -581,5 +584,11 @@ RECORD_TYPES: tuple[RecordType, ...] = (
     _ContractType("plum.contract", "Contrat (Contract)", _contract_layout),
     fixed("plum.contract_list", "Liste des contrats (Contract list)", CONTRACT_LIST_FIELDS),
     fixed("plum.counters", "Compteurs (Counters)", COUNTER_FIELDS),
+    fixed(
+        "plum.contract_counter",
+        "Compteur d'un contrat (Counter, simulated file)",
+        (UInt("counter", 8 * COUNTER_SIZE, doc="the contract's counter, shared with 2069"),),
+        size=COUNTER_SIZE,
+    ),
     fixed("plum.special_event", "Événement spécial (Special event)", EVENT_FIELDS),
 )

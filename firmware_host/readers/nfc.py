@@ -21,11 +21,16 @@ capability             status  remarks
 transmit               yes     nfcpy ``Type4Tag.transceive`` (ISO-DEP chaining, WTX, retries
                                are nfcpy's); 61xx / 6Cxx resolved by the base class
 ATR / protocol         yes     PC/SC part 3 ATR built from the ATS historical bytes (type A)
-                               or ATQB (type B), so it equals what a PC/SC reader would show;
-                               protocol ``T=CL``
+                               or from the ATQB and ATTRIB answer (type B: application data,
+                               protocol info, MBLI), so it equals what a PC/SC reader would
+                               show; protocol ``T=CL``; :attr:`NFCReader.technology` says which
 presence events        yes     polling: nfcpy sense for arrival, ISO-DEP presence check
                                (R(NAK)) for removal
-ISO 14443-4 A / B      yes     type 4 tags only; type 1/2/3 tags raise ``NoCardError``
+ISO 14443-4 A / B      yes     both sensed (REQA, REQB) and driven (RATS, ATTRIB; nfcpy's
+                               ``Type4ATag`` / ``Type4BTag``); type 1/2/3 tags raise
+                               ``NoCardError``. The technology that answered last is polled
+                               first: a type B card is found without waiting out a REQA
+                               (nfcpy's udp driver waits 1 s for an ATQA that never comes)
 extended APDUs         no      nfcpy's Type 4A activation sets short lengths only
 =====================  ======  ==============================================================
 
@@ -66,7 +71,11 @@ from firmware_host.readers.base import (
 
 
 def pcsc_atr_from_historical(historical: bytes) -> bytes:
-    """ATR of an ISO 14443-4 type A card as PC/SC readers build it (PC/SC part 3 §3.1.3.2.3.1)."""
+    """ATR of an ISO 14443-4 card as PC/SC readers build it (PC/SC part 3 §3.1.3.2.3).
+
+    ``3B 8n 80 01 ‖ historical bytes ‖ TCK``: for type A the ATS historical bytes
+    (:func:`historical_from_ats`), for type B those of :func:`historical_from_atqb`.
+    """
     body = bytes([0x80 | len(historical), 0x80, 0x01]) + historical
     tck = 0
     for b in body:
@@ -83,12 +92,23 @@ def historical_from_ats(ats: bytes) -> bytes:
     return bytes(ats[start : ats[0]])
 
 
+def historical_from_atqb(atqb: bytes, attrib_answer: bytes) -> bytes:
+    """PC/SC part 3 historical bytes of a type B card (§3.1.3.2.3.2).
+
+    The ATQB's application data (4 bytes) and protocol info (3 bytes), then one byte whose high
+    nibble is the MBLI of the ATTRIB answer (low nibble RFU, 0).
+    """
+    mbli = attrib_answer[0] & 0xF0 if attrib_answer else 0x00
+    return bytes(atqb[5:12]) + bytes([mbli])
+
+
 class NFCReader(Reader):
     """A contactless reader driven by nfcpy.
 
     Args:
         path: nfcpy device path (see the module table).
-        targets: technologies to poll, in nfcpy's notation.
+        targets: technologies to poll, in nfcpy's notation (``106A``, ``106B``); the one that
+            found the last card is polled first.
         sense_interval: pause between polls while waiting for a card.
     """
 
@@ -107,6 +127,7 @@ class NFCReader(Reader):
         self.poll_interval = sense_interval  # the base class's presence polling uses it
         self._clf: Any = None
         self._tag: Any = None
+        self.technology: str | None = None  # "A" or "B": the card connected (or seen) last
 
     # -- helpers -------------------------------------------------------------------------------
     def _frontend(self) -> Any:
@@ -121,8 +142,12 @@ class NFCReader(Reader):
 
     def _sense(self, clf: Any) -> Any:
         """Poll the field once for :attr:`targets`: the target found, or ``None``."""
-        remote = [nfc.clf.RemoteTarget(brty) for brty in self.targets]
-        return clf.sense(*remote, iterations=1, interval=0)
+        order = sorted(self.targets, key=lambda brty: brty[-1:] != self.technology)
+        remote = [nfc.clf.RemoteTarget(brty) for brty in order]
+        target = clf.sense(*remote, iterations=1, interval=0)
+        if target is not None:
+            self.technology = str(target.brty)[-1:]
+        return target
 
     def _activate(self) -> tuple[Any, bytes]:
         """Sense once and activate a type 4 tag; returns (tag, ATR) or raises NoCardError."""
@@ -133,15 +158,16 @@ class NFCReader(Reader):
             raise NoCardError(f"no card answered the poll: {exc}", reader=self.name) from exc
         if target is None:
             raise NoCardError("no card in the field", reader=self.name)
-        # nfcpy's Type4ATag keeps nothing of the ATS; catch the RATS answer on its way through
-        # so that the ATR can be built as a PC/SC reader would (same ATR on every path).
+        # nfcpy's Type4ATag / Type4BTag keep nothing of the ATS / ATTRIB answer; catch them on
+        # their way through so that the ATR can be built as a PC/SC reader would.
         seen: dict[str, bytes] = {}
         original = clf.exchange
+        activation = {0xE0: "ats", 0x1D: "attrib"}  # RATS (type A), ATTRIB (type B)
 
         def exchange(send_data: bytes, timeout: float) -> Any:
             received = original(send_data, timeout)
-            if send_data and send_data[0] == 0xE0 and received is not None:
-                seen.setdefault("ats", bytes(received))
+            if send_data and send_data[0] in activation and received is not None:
+                seen.setdefault(activation[send_data[0]], bytes(received))
             return received
 
         clf.exchange = exchange
@@ -152,8 +178,7 @@ class NFCReader(Reader):
         if not isinstance(tag, nfc.tag.tt4.Type4Tag):
             raise NoCardError(f"not an ISO 14443-4 card: {tag}", reader=self.name)
         if target.sensb_res is not None:
-            # type B (PC/SC part 3): application data, protocol info and MBLI as historical bytes
-            historical = bytes(target.sensb_res[5:12]) + b"\x00"
+            historical = historical_from_atqb(bytes(target.sensb_res), seen.get("attrib", b""))
         else:
             historical = historical_from_ats(seen.get("ats", b""))
         return tag, pcsc_atr_from_historical(historical)

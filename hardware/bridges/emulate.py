@@ -1,12 +1,15 @@
 """``regioncard emulate``: the emulated card and SAM behind the real stacks until Ctrl-C.
 
-``regioncard emulate --card IMAGE --sam KEYS [--pcsc | --nfc-udp PORT] [--system-pcscd]``
+``regioncard emulate --card IMAGE --sam KEYS [--pcsc | --nfc-udp PORT [--nfc-type B|A]]
+[--system-pcscd]``
 
 - ``--pcsc`` (default): card and SAM are readers of a private pcscd (see
   :mod:`hardware.pcsc_stack`); ``--system-pcscd`` uses the system's pcscd and its vpcd ports
   35963/35964 instead.
-- ``--nfc-udp PORT``: the card answers nfcpy's ``udp`` driver on that port; the SAM stays in the
-  PC/SC SAM slot, as in a validator whose SAM sits in a contact slot.
+- ``--nfc-udp PORT``: the card answers nfcpy's ``udp`` driver on that port, as an ISO 14443
+  type B card (``--nfc-type B``, the default: Calypso cards are type B) or type A
+  (``--nfc-type A``); the SAM stays in the PC/SC SAM slot, as in a validator whose SAM sits in a
+  contact slot.
 
 Registered by :func:`hardware.cli.register`.
 """
@@ -40,6 +43,12 @@ def register_emulate(subparsers: argparse._SubParsersAction[argparse.ArgumentPar
         "--pcsc", action="store_true", help="card and SAM as PC/SC readers (default)"
     )
     where.add_argument("--nfc-udp", type=int, metavar="PORT", help="card on nfcpy udp:PORT")
+    emulate.add_argument(
+        "--nfc-type",
+        choices=("B", "A"),
+        default="B",
+        help="ISO 14443 type the card answers on --nfc-udp (default B, as Calypso cards)",
+    )
     emulate.add_argument(
         "--system-pcscd",
         action="store_true",
@@ -87,8 +96,10 @@ def run_emulate(args: argparse.Namespace) -> int:
             print(f"       card reader {stack.card_reader!r}, SAM reader {stack.sam_reader!r}")
         bridges.append(VPCDBridge(sam, sam_port, name="SAM").start())
         if args.nfc_udp is not None:
-            card_bridge: Any = NFCUDPBridge(card, args.nfc_udp, name="card").start()
-            print(f"NFC: card on nfcpy path {card_bridge.path}")
+            card_bridge: Any = NFCUDPBridge(
+                card, args.nfc_udp, technology=args.nfc_type, name="card"
+            ).start()
+            print(f"NFC: card (ISO 14443 type {args.nfc_type}) on nfcpy path {card_bridge.path}")
         else:
             card_bridge = VPCDBridge(card, card_port, name="card").start()
         bridges.append(card_bridge)

@@ -5,18 +5,43 @@ ICC" connects to it and answers its requests. This module is that virtual ICC si
 this project from the protocol of vsmartcard's ``vpicc`` (VirtualSmartcard.py):
 
 - every message, both ways, is a 2-byte big-endian length followed by the payload;
-- a 1-byte payload from vpcd is a control, answered only for "get ATR":
+- vpcd (``vpcd.c``: ``vicc_poweroff``, ``vicc_poweron``, ``vicc_reset``, ``vicc_getatr``) sends
+  four 1-byte controls; only "get ATR" expects an answer:
 
-  =====  ==========  ==============================================
+  =====  ==========  ==================================================================
   byte   control     bridge action
-  =====  ==========  ==============================================
+  =====  ==========  ==================================================================
   0x00   power off   ``chip.power_off()``
   0x01   power on    ``chip.power_on()`` (ATR kept for 0x04)
   0x02   reset       ``power_off()`` then ``power_on()``
   0x04   get ATR     answer with the ATR bytes (vpcd polls this for presence)
-  =====  ==========  ==============================================
+  =====  ==========  ==================================================================
 
-- any longer payload is a command APDU, answered with the chip's response (data + SW).
+- every other payload is a command APDU from the application, passed on by vpcd's
+  ``vicc_transmit`` unchanged whatever its length, and vpcd blocks until it gets an answer. The
+  chip answers it, malformed or not (a 1-, 2- or 3-byte "APDU" gets ``6700`` wrong length).
+
+**One-byte APDUs.** vpcd frames a 1-byte APDU exactly like a control (pcscd passes ``FF`` down
+as it is; only an empty APDU is refused, by the client library). So the bridge takes a 1-byte
+message as a control only for the four bytes above; any other byte (``FF``...) is an APDU and is
+answered. For ``00``, ``01`` and ``02`` the bytes alone cannot tell, so the bridge uses what vpcd
+does next: after a real power on or reset vpcd asks for the ATR at once (``IFDHPowerICC`` reads it
+in the same call), and after a power off pcscd's presence poll asks for it within 400 ms (pcscd
+1.9.9 polls every 400 ms, card present or not, clients or not: measured). After a real control,
+vpcd is never silent. While it waits for the answer to an APDU, it sends nothing at all (every
+exchange holds one lock, the poll included). So the bridge holds back the control until the
+next message:
+
+- a message arrives within ``control_grace`` seconds (2 s, five poll periods): the byte was a
+  control; it is carried out, then the new message is handled;
+- nothing arrives: the byte was an APDU that vpcd is waiting on; the chip answers it (``6700``)
+  and the reader carries on. That APDU's answer takes ``control_grace`` seconds.
+
+Two cases stay ambiguous. A 1-byte APDU ``04`` gets the ATR, as vpcd's protocol says for that
+byte. A real control followed by more than ``control_grace`` seconds of silence from pcscd (a
+pcscd stalled for five poll periods) would be taken for an APDU, and the unasked-for answer would
+shift every later answer by one until the card is removed. Our own terminals never send 1-byte
+APDUs: ``Reader.transmit`` refuses anything shorter than a 4-byte header before sending it.
 
 Card presence is the TCP connection itself: the bridge connected means a card in the reader.
 :meth:`VPCDBridge.remove` closes the connection and pcscd reports the card removed at its next
@@ -47,7 +72,14 @@ VPCD_CTRL_ON = 0x01
 VPCD_CTRL_RESET = 0x02
 VPCD_CTRL_ATR = 0x04
 
+VPCD_CONTROLS = frozenset({VPCD_CTRL_OFF, VPCD_CTRL_ON, VPCD_CTRL_RESET, VPCD_CTRL_ATR})
+#: Controls that vpcd sends without waiting for an answer: a 1-byte APDU looks the same.
+VPCD_SILENT_CONTROLS = frozenset({VPCD_CTRL_OFF, VPCD_CTRL_ON, VPCD_CTRL_RESET})
+
 DEFAULT_PORT = 35963  # Debian's /etc/reader.conf.d/vpcd: slot 0 on 35963, slot 1 on 35964
+#: pcscd polls a vpcd slot for presence ("get ATR") every 400 ms (PCSCLITE_STATUS_POLL_RATE);
+#: five polls missed after a 1-byte 00/01/02 means vpcd is waiting for an answer.
+DEFAULT_CONTROL_GRACE = 2.0
 
 
 class BridgeError(RegionCardError):
@@ -64,6 +96,8 @@ class VPCDBridge:
         name: label for logs (``"card"``, ``"SAM"``).
         inserted: start with the card in the reader.
         retry_interval: seconds between connection attempts while vpcd is not listening yet.
+        control_grace: seconds of silence after a 1-byte ``00``/``01``/``02`` message that make
+            it an APDU vpcd waits on rather than a control (see the module docstring).
 
     Usage::
 
@@ -83,12 +117,14 @@ class VPCDBridge:
         name: str = "vicc",
         inserted: bool = True,
         retry_interval: float = 0.05,
+        control_grace: float = DEFAULT_CONTROL_GRACE,
     ) -> None:
         self.chip = chip
         self.host = host
         self.port = port
         self.name = name
         self.retry_interval = retry_interval
+        self.control_grace = control_grace
         self.apdus = 0
         self._atr = b""
         self._inserted = inserted
@@ -218,27 +254,46 @@ class VPCDBridge:
         return sock
 
     def _serve(self, sock: socket.socket) -> None:
+        held: int | None = None  # a 1-byte 00/01/02: control or APDU, told by what comes next
         while True:
-            header = _recv_exactly(sock, 2)
-            if header is None:
+            wait = None if held is None else self.control_grace
+            header = _recv_exactly(sock, 2, first_timeout=wait)
+            if isinstance(header, _Silence) and held is not None:
+                # vpcd is silent only while it waits for an answer: the byte was an APDU.
+                log.info("%s: 1-byte message %02X unanswered by vpcd: an APDU", self.name, held)
+                if not self._command(sock, bytes([held])):
+                    return
+                held = None
+                continue
+            if not isinstance(header, bytes):
                 return
+            if held is not None:
+                self._control(sock, held)  # vpcd went on: the byte was a control
+                held = None
             (length,) = struct.unpack(">H", header)
             payload = _recv_exactly(sock, length) if length else b""
-            if payload is None:
+            if not isinstance(payload, bytes):
                 return
-            if length == 1:
+            if length == 1 and payload[0] in VPCD_SILENT_CONTROLS:
+                held = payload[0]
+            elif length == 1 and payload[0] == VPCD_CTRL_ATR:
                 self._control(sock, payload[0])
-            elif length > 1:
-                self.apdus += 1
-                try:
-                    response = self._transmit(payload)
-                except ChipPowerLost:
-                    # No answer: the card leaves the field mid-command and pcscd sees it go.
-                    log.info("%s: power lost during a command; card out of the field", self.name)
-                    with self._lock:
-                        self._inserted = False
-                    return
-                _send(sock, response)
+            elif length and not self._command(sock, payload):
+                return
+
+    def _command(self, sock: socket.socket, apdu: bytes) -> bool:
+        """Answer one command APDU; ``False`` when the chip lost power (card out of the field)."""
+        self.apdus += 1
+        try:
+            response = self._transmit(apdu)
+        except ChipPowerLost:
+            # No answer: the card leaves the field mid-command and pcscd sees it go.
+            log.info("%s: power lost during a command; card out of the field", self.name)
+            with self._lock:
+                self._inserted = False
+            return False
+        _send(sock, response)
+        return True
 
     def _control(self, sock: socket.socket, code: int) -> None:
         if code == VPCD_CTRL_OFF:
@@ -253,19 +308,39 @@ class VPCDBridge:
             self._atr = self.chip.power_on()
         elif code == VPCD_CTRL_ATR:
             _send(sock, self._atr)
-        else:
-            log.warning("%s: unknown vpcd control 0x%02X ignored", self.name, code)
 
     def _transmit(self, apdu: bytes) -> bytes:
         return answer(self.chip, apdu, self.name)
 
 
-def _recv_exactly(sock: socket.socket, size: int) -> bytes | None:
-    """Read exactly ``size`` bytes; ``None`` when the peer closed the connection."""
+class _Silence:
+    """What :func:`_recv_exactly` returns when nothing at all came within its first timeout."""
+
+
+_SILENCE = _Silence()
+
+
+def _recv_exactly(
+    sock: socket.socket, size: int, *, first_timeout: float | None = None
+) -> bytes | _Silence | None:
+    """Read exactly ``size`` bytes; ``None`` when the peer closed the connection.
+
+    With ``first_timeout``, :data:`_SILENCE` when no byte at all arrived in that many seconds; once
+    a message has begun, the rest is awaited without a limit (vpcd sends a message in full).
+    """
     chunks = bytearray()
     while len(chunks) < size:
         _quickack(sock)
-        chunk = sock.recv(size - len(chunks))
+        if first_timeout is not None and not chunks:
+            sock.settimeout(first_timeout)
+            try:
+                chunk = sock.recv(size - len(chunks))
+            except TimeoutError:
+                return _SILENCE
+            finally:
+                sock.settimeout(None)
+        else:
+            chunk = sock.recv(size - len(chunks))
         if not chunk:
             return None
         chunks += chunk

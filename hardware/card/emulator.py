@@ -342,12 +342,17 @@ class EmulatedCard:
                 FileType.CYCLIC: 0x04,
                 FileType.COUNTERS: 0x09,
                 FileType.SV_LOG: 0x02,
+                FileType.SIMULATED_COUNTER: 0x08,
             }[f.type]
             roles = [f.access.get(op) for op in Operation]
             access = bytes(
                 0x1F if r is None else {"issuer": 1, "load": 2, "debit": 3}[r.value] for r in roles
             )
             body = bytes([f.sfi, 0x04, subtype, f.record_size, f.record_count]) + access
+            if f.type is FileType.SIMULATED_COUNTER and self._app is not None:
+                # after the key indexes and DF status: the counters file's SFI, the counter number
+                shared = self._app.file(f.shares or "")
+                body = body.ljust(14, b"\x00") + bytes([shared.sfi, f.counter_number])
         return _tlv(b"\x85", body.ljust(23, b"\x00"))
 
     def _select(self, cmd: CommandAPDU) -> Reply:
@@ -436,7 +441,10 @@ class EmulatedCard:
         if f is self._icc_file:
             return [self._view().serial.ljust(RECORD_SIZE, b"\x00")]
         assert self._app is not None
-        return self._view().applications[self._app.name].records[f.name]
+        records = self._view().applications[self._app.name].records
+        if f.type is FileType.SIMULATED_COUNTER:  # no records of its own: a counter of f.shares
+            return [f.simulated_record(records[f.shares or ""][0])]
+        return records[f.name]
 
     def _read_record(self, cmd: CommandAPDU) -> Reply:
         cmd.require_no_data()

@@ -17,7 +17,16 @@ from hypothesis import given, settings
 from schema_strategies import raw_for, record, values_for
 
 from card_schema.errors import SchemaError
-from card_schema.records import PlumVariant, decode_record, encode_record, record_type
+from card_schema.records import (
+    DEFAULT_VARIANT,
+    NAMED_VARIANTS,
+    NETWORK_VARIANTS,
+    PASSENGER_CLASS_8BIT,
+    PlumVariant,
+    decode_record,
+    encode_record,
+    record_type,
+)
 from card_schema.records.base import RecordContext
 from card_schema.records.plum import (
     EVENT_FIELDS,
@@ -184,6 +193,25 @@ def test_golden_contract_passenger_class_variant(variant: PlumVariant, class_bit
         + class_bits  # ContractPassengerClass = 2 (8 bits, or 6 in the cardpeek variant)
     )
     golden("plum.contract", values, bits, variant=variant)
+
+
+def test_passenger_class_is_6_bits_by_default_8_by_name() -> None:
+    values = {"_layout": "FF", "ContractPassengerInfo": {"ContractPassengerClass": 2}}
+    head = "0000000000000010000001"  # bitmap: ContractPassengerInfo; passenger bitmap: class
+    golden("plum.contract", values, head + "000010")  # no variant: the field readers' 6 bits
+    assert DEFAULT_VARIANT.passenger_class_bits == 6
+    golden("plum.contract", values, head + "00000010", variant=NAMED_VARIANTS["passenger-class-8"])
+    assert NAMED_VARIANTS["passenger-class-8"] is PASSENGER_CLASS_8BIT
+    assert NETWORK_VARIANTS[250000] == NETWORK_VARIANTS[250149] == DEFAULT_VARIANT
+
+
+def test_passenger_class_beyond_6_bits_is_refused_by_default() -> None:
+    values = {"_layout": "FF", "ContractPassengerInfo": {"ContractPassengerClass": 64}}
+    with pytest.raises(SchemaError):
+        encode_record("plum.contract", values)
+    raw = encode_record("plum.contract", values, variant=PASSENGER_CLASS_8BIT)
+    decoded = decode_record("plum.contract", raw, variant=PASSENGER_CLASS_8BIT)
+    assert decoded["ContractPassengerInfo"]["ContractPassengerClass"] == 64
 
 
 CARNET = {

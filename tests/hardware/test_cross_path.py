@@ -1,5 +1,8 @@
 """One read sequence over the in-process, PC/SC (pcscd + vpcd) and nfcpy UDP paths: same answers.
 
+The nfcpy path runs with the card as ISO 14443 type A and as type B; a type B card's ATR is the
+one a PC/SC reader builds from its ATQB.
+
 Run against the transport test chip and against the real emulated card (hardware.card), each path
 with its own chip instance built from the same data.
 """
@@ -33,6 +36,9 @@ READ_SEQUENCE = [
     bytes.fromhex("00A4040008") + b"NOSUCHAP" + b"\x00",  # unknown application: 6A82
     bytes.fromhex("94A4040008") + b"1TIC.ICA" + b"\x00",  # Calypso class byte
     bytes.fromhex("00B2013C1D"),
+    bytes.fromhex("94B2015403"),  # per-contract counter file 202A (SFI 0A), as Lille readers
+    bytes.fromhex("94A4080C042000202A"),  # 202A by path, then the current EF
+    bytes.fromhex("94B2010403"),
 ]
 
 ChipFactory = Callable[[], EmulatedICC]
@@ -76,8 +82,20 @@ def pcsc_path(chip: EmulatedICC, stack: PCSCStack) -> Iterator[Reader]:
 
 
 @contextlib.contextmanager
-def nfc_udp_path(chip: EmulatedICC, stack: PCSCStack) -> Iterator[Reader]:
-    with NFCUDPBridge(chip, port=0) as bridge, NFCReader(bridge.path, targets=("106A",)) as reader:
+def nfc_udp_a_path(chip: EmulatedICC, stack: PCSCStack) -> Iterator[Reader]:
+    with (
+        NFCUDPBridge(chip, port=0, technology="A") as bridge,
+        NFCReader(bridge.path, targets=("106A",)) as reader,
+    ):
+        yield reader
+
+
+@contextlib.contextmanager
+def nfc_udp_b_path(chip: EmulatedICC, stack: PCSCStack) -> Iterator[Reader]:
+    with (
+        NFCUDPBridge(chip, port=0, technology="B") as bridge,
+        NFCReader(bridge.path, targets=("106B",)) as reader,
+    ):
         yield reader
 
 
@@ -92,7 +110,8 @@ def test_same_read_sequence_gives_the_same_results_on_every_path(
     for name, path in (
         ("inprocess", inprocess_path),
         ("pcsc", pcsc_path),
-        ("nfc_udp", nfc_udp_path),
+        ("nfc_udp_a", nfc_udp_a_path),
+        ("nfc_udp_b", nfc_udp_b_path),
     ):
         with path(chip_factory(), pcsc_stack) as reader:
             results[name] = run_sequence(reader)
@@ -101,5 +120,11 @@ def test_same_read_sequence_gives_the_same_results_on_every_path(
     assert reference[2][-2:] == b"\x90\x00" and len(reference[2]) == 31
     assert reference[7][-2:] == b"\x6a\x83"
     assert reference[8][-2:] == b"\x6a\x82"
+    if chip_factory is not TestChip:  # the emulated card: counter 1 of 2069, read through 202A
+        assert reference[11] == reference[13] == b"\x00\x00\x00\x90\x00"
     assert results["pcsc"] == reference
-    assert results["nfc_udp"] == reference
+    assert results["nfc_udp_a"] == reference
+    # type B: a PC/SC reader builds the ATR from the ATQB (PC/SC part 3), not from the chip's ATR:
+    # application data 00000000, protocol info 00 81 B0 (FSCI 8, ISO 14443-4, FWI 11), MBLI 0
+    assert results["nfc_udp_b"][0] == bytes.fromhex("3B 88 80 01 00000000 00 81 B0 00 38")
+    assert results["nfc_udp_b"][1:] == reference[1:]

@@ -1,4 +1,8 @@
-"""nfcpy UDP bridge: frame transcripts on the wire, then nfcpy's own Type4Tag against it."""
+"""nfcpy UDP bridge: frame transcripts on the wire, then nfcpy's own Type4Tag against it.
+
+Both technologies: type A (REQA, anticollision, RATS) and type B (REQB, ATQB, ATTRIB, HLTB), the
+ISO-DEP blocks being the same.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ import pytest
 
 from hardware.bridges.nfc_udp import NFCUDPBridge, historical_bytes
 from hardware.bridges.testchip import TestChip
+from hardware.bridges.vpcd import BridgeError
 
 SELECT_PLUM = bytes.fromhex("00A4040008") + b"1TIC.ICA" + b"\x00"
 
@@ -19,13 +24,14 @@ SELECT_PLUM = bytes.fromhex("00A4040008") + b"1TIC.ICA" + b"\x00"
 class Radio:
     """The reader side of nfcpy's UDP link, frame by frame."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, brty: bytes = b"106A") -> None:
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.settimeout(0.3)
         self.addr = ("127.0.0.1", port)
+        self.brty = brty
 
     def send(self, hexframe: str) -> None:
-        self.sock.sendto(b"106A " + bytes.fromhex(hexframe).hex().encode(), self.addr)
+        self.sock.sendto(self.brty + b" " + bytes.fromhex(hexframe).hex().encode(), self.addr)
 
     def exchange(self, hexframe: str) -> bytes | None:
         self.send(hexframe)
@@ -34,7 +40,7 @@ class Radio:
         except TimeoutError:
             return None
         brty, data = datagram.split()
-        assert brty == b"106A"
+        assert brty == self.brty
         return bytes.fromhex(data.decode())
 
     def activate(self) -> bytes:
@@ -54,7 +60,8 @@ def chip() -> TestChip:
 
 @pytest.fixture
 def bridge(chip: TestChip) -> Iterator[NFCUDPBridge]:
-    with NFCUDPBridge(chip, port=0, fsci=2) as bridge:  # FSC 32: command chaining is needed
+    # FSC 32: command chaining is needed
+    with NFCUDPBridge(chip, port=0, technology="A", fsci=2) as bridge:
         yield bridge
 
 
@@ -63,6 +70,25 @@ def radio(bridge: NFCUDPBridge) -> Iterator[Radio]:
     radio = Radio(bridge.port)
     yield radio
     radio.sock.close()
+
+
+@pytest.fixture
+def bridge_b(chip: TestChip) -> Iterator[NFCUDPBridge]:
+    with NFCUDPBridge(
+        chip, port=0, fsci=2, fwi=9, application_data=bytes.fromhex("00112233")
+    ) as bridge:
+        yield bridge
+
+
+@pytest.fixture
+def radio_b(bridge_b: NFCUDPBridge) -> Iterator[Radio]:
+    radio = Radio(bridge_b.port, b"106B")
+    yield radio
+    radio.sock.close()
+
+
+ATQB = bytes.fromhex("50 52434231 00112233 00 21 90")  # PUPI, application data, protocol info
+ATTRIB = "1D 52434231 00 08 01 00"  # what nfcpy's Type4BTag sends (FSDI 8, CID 0)
 
 
 def test_anticollision_and_ats_transcript(radio: Radio, chip: TestChip) -> None:
@@ -114,7 +140,7 @@ def test_slow_chip_gets_waiting_time_extensions(chip: TestChip) -> None:
             return super().transmit(apdu)
 
     slow = SlowChip()
-    with NFCUDPBridge(slow, port=0, fwi=6) as bridge:  # FWT about 19 ms
+    with NFCUDPBridge(slow, port=0, technology="A", fwi=6) as bridge:  # FWT about 19 ms
         clf = nfc.ContactlessFrontend(bridge.path)
         try:
             tag = clf.connect(rdwr={"targets": ["106A"], "on-connect": lambda tag: False})
@@ -147,3 +173,120 @@ def test_historical_bytes_of_an_atr() -> None:
     assert historical_bytes(
         bytes.fromhex("3B 8F 80 01 80 4F 0C A0 00 00 03 06 03 00 01 00 00 00 00 6A")
     ) == bytes.fromhex("80 4F 0C A0 00 00 03 06 03 00 01 00 00 00 00")
+
+
+# -- type B --------------------------------------------------------------------------------------
+
+
+def test_type_b_is_the_default() -> None:
+    bridge = NFCUDPBridge(TestChip(), port=0)
+    assert bridge.technology == "B" and bridge.brty == b"106B"
+
+
+def test_type_b_reqb_attrib_transcript(radio_b: Radio, chip: TestChip) -> None:
+    assert radio_b.exchange("050000") == ATQB  # REQB, AFI 00 (every card), one slot
+    assert radio_b.exchange("050010") == ATQB  # nfcpy's SENSB_REQ: answered again while ready
+    assert not chip.powered
+    assert radio_b.exchange("1D 01020304 00 08 01 00") is None  # ATTRIB for another PUPI
+    assert radio_b.exchange(ATTRIB) == b"\x00"  # MBLI 0, CID 0
+    assert chip.powered
+    # ISO-DEP as in type A. A command longer than the card's FSC (32, from the ATQB): chained
+    # by the reader, R(ACK) from the card
+    assert radio_b.exchange("12" + SELECT_PLUM[:6].hex()) == b"\xa2"
+    response = radio_b.exchange("03" + SELECT_PLUM[6:].hex())
+    assert response is not None and response[0] == 0x03 and response.endswith(b"\x90\x00")
+    assert radio_b.exchange("B2") == b"\xa3"  # presence check
+    # FSD 256 from ATTRIB: a 256-byte answer in two chained I-blocks
+    first = radio_b.exchange("02 00B201D400")
+    assert first is not None and first[0] == 0x12 and len(first) == 254
+    last = radio_b.exchange("A3")
+    assert last is not None and last[0] == 0x03
+    assert first[1:] + last[1:] == chip.applications[0].files[0x1A][0] + b"\x90\x00"
+
+
+def test_type_b_hltb_wupb_afi_and_silence(
+    radio_b: Radio, chip: TestChip, bridge_b: NFCUDPBridge
+) -> None:
+    assert radio_b.exchange("05 20 00") is None  # AFI family 2: not this card's (AFI 00)
+    assert radio_b.exchange("05 00 00") == ATQB
+    assert radio_b.exchange(ATTRIB) == b"\x00"
+    assert radio_b.exchange("50 52434231") == b"\x00"  # HLTB
+    assert not chip.powered
+    assert radio_b.exchange("05 00 00") is None  # halted: REQB ignored
+    assert radio_b.exchange("05 00 08") == ATQB  # WUPB wakes it
+    radio_a = Radio(bridge_b.port)  # a type B card ignores type A polls
+    assert radio_a.exchange("26") is None
+    radio_a.sock.close()
+    bridge_b.remove()
+    assert radio_b.exchange("05 00 08") is None
+
+
+def test_type_b_afi_rules() -> None:
+    chip = TestChip()
+    with NFCUDPBridge(chip, port=0, afi=0x12) as bridge:  # transport family, sub-family 2
+        radio = Radio(bridge.port, b"106B")
+        try:
+            for afi, answered in (("00", True), ("10", True), ("12", True), ("13", False),
+                                  ("20", False), ("02", True), ("03", False)):  # fmt: skip
+                assert (radio.exchange(f"05 {afi} 08") is not None) is answered, afi
+        finally:
+            radio.sock.close()
+
+
+def test_type_b_new_reader_is_a_new_field(bridge_b: NFCUDPBridge, chip: TestChip) -> None:
+    first = Radio(bridge_b.port, b"106B")
+    second = Radio(bridge_b.port, b"106B")
+    try:
+        assert first.exchange("050000") == ATQB
+        assert first.exchange(ATTRIB) == b"\x00"
+        assert second.exchange("050000") == ATQB  # the first reader is gone
+        assert not chip.powered
+        assert first.exchange("02 00B201D400") is None  # not the activated reader any more
+    finally:
+        first.sock.close()
+        second.sock.close()
+
+
+def test_nfcpy_type4btag_talks_to_the_bridge(chip: TestChip) -> None:
+    """nfcpy's own udp driver senses (SENSB_REQ) and activates (ATTRIB) the type B card."""
+    with NFCUDPBridge(chip, port=0) as bridge:
+        clf = nfc.ContactlessFrontend(bridge.path)
+        try:
+            tag = clf.connect(rdwr={"targets": ["106B"], "on-connect": lambda tag: False})
+            assert isinstance(tag, nfc.tag.tt4.Type4BTag)
+            assert bytes(tag.identifier) == bytes.fromhex("52434231")  # the PUPI
+            fci = tag.send_apdu(0x00, 0xA4, 0x04, 0x00, b"1TIC.ICA", mrl=256)
+            assert b"1TIC.ICA" in fci
+            record = tag.send_apdu(0x00, 0xB2, 0x01, 0x3C, mrl=29)
+            assert record == chip.applications[0].files[7][0]
+            long_record = tag.send_apdu(0x00, 0xB2, 0x01, 0xD4, mrl=256)
+            assert long_record == chip.applications[0].files[0x1A][0]
+            with pytest.raises(nfc.tag.tt4.Type4TagCommandError) as info:
+                tag.send_apdu(0x00, 0xB2, 0x09, 0x3C, mrl=29)
+            assert info.value.errno == 0x6A83
+            assert tag.is_present
+        finally:
+            clf.close()
+        assert bridge.apdus == 4
+
+
+def test_slow_chip_gets_waiting_time_extensions_in_type_b() -> None:
+    class SlowChip(TestChip):
+        def transmit(self, apdu: bytes) -> bytes:
+            time.sleep(0.08)
+            return super().transmit(apdu)
+
+    with NFCUDPBridge(SlowChip(), port=0, fwi=6) as bridge:  # FWT about 19 ms
+        clf = nfc.ContactlessFrontend(bridge.path)
+        try:
+            tag = clf.connect(rdwr={"targets": ["106B"], "on-connect": lambda tag: False})
+            assert tag.transceive(bytearray(SELECT_PLUM))[-2:] == b"\x90\x00"
+        finally:
+            clf.close()
+
+
+def test_bad_type_b_settings_are_refused() -> None:
+    with pytest.raises(BridgeError):
+        NFCUDPBridge(TestChip(), port=0, technology="F")
+    with pytest.raises(BridgeError):
+        NFCUDPBridge(TestChip(), port=0, pupi=b"\x01\x02")

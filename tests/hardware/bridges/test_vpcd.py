@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import socket
 import struct
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -56,6 +59,61 @@ def test_transcript_atr_power_and_apdu(fake_vpcd: socket.socket) -> None:
         assert _recv(conn) == chip.atr
         assert not chip.powered
         assert bridge.apdus == 3
+        conn.close()
+
+
+def test_one_byte_message_that_is_no_control_is_an_apdu(fake_vpcd: socket.socket) -> None:
+    chip = TestChip()
+    with VPCDBridge(chip, fake_vpcd.getsockname()[1]) as bridge:
+        conn, _ = fake_vpcd.accept()
+        conn.settimeout(5)
+        assert bridge.wait_connected(5)
+        _send(conn, b"\x01")
+        for message in (b"\xff", b"\x03", b"\x00\xa4", b"\x00\xa4\x04"):
+            _send(conn, message)
+            assert _recv(conn) == b"\x67\x00"
+        assert chip.powered  # the 01 before them was a control: followed at once by a message
+        assert bridge.apdus == 4
+        conn.close()
+
+
+@pytest.mark.parametrize("byte", [0x00, 0x01, 0x02])
+def test_silent_control_byte_unfollowed_is_an_apdu_and_answered(
+    fake_vpcd: socket.socket, byte: int
+) -> None:
+    """vpcd waits in silence for the answer to a 1-byte APDU that looks like a control."""
+    chip = TestChip()
+    with VPCDBridge(chip, fake_vpcd.getsockname()[1], control_grace=0.3) as bridge:
+        conn, _ = fake_vpcd.accept()
+        conn.settimeout(5)
+        assert bridge.wait_connected(5)
+        _send(conn, b"\x01")
+        _send(conn, bytes.fromhex("00A4040008") + b"1TIC.ICA")
+        assert _recv(conn).endswith(b"\x90\x00")
+        _send(conn, bytes([byte]))  # and nothing more: vpcd is waiting for an answer
+        assert _recv(conn) == b"\x67\x00"
+        # not carried out as a control: the chip kept its power and its selection
+        assert chip.powered
+        _send(conn, bytes.fromhex("00B2013C1D"))
+        assert _recv(conn) == chip.applications[0].files[7][0] + b"\x90\x00"
+        assert bridge.apdus == 3
+        conn.close()
+
+
+def test_silent_control_followed_by_vpcd_is_carried_out(fake_vpcd: socket.socket) -> None:
+    chip = TestChip()
+    with VPCDBridge(chip, fake_vpcd.getsockname()[1], control_grace=0.3) as bridge:
+        conn, _ = fake_vpcd.accept()
+        conn.settimeout(5)
+        assert bridge.wait_connected(5)
+        # one write: the control and what vpcd sends after it are there together
+        conn.sendall(struct.pack(">HBHB", 1, 0x01, 1, 0x04))
+        assert _recv(conn) == chip.atr
+        assert chip.powered
+        conn.sendall(struct.pack(">HBHB", 1, 0x00, 1, 0x04))
+        assert _recv(conn) == chip.atr
+        assert not chip.powered
+        assert bridge.apdus == 0
         conn.close()
 
 
@@ -145,3 +203,89 @@ def test_card_and_sam_appear_as_two_pcscd_readers(pcsc_stack: PCSCStack) -> None
             SCardReleaseContext(context)
     for name in pcsc_stack.readers:
         assert pcsc_stack.wait_for_card_state(name, False, 5)
+
+
+@pytest.mark.integration
+def test_short_commands_through_pcscd_get_a_status_word_and_the_reader_goes_on(
+    pcsc_stack: PCSCStack,
+) -> None:
+    """1-, 2- and 3-byte commands through the real pcscd + vpcd: each answered, reader usable."""
+    from smartcard.scard import (
+        SCARD_LEAVE_CARD,
+        SCARD_PROTOCOL_T1,
+        SCARD_RESET_CARD,
+        SCARD_S_SUCCESS,
+        SCARD_SCOPE_USER,
+        SCARD_SHARE_SHARED,
+        SCARD_UNPOWER_CARD,
+        SCardConnect,
+        SCardDisconnect,
+        SCardEstablishContext,
+        SCardReconnect,
+        SCardReleaseContext,
+        SCardTransmit,
+    )
+
+    select = list(bytes.fromhex("00A4040008") + b"1TIC.ICA")
+    chip = TestChip()
+    with VPCDBridge(chip, pcsc_stack.card_port, name="card") as bridge:
+        assert pcsc_stack.wait_for_card_state(pcsc_stack.card_reader, True, 5)
+        rv, context = SCardEstablishContext(SCARD_SCOPE_USER)
+        assert rv == SCARD_S_SUCCESS
+        try:
+            rv, handle, protocol = SCardConnect(
+                context, pcsc_stack.card_reader, SCARD_SHARE_SHARED, SCARD_PROTOCOL_T1
+            )
+            assert rv == SCARD_S_SUCCESS
+            # FF: before this bridge, taken for a vpcd control, unanswered, pcscd wedged
+            for command in ("FF", "00A4", "00A404", "00", "01", "02"):
+                apdu = list(bytes.fromhex(command))
+                rv, response = _bounded(
+                    functools.partial(SCardTransmit, handle, protocol, apdu), 30
+                )
+                assert rv == SCARD_S_SUCCESS, command
+                assert bytes(response) == b"\x67\x00", command
+            rv, response = SCardTransmit(handle, protocol, select)
+            assert rv == SCARD_S_SUCCESS and bytes(response[-2:]) == b"\x90\x00"
+            assert bridge.apdus == 7
+            # real controls are still carried out: reset, power off, power on
+            rv, protocol = SCardReconnect(
+                handle, SCARD_SHARE_SHARED, SCARD_PROTOCOL_T1, SCARD_RESET_CARD
+            )
+            assert rv == SCARD_S_SUCCESS
+            rv, response = SCardTransmit(handle, protocol, list(bytes.fromhex("00B2013C1D")))
+            assert rv == SCARD_S_SUCCESS and bytes(response) == b"\x69\x85"  # selection lost
+            assert SCardDisconnect(handle, SCARD_UNPOWER_CARD) == SCARD_S_SUCCESS
+            assert _wait_for(lambda: not chip.powered, 5)
+            rv, handle, protocol = SCardConnect(
+                context, pcsc_stack.card_reader, SCARD_SHARE_SHARED, SCARD_PROTOCOL_T1
+            )
+            assert rv == SCARD_S_SUCCESS
+            assert chip.powered
+            rv, response = SCardTransmit(handle, protocol, select)
+            assert rv == SCARD_S_SUCCESS and bytes(response[-2:]) == b"\x90\x00"
+            SCardDisconnect(handle, SCARD_LEAVE_CARD)
+        finally:
+            bridge.stop()  # first: a vpcd still waiting for an answer would hold pcscd
+            SCardReleaseContext(context)
+    assert pcsc_stack.wait_for_card_state(pcsc_stack.card_reader, False, 5)
+
+
+def _bounded(call: Callable[[], tuple[int, list[int]]], timeout: float) -> tuple[int, list[int]]:
+    """``call()`` in a thread; fails the test if it has not returned after ``timeout`` seconds."""
+    result: list[tuple[int, list[int]]] = []
+    worker = threading.Thread(target=lambda: result.append(call()), daemon=True)
+    worker.start()
+    worker.join(timeout)
+    if not result:
+        pytest.fail(f"no answer through pcscd in {timeout} s: the reader hangs")
+    return result[0]
+
+
+def _wait_for(condition: Callable[[], bool], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True

@@ -1,10 +1,12 @@
-"""Legacy field readers: class 94, selection by file identifier from the MF, current-EF reads."""
+"""Legacy field readers: class 94, selection by file identifier from the MF, current-EF reads,
+and the per-contract counter files 202A-202D they look for."""
 
 from __future__ import annotations
 
 import pytest
-from cardkit import SERIAL, sw
+from cardkit import SERIAL, Terminal, sw
 
+from card_schema.crypto import KeyRole
 from hardware.card.emulator import EmulatedCard
 
 
@@ -55,3 +57,38 @@ def test_legacy_class_in_a_secure_session(card: EmulatedCard) -> None:
     assert card.in_session
     assert card.transmit(bytes.fromhex("948E000000")) == b"\x90\x00"
     assert not card.in_session
+
+
+# -- per-contract counter files 202A-202D: counters 1-4 of the common counter file 2069 ----------
+
+
+def test_per_contract_counter_files_read_the_common_counters(card: EmulatedCard) -> None:
+    """Lille-network field readers read 202A-202D; the image holds only 2069 (5, 16, 0...)."""
+    assert sw(card.transmit(bytes.fromhex("00A4040008") + b"1TIC.ICA" + b"\x00")) == 0x9000
+    for sfi, value in ((0x0A, 5), (0x0B, 16), (0x0C, 0), (0x0D, 0)):
+        read = card.transmit(bytes([0x00, 0xB2, 0x01, sfi << 3 | 4, 0x03]))
+        assert read == value.to_bytes(3, "big") + b"\x90\x00", hex(sfi)
+    assert sw(card.transmit(bytes.fromhex("00B2025403"))) == 0x6A83  # one record only
+    assert sw(card.transmit(bytes.fromhex("00B2017403"))) == 0x6A82  # SFI 0E: no such file
+
+
+def test_per_contract_counter_file_selected_by_identifier(card: EmulatedCard) -> None:
+    assert sw(card.transmit(bytes.fromhex("94A4000002200000"))) == 0x9000  # DF 2000
+    answer = card.transmit(bytes.fromhex("94A4000002202B00"))
+    assert sw(answer) == 0x9000 and answer[:2] == b"\x85\x17"
+    info = answer[2:-2]
+    # SFI 0B, EF, simulated counters (type 8), one 3-byte record; counters file SFI 19, counter 2
+    assert info[:5] == bytes([0x0B, 0x04, 0x08, 0x03, 0x01])
+    assert info[14:16] == bytes([0x19, 0x02])
+    assert card.transmit(bytes.fromhex("94B2010403")) == bytes.fromhex("000010") + b"\x90\x00"
+
+
+def test_one_counter_through_two_files(terminal: Terminal, card: EmulatedCard) -> None:
+    """A decrease of counter 1 in 2069 shows in 202A; 202A itself cannot be modified."""
+    terminal.select(b"1TIC.ICA")
+    terminal.open_session(KeyRole.DEBIT)
+    assert sw(terminal.send(bytes.fromhex("003001C80300000203"))) == 0x9000  # 2069 counter 1 -2
+    assert sw(terminal.send(bytes.fromhex("003001500300000103"))) == 0x6985  # via 202A: refused
+    assert terminal.close()[-2:] == b"\x90\x00"
+    assert card.transmit(bytes.fromhex("00B2015403")) == bytes.fromhex("000003") + b"\x90\x00"
+    assert card.transmit(bytes.fromhex("00B201CC00"))[:3] == bytes.fromhex("000003")  # 2069
