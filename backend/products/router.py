@@ -23,6 +23,7 @@ router = APIRouter(prefix="/api/v1/products", tags=["products"])
 
 
 def _sale_out(load: service.Load) -> SaleOut:
+    assert load.sale is not None  # the API's loads record their sale at once
     return SaleOut(
         id=load.sale.id,
         card_serial=load.card_serial,

@@ -7,6 +7,7 @@ the card's next tap.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -61,9 +62,10 @@ def get_product(session: Session, code: int) -> Product:
 
 @dataclass(frozen=True)
 class Load:
-    """A sale and the action that writes it."""
+    """A sale and the action that writes it (``sale`` is ``None`` while a desk job has not
+    written it yet: see :func:`record_sale`)."""
 
-    sale: Sale
+    sale: Sale | None
     action: CardAction
     card_serial: str
     product: Product
@@ -77,8 +79,13 @@ def load_product(
     channel: str,
     sold_by: str,
     amount_cents: int | None = None,
+    record_sale: bool = True,
 ) -> Load:
     """Sell a product for a card: a sale record and a pending write.
+
+    With ``record_sale=False`` (a desk job) only the write is queued, on an active card or one
+    being issued; the desk records the sale once the load is on the card (:func:`record_sale`),
+    so a job that stops midway has collected nothing.
 
     Raises:
         NotFound: unknown card or product.
@@ -87,7 +94,8 @@ def load_product(
     """
     card = cards.get_card(session, card_serial)
     product = get_product(session, product_code)
-    if card.status != CardStatus.ACTIVE:
+    allowed = {CardStatus.ACTIVE} if record_sale else {CardStatus.ACTIVE, CardStatus.ISSUING}
+    if card.status not in allowed:
         raise Conflict(f"carte {card.serial} {card.status.value}", f"card is {card.status.value}")
     if product.application not in cards.applications_of(card):
         raise Conflict(
@@ -117,6 +125,39 @@ def load_product(
         params=params,
         created_by=sold_by,
     )
+    sale = None
+    if record_sale:
+        sale = Sale(
+            card_id=card.id,
+            product_id=product.id,
+            amount_cents=amount,
+            channel=channel,
+            sold_by=sold_by,
+            sold_at=utcnow(),
+            action_id=action.id,
+        )
+        session.add(sale)
+        session.flush()
+    return Load(sale=sale, action=action, card_serial=card.serial, product=product)
+
+
+def record_sale(session: Session, action: CardAction, *, channel: str, sold_by: str) -> Sale | None:
+    """Record the sale of a load queued with ``record_sale=False``, now on the card (once).
+
+    Returns ``None`` for an action that is not a sale (aid, moved balance) or already recorded.
+    """
+    if action.kind not in (ActionKind.SV_RELOAD, ActionKind.LOAD_CONTRACT):
+        return None
+    if session.scalar(select(Sale).where(Sale.action_id == action.id)) is not None:
+        return None
+    params = json.loads(action.params)
+    if "product_code" not in params or "from_card" in params:
+        return None  # a load moved from a replaced card: paid when first sold
+    product = session.scalar(select(Product).where(Product.code == int(params["product_code"])))
+    card = cards.get_card(session, action.card_serial)
+    if product is None:
+        return None
+    amount = int(params["amount"]) if action.kind == ActionKind.SV_RELOAD else product.amount_cents
     sale = Sale(
         card_id=card.id,
         product_id=product.id,
@@ -128,4 +169,4 @@ def load_product(
     )
     session.add(sale)
     session.flush()
-    return Load(sale=sale, action=action, card_serial=card.serial, product=product)
+    return sale
