@@ -183,7 +183,9 @@ def test_euros_are_typed_the_french_way_and_the_total_shown_before_writing(
     with transaction(backend.app.state.sessionmaker) as session:
         from backend.desk.models import DeskJob
 
-        request = session.get(DeskJob, job["id"]).request
+        stored = session.get(DeskJob, job["id"])
+        assert stored is not None
+        request = stored.request
     assert '"wallet_reload_cents":200' in request
     assert '"amount_cents":850' in request
     screenshot(page, "desk-money.png")
