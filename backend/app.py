@@ -51,6 +51,7 @@ DOMAIN_ROUTERS = (
     "backend.privacy.router",
     "backend.audit.router",
     "backend.desk.router",
+    "backend.backoffice.router",
 )
 # Routers built by the upload / validation engineer; absent until written.
 OPTIONAL_ROUTERS = (

@@ -48,10 +48,10 @@ APPLICATIONS_FR = {
 }
 
 PURSES_FR = {
-    "wallet.sv": "Porte-monnaie",
-    "cursus.books_aid": "Aide Cursus livres et équipement",
-    "cursus.sport_aid": "Aide Cursus sport et loisirs",
-    "cursus.canteen_aid": "Aide Cursus cantine",
+    "wallet.sv": "porte-monnaie",
+    "cursus.books_aid": "aide Cursus livres et équipement",
+    "cursus.sport_aid": "aide Cursus sport et loisirs",
+    "cursus.canteen_aid": "aide Cursus cantine",
 }
 
 AID_PURPOSES_FR = {
@@ -76,6 +76,8 @@ OPERATORS_FR = {
     "plum": "Réseau PLUM",
     "ter": "TER Hauts-de-France",
     "ilevia": "Ilévia (Lille)",
+    "tadao": "Tadao (bassin minier)",
+    "cars-hdf": "Cars Hauts-de-France",
     "ametis": "Ametis (Amiens)",
 }
 
@@ -92,8 +94,12 @@ def anomaly_kind_fr(kind: str) -> str:
     return ANOMALY_KINDS_FR.get(kind, kind)
 
 
-def _operator(name: str) -> str:
-    return OPERATORS_FR.get(name, f"Réseau {name.upper()}")
+def operator_fr(operator_id: str) -> str:
+    """The French name of a transit operator (network)."""
+    return OPERATORS_FR.get(operator_id, f"Réseau {operator_id.upper()}")
+
+
+_operator = operator_fr
 
 
 def account_fr(account: str) -> str:
@@ -120,6 +126,9 @@ def account_fr(account: str) -> str:
             else ("aide " + AID_PURPOSES_FR.get(parts[2].removeprefix("aid."), parts[2]))
         )
         return f"Établissement {parts[1]} — {what}"
+    if head in ("operator", "school", "merchant", "terminal") and len(parts) == 2:
+        names = {"operator": operator_fr(parts[1]), "school": f"Établissement {parts[1]}"}
+        return names.get(head, f"{'Commerçant' if head == 'merchant' else 'Terminal'} {parts[1]}")
     if head == "merchant" and len(parts) == 3:
         purpose = AID_PURPOSES_FR.get(parts[2].removeprefix("aid."), parts[2])
         return f"Commerçant {parts[1]} — aide {purpose}"
@@ -137,8 +146,12 @@ def account_fr(account: str) -> str:
         return "Réseau PLUM — carnets vendus, à répartir"
     if account == "plum:pass_pool":
         return "Réseau PLUM — abonnements vendus, à répartir"
+    if account == "region:plum":
+        return "Réseau PLUM (région) — recettes transport à reverser"
+    if account == "region:wallet":
+        return "Région — porte-monnaie Ma région numérique"
     if head == "region" and len(parts) == 2:
-        return f"Région — {_operator(parts[1])}"
+        return f"Région — {parts[1]}"
     if head in OPERATORS_FR and len(parts) == 1:
         return OPERATORS_FR[head]
     return account

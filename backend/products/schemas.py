@@ -61,3 +61,20 @@ class SaleOut(BaseModel):
     sold_by: str
     sold_at: datetime
     action: CardActionOut
+
+
+class PriceIn(BaseModel):
+    """A new price for a catalogue entry."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    amount_cents: int = Field(ge=0, le=1_000_000, description="eurocents, never below zero")
+
+
+class PriceChangeOut(BaseModel):
+    """One event of a product's price history (from the audit trail)."""
+
+    at: datetime
+    by: str
+    action: str
+    detail: str

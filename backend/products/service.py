@@ -48,6 +48,46 @@ def list_products(session: Session, *, active_only: bool = True) -> list[Product
     return list(session.scalars(query))
 
 
+def _any_product(session: Session, code: int) -> Product:
+    product = session.scalar(select(Product).where(Product.code == code))
+    if product is None:
+        raise NotFound(f"produit {code} inconnu", f"unknown product {code}")
+    return product
+
+
+def deactivate_product(session: Session, code: int) -> Product:
+    """Take a product off sale (loads already sold stay valid).
+
+    Raises:
+        NotFound: no such product.
+    """
+    product = _any_product(session, code)
+    product.active = False
+    session.flush()
+    return product
+
+
+def change_price(session: Session, code: int, amount_cents: int) -> tuple[Product, int]:
+    """Set a product's price (from now on; loads already sold keep theirs).
+
+    Returns:
+        The product and its previous price.
+
+    Raises:
+        NotFound: no such product.
+        InvalidRequest: a price below zero.
+    """
+    if amount_cents < 0:
+        raise InvalidRequest(
+            "le prix ne peut pas être négatif", "a price is never below zero", field="amount_cents"
+        )
+    product = _any_product(session, code)
+    before = product.amount_cents
+    product.amount_cents = amount_cents
+    session.flush()
+    return product, before
+
+
 def get_product(session: Session, code: int) -> Product:
     """The active product with this code.
 

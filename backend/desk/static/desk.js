@@ -6,13 +6,9 @@ const IDLE_LOCK_MS = 1000 * Number(document.body.dataset.idleLockSeconds || 300)
 const $ = (id) => document.getElementById(id);
 const TOKEN = "regioncard.token";
 const APPS = { plum: "PLUM", wallet: "Ma région numérique", cursus: "Cursus", employment: "Mes droits pour l'emploi" };
-const STATUS = { issuing: "en cours d'émission", active: "active", blocked: "bloquée (opposition)", replaced: "remplacée" };
-const JOB_STATUS = { queued: "en attente du poste", waiting_card: "en attente de la carte", writing: "écriture en cours",
-  interrupted: "interrompue", done: "terminée", failed: "échouée" };
 const KINDS = { issue: "Émission", update: "Mise à jour", replace: "Remplacement" };
-const PURSES = { "wallet.sv": "porte-monnaie", "cursus.books_aid": "aide livres", "cursus.sport_aid": "aide sport",
-  "cursus.canteen_aid": "aide cantine" };
-const AID = { books: "livres et équipement", sport: "sport et loisirs", canteen: "cantine" };
+// French labels of states, purses and aid purposes: GET /api/v1/labels (backend/labels.py).
+let LABELS = { card_statuses: {}, job_statuses: {}, purses: {}, aid_purposes: {} };
 
 function freshState() {
   return { me: null, holder: null, reason: "", mode: "issue", card: null, products: [], timer: null,
@@ -124,6 +120,7 @@ for (const kind of ["keydown", "pointerdown", "input"]) document.addEventListene
 async function enter() {
   const me = await call("GET", "/api/v1/auth/me");
   state.me = me;
+  LABELS = await call("GET", "/api/v1/labels");
   $("who").textContent = "Agent : " + me.username;
   show("who", true); show("logout", true); show("login-screen", false); show("desk-screen", true);
   const desks = await call("GET", API + "/desks");
@@ -283,14 +280,14 @@ $("edit-form").addEventListener("submit", async (event) => {
 });
 
 function balancesText(card) {
-  const parts = Object.entries(card.balances || {}).map(([purse, value]) => (PURSES[purse] || purse) + " " + euros(value));
+  const parts = Object.entries(card.balances || {}).map(([purse, value]) => (LABELS.purses[purse] || purse) + " " + euros(value));
   return parts.length ? "soldes : " + parts.join(", ") : "aucun solde connu";
 }
 
 function cardItem(card) {
   const item = document.createElement("li");
   const apps = card.applications.map((a) => APPS[a] || a).join(", ");
-  item.textContent = "Carte n° " + card.serial + " — " + (STATUS[card.status] || card.status) + " — " + apps +
+  item.textContent = "Carte n° " + card.serial + " — " + (LABELS.card_statuses[card.status] || card.status) + " — " + apps +
     " — " + balancesText(card) + " ";
   if (card.status === "active") {
     item.append(actionButton("Charger / modifier", () => openJobForm("update", card)));
@@ -306,7 +303,7 @@ function jobItem(job) {
   const item = document.createElement("li");
   const when = new Date(job.created_at).toLocaleString("fr-FR");
   item.textContent = (KINDS[job.kind] || job.kind) + " n° " + job.id + " du " + when + " — " +
-    (JOB_STATUS[job.status] || job.status) + (job.card_serial ? " — carte " + job.card_serial : "") + " — " + job.message + " ";
+    (LABELS.job_statuses[job.status] || job.status) + (job.card_serial ? " — carte " + job.card_serial : "") + " — " + job.message + " ";
   if (job.receipt_url) item.append(actionButton("Réimprimer le reçu", () => reprint(job)));
   if (job.status === "failed") item.append(actionButton("Relancer", () => retry(job.id)));
   return item;
@@ -434,7 +431,7 @@ $("job-form").addEventListener("submit", (event) => {
     total += product.amount_cents;
   }
   if (wallet) { lines.push("Rechargement du porte-monnaie : " + euros(wallet)); total += wallet; }
-  if (body.school_aid) lines.push("Aide Cursus " + AID[purpose] + " (" + body.school_aid[0].school_year + ", payée par la région) : " + euros(aid));
+  if (body.school_aid) lines.push("Aide Cursus " + LABELS.aid_purposes[purpose] + " (" + body.school_aid[0].school_year + ", payée par la région) : " + euros(aid));
   const apps = state.mode === "issue" ? body.applications : body.add_applications;
   if (apps.length) lines.unshift("Applications : " + apps.map((a) => APPS[a]).join(", "));
   if (body.remove_applications && body.remove_applications.length) lines.push("Retirées : " + body.remove_applications.map((a) => APPS[a]).join(", "));
