@@ -589,6 +589,12 @@ def report_progress(
         job.status = status
         if status == JobStatus.FAILED:
             job.finished_at = utcnow()
+            queued = _queue_for_next_tap(session, job)
+            if queued and message is not None:
+                message = (
+                    f"{message[:200]} — {queued} chargement(s) encaissé(s), écrit(s) au prochain "
+                    "passage de la carte"
+                )
     if message is not None:
         job.message = message[:300]
     if current is not None:
@@ -598,6 +604,41 @@ def report_progress(
     job.updated_at = utcnow()
     session.flush()
     return job
+
+
+def _queue_for_next_tap(session: Session, job: DeskJob) -> int:
+    """A failed job on an active card (an update): its loads not written yet stay in the card's
+    action list, written at its next tap; their money is collected now (sales recorded, lines
+    ``paid`` and ``queued``). A card still being issued keeps them for the desk (retry).
+
+    Returns:
+        How many loads were queued.
+    """
+    plan = plan_of(job)
+    if plan is None or job.card_serial is None:
+        return 0
+    card = cards.get_card(session, job.card_serial)
+    if card.status != CardStatus.ACTIVE:
+        return 0
+    done = set(json.loads(job.steps_done))
+    queued: set[int] = set()
+    for step in plan["steps"]:
+        if step["id"] in done:
+            continue
+        for action_id in step["action_ids"]:
+            action = session.get(CardAction, int(action_id))
+            if action is None or action.status != ActionStatus.PENDING:
+                continue
+            if products.record_sale(session, action, channel="desk", sold_by=job.created_by):
+                queued.add(action.id)
+    if queued:
+        summary = json.loads(job.summary)
+        for line in summary.get("loads", []):
+            if line.get("action_id") in queued:
+                line["paid"] = bool(line.get("to_collect"))
+                line["queued"] = True
+        job.summary = canonical_json(summary)
+    return len(queued)
 
 
 def _mark_paid(job: DeskJob, action_ids: set[int]) -> None:

@@ -492,3 +492,89 @@ def test_back_office_page_is_french_and_self_contained(client: TestClient) -> No
     for name in ("backoffice.js", "backoffice.css"):
         assert client.get(f"/back-office/static/{name}").status_code == 200
     assert client.get("/back-office/static/other.js").status_code == 404
+
+
+def served_to_gates(client: TestClient, auth: Auth) -> set[int]:
+    answer = client.get("/api/v1/action-lists/current", headers=auth("gate"))
+    assert answer.status_code == 200, answer.text
+    return {a["action_id"] for a in answer.json()["payload"]["actions"]}
+
+
+def test_a_failed_update_queues_its_loads_for_the_next_tap_and_an_issuing_card_takes_none(
+    client: TestClient, auth: Auth, app: FastAPI, catalogue: None
+) -> None:
+    made = new_holder(client, auth, family_name="Lucas")
+    serial = new_serial()
+    card = client.post(
+        "/api/v1/cards",
+        json={"holder_id": made["id"], "serial": serial, "applications": ["plum"]},
+        headers=auth("agent"),
+    )
+    assert card.status_code == 201
+    created = client.post(
+        JOBS,
+        json={
+            "desk_terminal_id": DESK,
+            "kind": "update",
+            "card_serial": serial,
+            "contracts": [110],
+        },
+        headers=auth("agent"),
+    )
+    job_id = created.json()["id"]
+    assert client.get(f"{JOBS}/next", headers=auth("desk")).json()["id"] == job_id
+    plan = client.post(
+        f"{JOBS}/{job_id}/card",
+        json={"card_serial": serial, "snapshot": {"records": {}, "sv": {"tnum": 0, "balance": 0}}},
+        headers=auth("desk"),
+    ).json()["plan"]
+    (action_id,) = {a for step in plan["steps"] for a in step["action_ids"]}
+    with transaction(app.state.sessionmaker) as session:
+        assert list(session.scalars(select(Sale).where(Sale.action_id == action_id))) == []
+    failed = client.post(
+        f"{JOBS}/{job_id}/progress",
+        json={"status": "failed", "message": "Carte retirée trop tôt"},
+        headers=auth("desk"),
+    ).json()
+    assert failed["message"].endswith(
+        "1 chargement(s) encaissé(s), écrit(s) au prochain passage de la carte"
+    )
+    with transaction(app.state.sessionmaker) as session:
+        amounts = list(
+            session.scalars(select(Sale.amount_cents).where(Sale.action_id == action_id))
+        )
+    assert amounts == [4500]  # collected once, queued for the next tap
+    assert action_id in served_to_gates(client, auth)
+    summary = client.get(f"{JOBS}/{job_id}", headers=auth("agent")).json()["summary"]
+    assert [(line["paid"], line.get("queued")) for line in summary["loads"]] == [(True, True)]
+
+    # An issue job's card, half written: its loads wait for the desk, not for a gate.
+    other = new_holder(client, auth, family_name="Lucas", given_name="Eva")
+    client.post(
+        JOBS,
+        json={
+            "desk_terminal_id": DESK,
+            "holder_id": other["id"],
+            "applications": ["plum"],
+            "contracts": [110],
+        },
+        headers=auth("agent"),
+    )
+    job = client.get(f"{JOBS}/next", headers=auth("desk")).json()
+    plan = client.post(
+        f"{JOBS}/{job['id']}/card",
+        json={
+            "card_serial": new_serial(),
+            "snapshot": {"records": {}, "sv": {"tnum": 0, "balance": 0}},
+        },
+        headers=auth("desk"),
+    ).json()["plan"]
+    pending = {a for step in plan["steps"] for a in step["action_ids"]}
+    assert pending and not pending & served_to_gates(client, auth)
+    client.post(
+        f"{JOBS}/{job['id']}/progress",
+        json={"status": "failed", "message": "module de sécurité"},
+        headers=auth("desk"),
+    )
+    with transaction(app.state.sessionmaker) as session:
+        assert list(session.scalars(select(Sale).where(Sale.action_id.in_(pending)))) == []
