@@ -139,6 +139,14 @@ def test_a_job_the_sam_refuses_is_not_active_not_charged_and_retried(
             stopped(station, stop)
         expect(page.locator("#cards")).to_contain_text("— active —")
         expect(page.locator("#cards")).to_contain_text("porte-monnaie 5,00 €")
+        # The holder's record lists the job; its receipt is printed again from there.
+        expect(page.locator("#jobs")).to_contain_text("terminée")
+        with page.expect_download() as download:
+            page.locator("#jobs").get_by_role("button", name="Réimprimer le reçu").click()
+        again = tmp_path / "recu-bis.pdf"
+        download.value.save_as(again)
+        assert again.read_bytes().startswith(b"%PDF-") and b"Lambert" in again.read_bytes()
+        assert b"5,00" in again.read_bytes()
         page.context.close()
         with transaction(backend.app.state.sessionmaker) as session:
             (row,) = session.scalars(select(Card))
