@@ -30,6 +30,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from backend.db import make_engine, make_sessionmaker
 from backend.errors import AuthenticationFailed, BackendError
+from backend.errors_fr import validation_errors_fr
 from backend.settings import Settings
 from card_schema.errors import RegionCardError
 
@@ -50,6 +51,7 @@ DOMAIN_ROUTERS = (
     "backend.privacy.router",
     "backend.audit.router",
     "backend.desk.router",
+    "backend.backoffice.router",
 )
 # Routers built by the upload / validation engineer; absent until written.
 OPTIONAL_ROUTERS = (
@@ -167,14 +169,22 @@ def _install_error_handlers(app: FastAPI) -> None:
             fr, en = "JSON mal formé", "malformed JSON body"
         else:
             where = "; ".join(f"{'.'.join(e['loc'])}: {e['msg']}" for e in errors[:5])
-            fr, en = f"requête invalide ({where})", f"invalid request ({where})"
-        return JSONResponse(error_body("invalid_request", fr, en, details=errors), 422)
+            en = f"invalid request ({where})"
+        fr_sentence, fields = validation_errors_fr(exc.errors())
+        if not any(e["type"] == "json_invalid" for e in errors):
+            fr = fr_sentence
+        return JSONResponse(
+            error_body("invalid_request", fr, en, details=errors, fields=fields), 422
+        )
 
     @app.exception_handler(BackendError)
     async def backend_error(_: Request, exc: BackendError) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, AuthenticationFailed) else None
+        extra = (
+            {"fields": [{"field": exc.field, "message_fr": exc.message_fr}]} if exc.field else {}
+        )
         return JSONResponse(
-            error_body(exc.code, exc.message_fr, exc.message_en),
+            error_body(exc.code, exc.message_fr, exc.message_en, **extra),
             exc.status_code,
             headers=headers,
         )

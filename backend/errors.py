@@ -19,13 +19,17 @@ class BackendError(RegionCardError):
         code: short machine-readable error name.
         message_fr: what happened, in French (for the desk agent).
         message_en: what happened, in English (for the operations log).
+        field: the request field at fault, if one is (the pages show the message beside it).
     """
 
     status_code = 400
     code = "bad_request"
 
-    def __init__(self, message_fr: str, message_en: str | None = None) -> None:
+    def __init__(
+        self, message_fr: str, message_en: str | None = None, *, field: str | None = None
+    ) -> None:
         self.message_fr = message_fr
+        self.field = field
         self.message_en = message_en if message_en is not None else message_fr
         super().__init__(message_fr if message_en is None else f"{message_fr} / {self.message_en}")
 

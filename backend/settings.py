@@ -38,6 +38,8 @@ class Settings(BaseSettings):
         max_batch_bytes: largest upload batch accepted.
         max_batch_records: most records in one upload batch.
         auto_migrate: apply Alembic migrations at startup (the embedded SQLite default).
+        desk_idle_lock_seconds: the desk page and the back office lock themselves (logout,
+            form cleared) after this long without a key press or a click.
     """
 
     model_config = SettingsConfigDict(env_prefix="REGIONCARD_", extra="ignore")
@@ -57,6 +59,7 @@ class Settings(BaseSettings):
     max_batch_bytes: int = Field(default=2 * 1024 * 1024, ge=1024)
     max_batch_records: int = Field(default=5000, ge=1)
     auto_migrate: bool = True
+    desk_idle_lock_seconds: int = Field(default=300, ge=5, le=8 * 3600)
 
     @model_validator(mode="after")
     def _default_database(self) -> Settings:

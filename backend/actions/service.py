@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from backend.actions.models import ActionKind, ActionStatus, CardAction
 from backend.auth.roles import Application
+from backend.cards.models import Card, CardStatus
 from backend.columns import canonical_json, utcnow
 from backend.errors import Conflict, NotFound
 from backend.keys.envelopes import TableSigner, envelope, sign_payload
@@ -96,8 +97,15 @@ def signed_action_list(
     The version is the issue time in milliseconds: every list is newer than the previous one.
     """
     now = now or utcnow()
+    # A card still being issued at the desk is written by its desk job, never at a tap: a
+    # half-written card must not take a load the desk has not recorded as sold.
+    issuing = set(session.scalars(select(Card.serial).where(Card.status == CardStatus.ISSUING)))
     payload = {
-        "actions": [action_json(a) for a in pending_actions(session, applications=applications)]
+        "actions": [
+            action_json(a)
+            for a in pending_actions(session, applications=applications)
+            if a.card_serial not in issuing
+        ]
     }
     version = int(now.timestamp() * 1000)
     return envelope(

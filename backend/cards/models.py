@@ -16,6 +16,7 @@ from backend.db import Base
 class CardStatus(StrEnum):
     """Life cycle of a card."""
 
+    ISSUING = "issuing"  # registered by a desk job, not fully written yet: not usable
     ACTIVE = "active"
     BLOCKED = "blocked"  # lost or stolen: on the deny-list
     REPLACED = "replaced"  # blocked, and its balances and contracts moved to a new card

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from backend.actions.schemas import CardActionOut
 from backend.audit import service as audit
 from backend.auth.dependencies import AgentPrincipal, require_agent
-from backend.auth.roles import READING_ROLES, WRITING_ROLES, Application
+from backend.auth.roles import READING_ROLES, WRITING_ROLES, AgentRole, Application
 from backend.cards import service
 from backend.cards.models import Card
 from backend.cards.schemas import ApplicationIn, BlockIn, CardIn, CardOut, ReplaceIn, ReplacementOut
@@ -20,6 +20,7 @@ router = APIRouter(prefix="/api/v1/cards", tags=["cards"])
 
 Writer = Annotated[AgentPrincipal, Depends(require_agent(*WRITING_ROLES))]
 Reader = Annotated[AgentPrincipal, Depends(require_agent(*READING_ROLES))]
+Supervisor = Annotated[AgentPrincipal, Depends(require_agent(AgentRole.SUPERVISOR))]
 Reason = Annotated[
     str, Query(min_length=3, max_length=200, description="why the agent looks this up (audited)")
 ]
@@ -88,8 +89,24 @@ def remove_application(
 
 @router.post("/{serial}/block", response_model=CardOut)
 def block(serial: str, body: BlockIn, session: SessionDep, keys: KeysDep, agent: Writer) -> CardOut:
-    """Block a lost or stolen card: deny-listed at once (a new signed version)."""
+    """Block a lost or stolen card: deny-listed at once (a new signed version, sent to the
+    terminals at their next push); audited. Replacing it is a separate, later step."""
     card, _ = service.block_card(session, keys, serial, body.reason, by=agent.username)
+    audit.record_lookup(
+        session, agent, action="card.block", subject=f"card:{card.serial}", reason=body.reason
+    )
+    return card_out(session, card)
+
+
+@router.post("/{serial}/unblock", response_model=CardOut)
+def unblock(
+    serial: str, body: BlockIn, session: SessionDep, keys: KeysDep, agent: Supervisor
+) -> CardOut:
+    """Unblock a card found again (supervisors only): off the deny-list; audited with its reason."""
+    card = service.unblock_card(session, keys, serial)
+    audit.record_lookup(
+        session, agent, action="card.unblock", subject=f"card:{card.serial}", reason=body.reason
+    )
     return card_out(session, card)
 
 

@@ -55,9 +55,17 @@ def applications_of(card: Card) -> list[Application]:
 
 
 def issue_card(
-    session: Session, *, holder_id: int, serial: str, applications: Iterable[Application]
+    session: Session,
+    *,
+    holder_id: int,
+    serial: str,
+    applications: Iterable[Application],
+    status: CardStatus = CardStatus.ACTIVE,
 ) -> Card:
     """Register a new card for a holder with the applications the person needs.
+
+    A desk job registers it ``issuing`` and activates it once every step is on the card
+    (:func:`activate_card`).
 
     Raises:
         NotFound: no such holder.
@@ -72,10 +80,19 @@ def issue_card(
     if session.scalar(select(Card).where(Card.serial == serial)) is not None:
         raise Conflict(f"carte {serial} déjà émise", f"card {serial} already exists")
     now = utcnow()
-    card = Card(serial=serial, holder_id=holder_id, status=CardStatus.ACTIVE, issued_at=now)
+    card = Card(serial=serial, holder_id=holder_id, status=status, issued_at=now)
     card.applications = [CardApplication(application=app, added_at=now) for app in apps]
     session.add(card)
     session.flush()
+    return card
+
+
+def activate_card(session: Session, serial: str) -> Card:
+    """A card being issued is now fully written: it becomes active (no-op for another status)."""
+    card = get_card(session, serial)
+    if card.status == CardStatus.ISSUING:
+        card.status = CardStatus.ACTIVE
+        session.flush()
     return card
 
 
@@ -177,6 +194,31 @@ def block_card(
     return card, cancelled
 
 
+def unblock_card(session: Session, signer: TableSigner, serial: str) -> Card:
+    """Take a blocked card off the deny-list (found again by its holder); a supervisor's act.
+
+    Pending writes cancelled at the block stay cancelled (sell them again if needed).
+
+    Raises:
+        Conflict: the card is not blocked (active, or already replaced: a replaced card never
+            comes back, its balances moved).
+    """
+    card = get_card(session, serial)
+    if card.status != CardStatus.BLOCKED:
+        raise Conflict(
+            f"carte {card.serial} {card.status.value} : seule une carte bloquée peut être "
+            "débloquée",
+            f"card {card.serial} is {card.status.value}, not blocked",
+        )
+    if card.serial in denylists.listed_serials(session):
+        denylists.remove(session, signer, card.serial)
+    card.status = CardStatus.ACTIVE
+    card.blocked_at = None
+    card.blocked_reason = None
+    session.flush()
+    return card
+
+
 @dataclass(frozen=True)
 class Replacement:
     """The outcome of a block-and-replace."""
@@ -198,6 +240,7 @@ def replace_card(
     reason: str,
     *,
     by: str,
+    new_status: CardStatus = CardStatus.ACTIVE,
 ) -> Replacement:
     """Block a card (if not yet blocked) and move its balances and contracts to a new card.
 
@@ -215,7 +258,9 @@ def replace_card(
     if old.status == CardStatus.ACTIVE:
         _, cancelled = block_card(session, signer, old.serial, reason, by=by)
     apps = applications_of(old)
-    new = issue_card(session, holder_id=old.holder_id, serial=new_serial, applications=apps)
+    new = issue_card(
+        session, holder_id=old.holder_id, serial=new_serial, applications=apps, status=new_status
+    )
     moved: list[CardAction] = []
     for purse, balance in sorted(known_balances(old).items()):
         if balance > 0:

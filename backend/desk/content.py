@@ -232,6 +232,11 @@ def _step(
     }
 
 
+def decode_aid_counters(data_hex: str) -> dict[str, Any]:
+    """The Cursus aid counters of a step's write (hex), by field (``AID_COUNTERS`` values)."""
+    return dict(decode_record("cursus.aid_counters", bytes.fromhex(data_hex)))
+
+
 def _write(file: str, record: int, data: bytes) -> dict[str, Any]:
     return {"file": file, "record": record, "data": data.hex()}
 

@@ -13,7 +13,7 @@ from importlib import resources
 from typing import Annotated
 
 import jinja2
-from fastapi import APIRouter, Depends, Query, Response, status
+from fastapi import APIRouter, Depends, Query, Request, Response, status
 from fastapi.responses import HTMLResponse
 from sqlalchemy import select
 
@@ -180,6 +180,12 @@ def progress(job_id: int, body: ProgressIn, session: SessionDep, desk: Desk) -> 
 
 
 # -- agents, per job ---------------------------------------------------------------------------
+@router.post(f"{API}/jobs/{{job_id}}/retry", response_model=JobOut)
+def retry_job(job_id: int, session: SessionDep, agent: Writer) -> JobOut:
+    """Put a failed job back in its desk's queue (resumed where it stopped)."""
+    return _job_out(service.retry_job(session, service.get_job(session, job_id), by=agent.username))
+
+
 @router.get(f"{API}/jobs/{{job_id}}", response_model=JobOut)
 def get_job(job_id: int, session: SessionDep, _: Reader) -> JobOut:
     """Follow a job (the page polls this while the card is written)."""
@@ -245,9 +251,10 @@ _templates = jinja2.Environment(
 
 @router.get("/desk", include_in_schema=False)
 @router.get("/desk/", response_class=HTMLResponse, include_in_schema=False)
-def page() -> HTMLResponse:
+def page(request: Request) -> HTMLResponse:
     """The desk page (French): everything else is the JSON API, called by ``desk.js``."""
-    html = _templates.get_template("desk.html").render(api=API)
+    idle = request.app.state.settings.desk_idle_lock_seconds
+    html = _templates.get_template("desk.html").render(api=API, idle_lock_seconds=idle)
     return HTMLResponse(html, headers=PAGE_HEADERS)
 
 

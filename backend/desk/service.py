@@ -238,7 +238,10 @@ def next_job(session: Session, terminal_id: str) -> DeskJob | None:
     if job is None:
         return None
     job.status = JobStatus.WAITING_CARD
-    job.message = "Posez une carte vierge sur le lecteur"
+    if job.plan is not None or job.kind == JobKind.UPDATE:  # a retried job: the same card
+        job.message = f"Posez la carte {job.card_serial} sur le lecteur"
+    else:
+        job.message = "Posez une carte vierge sur le lecteur"
     job.updated_at = utcnow()
     session.flush()
     return job
@@ -313,7 +316,9 @@ def _work(
                 {
                     "label": f"{product.name}" + (" (repris de l'ancienne carte)" if moved else ""),
                     "amount_cents": 0 if moved else product.amount_cents,
-                    "paid": not moved,
+                    "to_collect": not moved,
+                    "paid": False,
+                    "action_id": action.id,
                 }
             )
         elif action.kind == ActionKind.SV_RELOAD:
@@ -322,7 +327,9 @@ def _work(
                 {
                     "label": "Rechargement porte-monnaie Ma région numérique",
                     "amount_cents": params["amount"],
-                    "paid": True,
+                    "to_collect": True,
+                    "paid": False,
+                    "action_id": action.id,
                 }
             )
         elif action.kind == ActionKind.AID_CREDIT:
@@ -333,7 +340,9 @@ def _work(
                     "label": f"Aide Cursus {content.AID_NAMES_FR.get(purpose, purpose)} "
                     f"({params.get('funder', '')})",
                     "amount_cents": params["amount"],
+                    "to_collect": False,
                     "paid": False,
+                    "action_id": action.id,
                 }
             )
         elif action.kind == ActionKind.MOVE_BALANCE:
@@ -347,7 +356,15 @@ def _work(
                 label = f"Aide Cursus {content.AID_NAMES_FR.get(purpose, purpose)} reprise"
             else:
                 continue  # other purses are written by the terminals at the first tap
-            lines.append({"label": label, "amount_cents": amount, "paid": False})
+            lines.append(
+                {
+                    "label": label,
+                    "amount_cents": amount,
+                    "to_collect": False,
+                    "paid": False,
+                    "action_id": action.id,
+                }
+            )
     return work, lines
 
 
@@ -397,6 +414,7 @@ def attach_card(
             holder_id=job.holder_id,
             serial=serial,
             applications=[Application(a) for a in request["applications"]],
+            status=CardStatus.ISSUING,
         )
     elif job.kind == JobKind.REPLACE:
         assert job.replaces_serial is not None
@@ -407,6 +425,7 @@ def attach_card(
             serial,
             request.get("reason") or "carte perdue",
             by=by,
+            new_status=CardStatus.ISSUING,
         )
         _move_confirmed_contracts(session, job.replaces_serial, serial, by)
     else:
@@ -418,7 +437,12 @@ def attach_card(
     contract_options: dict[int, Mapping[str, Any]] = {}
     for index, code in enumerate(request["contracts"]):
         load = products.load_product(
-            session, card_serial=serial, product_code=int(code), channel="desk", sold_by=by
+            session,
+            card_serial=serial,
+            product_code=int(code),
+            channel="desk",
+            sold_by=by,
+            record_sale=False,
         )
         if index < len(options) and options[index]:
             contract_options[load.action.id] = options[index]
@@ -435,6 +459,7 @@ def attach_card(
             channel="desk",
             sold_by=by,
             amount_cents=int(request["wallet_reload_cents"]),
+            record_sale=False,
         )
     for aid in request["school_aid"]:
         entitlements.grant_school_aid(
@@ -481,12 +506,15 @@ def attach_card(
     job.message = "Écriture en cours"
     job.updated_at = utcnow()
     if not steps:
-        _finish(job)
+        _finish(session, job)
     session.flush()
     return job
 
 
-def _finish(job: DeskJob) -> None:
+def _finish(session: Session, job: DeskJob) -> None:
+    """Every step is on the card: the card becomes usable (an issue or a replacement)."""
+    if job.card_serial is not None:
+        cards.activate_card(session, job.card_serial)
     job.status = JobStatus.DONE
     job.current_step = None
     job.message = MESSAGE_DONE if job.kind != JobKind.UPDATE else MESSAGE_DONE_UPDATE
@@ -539,6 +567,13 @@ def report_progress(
                         actions.confirm_action(
                             session, job.card_serial, int(action_id), card_tx_counter
                         )
+                    if action is not None:
+                        # The load is on the card: now (and only now) the money is collected.
+                        products.record_sale(
+                            session, action, channel="desk", sold_by=job.created_by
+                        )
+                _mark_paid(job, {int(a) for a in step["action_ids"]})
+                _remember_balances(session, job.card_serial, step, card_tx_counter)
         job.current_step = None
     if status is not None:
         if status not in (
@@ -554,12 +589,108 @@ def report_progress(
         job.status = status
         if status == JobStatus.FAILED:
             job.finished_at = utcnow()
+            queued = _queue_for_next_tap(session, job)
+            if queued and message is not None:
+                message = (
+                    f"{message[:200]} — {queued} chargement(s) encaissé(s), écrit(s) au prochain "
+                    "passage de la carte"
+                )
     if message is not None:
         job.message = message[:300]
     if current is not None:
         job.current_step = current[:64]
     if plan is not None and step_id is not None and len(done) >= len(plan["steps"]):
-        _finish(job)
+        _finish(session, job)
+    job.updated_at = utcnow()
+    session.flush()
+    return job
+
+
+def _queue_for_next_tap(session: Session, job: DeskJob) -> int:
+    """A failed job on an active card (an update): its loads not written yet stay in the card's
+    action list, written at its next tap; their money is collected now (sales recorded, lines
+    ``paid`` and ``queued``). A card still being issued keeps them for the desk (retry).
+
+    Returns:
+        How many loads were queued.
+    """
+    plan = plan_of(job)
+    if plan is None or job.card_serial is None:
+        return 0
+    card = cards.get_card(session, job.card_serial)
+    if card.status != CardStatus.ACTIVE:
+        return 0
+    done = set(json.loads(job.steps_done))
+    queued: set[int] = set()
+    for step in plan["steps"]:
+        if step["id"] in done:
+            continue
+        for action_id in step["action_ids"]:
+            action = session.get(CardAction, int(action_id))
+            if action is None or action.status != ActionStatus.PENDING:
+                continue
+            if products.record_sale(session, action, channel="desk", sold_by=job.created_by):
+                queued.add(action.id)
+    if queued:
+        summary = json.loads(job.summary)
+        for line in summary.get("loads", []):
+            if line.get("action_id") in queued:
+                line["paid"] = bool(line.get("to_collect"))
+                line["queued"] = True
+        job.summary = canonical_json(summary)
+    return len(queued)
+
+
+def _mark_paid(job: DeskJob, action_ids: set[int]) -> None:
+    """The summary's load lines of these actions are now on the card (collected if to pay)."""
+    summary = json.loads(job.summary)
+    for line in summary.get("loads", []):
+        if line.get("action_id") in action_ids:
+            line["paid"] = bool(line.get("to_collect"))
+            line["written"] = True
+    job.summary = canonical_json(summary)
+
+
+def _remember_balances(
+    session: Session, serial: str, step: Mapping[str, Any], card_tx_counter: int
+) -> None:
+    """The purse balances the step left on the card (the card list shows them at once; the
+    uploads of later sessions update them)."""
+    sv = step.get("sv_reload")
+    if sv:
+        balance = int(sv["balance_before"]) + int(sv["amount"])
+        cards.update_known_balance(session, serial, "wallet.sv", balance, card_tx_counter)
+    if step.get("id") == "aid":
+        for write in step.get("writes", []):
+            values = content.decode_aid_counters(str(write["data"]))
+            for purpose, field_name in content.AID_COUNTERS.items():
+                cards.update_known_balance(
+                    session,
+                    serial,
+                    f"cursus.{purpose}_aid",
+                    int(values[field_name]),
+                    card_tx_counter,
+                )
+
+
+def retry_job(session: Session, job: DeskJob, *, by: str) -> DeskJob:
+    """Put a failed job back in the desk's queue (the cause fixed: a SAM's keys, a blank card).
+
+    The plan and the steps already on the card are kept: the station resumes where it stopped,
+    on the same card (or, when no card was planned yet, on the next blank card).
+
+    Raises:
+        Conflict: the job has not failed.
+    """
+    if job.status != JobStatus.FAILED:
+        raise Conflict(
+            f"seule une demande échouée peut être relancée (demande {job.id} : {job.status.value})",
+            f"only a failed job can be retried (job {job.id} is {job.status.value})",
+        )
+    job.status = JobStatus.QUEUED
+    job.finished_at = None
+    job.current_step = None
+    job.message = f"Relancée par {by} — " + MESSAGE_QUEUED.lower()
     job.updated_at = utcnow()
     session.flush()
     return job

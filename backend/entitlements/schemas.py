@@ -25,7 +25,10 @@ class SchoolAidIn(BaseModel):
     def _consecutive_years(self) -> SchoolAidIn:
         first, second = (int(y) for y in self.school_year.split("-"))
         if second != first + 1:
-            raise ValueError("school_year is two consecutive years, e.g. 2025-2026")
+            raise ValueError(
+                "année scolaire : deux années consécutives, par ex. 2025-2026"
+                " / school_year is two consecutive years, e.g. 2025-2026"
+            )
         return self
 
 
@@ -59,7 +62,7 @@ class EmploymentRightIn(BaseModel):
     @model_validator(mode="after")
     def _ordered(self) -> EmploymentRightIn:
         if self.valid_to < self.valid_from:
-            raise ValueError("valid_to is before valid_from")
+            raise ValueError("fin de validité avant le début / valid_to is before valid_from")
         return self
 
 

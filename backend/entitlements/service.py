@@ -33,7 +33,9 @@ def _queue(
 ) -> list[CardAction]:
     queued = []
     for card in cards.cards_of_holder(session, holder_id):
-        if card.status == CardStatus.ACTIVE and application in cards.applications_of(card):
+        # A card being issued at the desk gets it too: the desk job writes it with the card.
+        usable = card.status in (CardStatus.ACTIVE, CardStatus.ISSUING)
+        if usable and application in cards.applications_of(card):
             queued.append(
                 actions.create_action(
                     session,

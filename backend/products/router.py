@@ -5,8 +5,11 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, status
+from sqlalchemy import select
 
 from backend.actions.schemas import CardActionOut
+from backend.audit import service as audit
+from backend.audit.models import AuditEntry
 from backend.auth.dependencies import (
     AgentPrincipal,
     TerminalPrincipal,
@@ -17,12 +20,20 @@ from backend.auth.roles import TERMINAL_SELLS, WRITING_ROLES, AgentRole
 from backend.dependencies import SessionDep
 from backend.errors import Forbidden
 from backend.products import service
-from backend.products.schemas import LoadIn, ProductIn, ProductOut, SaleOut
+from backend.products.schemas import (
+    LoadIn,
+    PriceChangeOut,
+    PriceIn,
+    ProductIn,
+    ProductOut,
+    SaleOut,
+)
 
 router = APIRouter(prefix="/api/v1/products", tags=["products"])
 
 
 def _sale_out(load: service.Load) -> SaleOut:
+    assert load.sale is not None  # the API's loads record their sale at once
     return SaleOut(
         id=load.sale.id,
         card_serial=load.card_serial,
@@ -47,10 +58,55 @@ def catalogue(
 def create_product(
     body: ProductIn,
     session: SessionDep,
-    _: Annotated[AgentPrincipal, Depends(require_agent(AgentRole.SUPERVISOR))],
+    agent: Annotated[AgentPrincipal, Depends(require_agent(AgentRole.SUPERVISOR))],
 ) -> ProductOut:
-    """Add a product to the catalogue (supervisors only)."""
-    return ProductOut.model_validate(service.create_product(session, **body.model_dump()))
+    """Add a product to the catalogue (supervisors only); the price history starts here."""
+    product = service.create_product(session, **body.model_dump())
+    _history(session, agent, "product.create", product.code, f"créé à {body.amount_cents} c")
+    return ProductOut.model_validate(product)
+
+
+Supervisor = Annotated[AgentPrincipal, Depends(require_agent(AgentRole.SUPERVISOR))]
+Overseer = Annotated[
+    AgentPrincipal, Depends(require_agent(AgentRole.SUPERVISOR, AgentRole.AUDITOR))
+]
+
+
+def _history(session: SessionDep, agent: AgentPrincipal, action: str, code: int, what: str) -> None:
+    audit.record_lookup(session, agent, action=action, subject=f"product:{code}", reason=what)
+
+
+@router.get("/all", response_model=list[ProductOut])
+def whole_catalogue(session: SessionDep, _: Overseer) -> list[ProductOut]:
+    """Every product, on sale or not (supervisors, auditors)."""
+    return [ProductOut.model_validate(p) for p in service.list_products(session, active_only=False)]
+
+
+@router.post("/{code}/deactivate", response_model=ProductOut)
+def deactivate_product(code: int, session: SessionDep, agent: Supervisor) -> ProductOut:
+    """Take a product off sale (supervisors only; loads already sold stay valid)."""
+    product = service.deactivate_product(session, code)
+    _history(session, agent, "product.deactivate", code, "retiré de la vente")
+    return ProductOut.model_validate(product)
+
+
+@router.post("/{code}/price", response_model=ProductOut)
+def change_price(code: int, body: PriceIn, session: SessionDep, agent: Supervisor) -> ProductOut:
+    """Change a product's price from now on (supervisors only)."""
+    product, before = service.change_price(session, code, body.amount_cents)
+    _history(session, agent, "product.price", code, f"prix {before} c -> {body.amount_cents} c")
+    return ProductOut.model_validate(product)
+
+
+@router.get("/{code}/history", response_model=list[PriceChangeOut])
+def price_history(code: int, session: SessionDep, _: Overseer) -> list[PriceChangeOut]:
+    """Creation, price changes and withdrawal of a product, oldest first."""
+    rows = session.scalars(
+        select(AuditEntry)
+        .where(AuditEntry.subject == f"product:{code}", AuditEntry.action.like("product.%"))
+        .order_by(AuditEntry.id)
+    )
+    return [PriceChangeOut(at=r.at, by=r.agent, action=r.action, detail=r.reason) for r in rows]
 
 
 @router.post("/loads", response_model=SaleOut, status_code=status.HTTP_201_CREATED)

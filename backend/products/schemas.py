@@ -21,7 +21,9 @@ class ProductIn(BaseModel):
     application: Application
     rider_category_id: str | None = Field(default=None, max_length=64)
     fare_media_id: str = Field(default="carte_regionale", max_length=64)
-    amount_cents: int = Field(ge=-1_000_000, le=1_000_000)
+    amount_cents: int = Field(
+        ge=0, le=1_000_000, description="price in eurocents, never below zero"
+    )
     currency: str = Field(default="EUR", pattern=r"^[A-Z]{3}$")
     duration_days: int | None = Field(default=None, ge=1, le=3660)
     trips: int | None = Field(default=None, ge=1, le=1000)
@@ -59,3 +61,20 @@ class SaleOut(BaseModel):
     sold_by: str
     sold_at: datetime
     action: CardActionOut
+
+
+class PriceIn(BaseModel):
+    """A new price for a catalogue entry."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    amount_cents: int = Field(ge=0, le=1_000_000, description="eurocents, never below zero")
+
+
+class PriceChangeOut(BaseModel):
+    """One event of a product's price history (from the audit trail)."""
+
+    at: datetime
+    by: str
+    action: str
+    detail: str

@@ -7,6 +7,7 @@ the card's next tap.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -47,6 +48,46 @@ def list_products(session: Session, *, active_only: bool = True) -> list[Product
     return list(session.scalars(query))
 
 
+def _any_product(session: Session, code: int) -> Product:
+    product = session.scalar(select(Product).where(Product.code == code))
+    if product is None:
+        raise NotFound(f"produit {code} inconnu", f"unknown product {code}")
+    return product
+
+
+def deactivate_product(session: Session, code: int) -> Product:
+    """Take a product off sale (loads already sold stay valid).
+
+    Raises:
+        NotFound: no such product.
+    """
+    product = _any_product(session, code)
+    product.active = False
+    session.flush()
+    return product
+
+
+def change_price(session: Session, code: int, amount_cents: int) -> tuple[Product, int]:
+    """Set a product's price (from now on; loads already sold keep theirs).
+
+    Returns:
+        The product and its previous price.
+
+    Raises:
+        NotFound: no such product.
+        InvalidRequest: a price below zero.
+    """
+    if amount_cents < 0:
+        raise InvalidRequest(
+            "le prix ne peut pas être négatif", "a price is never below zero", field="amount_cents"
+        )
+    product = _any_product(session, code)
+    before = product.amount_cents
+    product.amount_cents = amount_cents
+    session.flush()
+    return product, before
+
+
 def get_product(session: Session, code: int) -> Product:
     """The active product with this code.
 
@@ -61,9 +102,10 @@ def get_product(session: Session, code: int) -> Product:
 
 @dataclass(frozen=True)
 class Load:
-    """A sale and the action that writes it."""
+    """A sale and the action that writes it (``sale`` is ``None`` while a desk job has not
+    written it yet: see :func:`record_sale`)."""
 
-    sale: Sale
+    sale: Sale | None
     action: CardAction
     card_serial: str
     product: Product
@@ -77,8 +119,13 @@ def load_product(
     channel: str,
     sold_by: str,
     amount_cents: int | None = None,
+    record_sale: bool = True,
 ) -> Load:
     """Sell a product for a card: a sale record and a pending write.
+
+    With ``record_sale=False`` (a desk job) only the write is queued, on an active card or one
+    being issued; the desk records the sale once the load is on the card (:func:`record_sale`),
+    so a job that stops midway has collected nothing.
 
     Raises:
         NotFound: unknown card or product.
@@ -87,7 +134,8 @@ def load_product(
     """
     card = cards.get_card(session, card_serial)
     product = get_product(session, product_code)
-    if card.status != CardStatus.ACTIVE:
+    allowed = {CardStatus.ACTIVE} if record_sale else {CardStatus.ACTIVE, CardStatus.ISSUING}
+    if card.status not in allowed:
         raise Conflict(f"carte {card.serial} {card.status.value}", f"card is {card.status.value}")
     if product.application not in cards.applications_of(card):
         raise Conflict(
@@ -117,6 +165,39 @@ def load_product(
         params=params,
         created_by=sold_by,
     )
+    sale = None
+    if record_sale:
+        sale = Sale(
+            card_id=card.id,
+            product_id=product.id,
+            amount_cents=amount,
+            channel=channel,
+            sold_by=sold_by,
+            sold_at=utcnow(),
+            action_id=action.id,
+        )
+        session.add(sale)
+        session.flush()
+    return Load(sale=sale, action=action, card_serial=card.serial, product=product)
+
+
+def record_sale(session: Session, action: CardAction, *, channel: str, sold_by: str) -> Sale | None:
+    """Record the sale of a load queued with ``record_sale=False``, now on the card (once).
+
+    Returns ``None`` for an action that is not a sale (aid, moved balance) or already recorded.
+    """
+    if action.kind not in (ActionKind.SV_RELOAD, ActionKind.LOAD_CONTRACT):
+        return None
+    if session.scalar(select(Sale).where(Sale.action_id == action.id)) is not None:
+        return None
+    params = json.loads(action.params)
+    if "product_code" not in params or "from_card" in params:
+        return None  # a load moved from a replaced card: paid when first sold
+    product = session.scalar(select(Product).where(Product.code == int(params["product_code"])))
+    card = cards.get_card(session, action.card_serial)
+    if product is None:
+        return None
+    amount = int(params["amount"]) if action.kind == ActionKind.SV_RELOAD else product.amount_cents
     sale = Sale(
         card_id=card.id,
         product_id=product.id,
@@ -128,4 +209,4 @@ def load_product(
     )
     session.add(sale)
     session.flush()
-    return Load(sale=sale, action=action, card_serial=card.serial, product=product)
+    return sale

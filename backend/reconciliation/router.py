@@ -5,14 +5,18 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
-from pydantic import AwareDatetime, BaseModel, Field
+from fastapi import APIRouter, Depends, Query, Response
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from sqlalchemy import select
 
+from backend.audit import service as audit
 from backend.auth.dependencies import AgentPrincipal, require_agent
 from backend.auth.roles import AgentRole
 from backend.dependencies import SessionDep
+from backend.errors import NotFound
 from backend.ledger.service import check_balanced
-from backend.reconciliation import service
+from backend.reconciliation import service, statement
+from backend.reconciliation.models import ClearingPeriod
 
 router = APIRouter(prefix="/api/v1/reconciliation", tags=["reconciliation"])
 
@@ -55,16 +59,56 @@ def operators(start: Start, end: End, session: SessionDep, _: Reader) -> dict[st
     return service.operator_report(session, start, end)
 
 
+@router.get("/merchants", summary="Par commerçant / per merchant")
+def merchants(start: Start, end: End, session: SessionDep, _: Reader) -> dict[str, Any]:
+    """Aid spent at each merchant terminal, per purpose."""
+    return service.merchant_report(session, start, end)
+
+
 @router.get("/anomalies", summary="Anomalies")
 def anomalies(
     session: SessionDep,
     _: Reader,
-    kind: str | None = None,
+    kind: Annotated[str | None, Query(max_length=32)] = None,
     open_only: bool = False,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+    terminal_id: Annotated[str | None, Query(max_length=64)] = None,
+    card_pseudonym: Annotated[str | None, Query(max_length=64)] = None,
+    state: Annotated[str | None, Query(pattern="^(open|resolved)$")] = None,
 ) -> list[dict[str, Any]]:
-    """Latest anomalies raised by the validation loop and the upload service."""
-    return service.list_anomalies(session, kind=kind, open_only=open_only, limit=limit)
+    """Latest anomalies raised by the validation loop and the upload service (French names in
+    ``kind_fr``, ``state_fr``), filtered by kind, terminal, card pseudonym and state."""
+    return service.list_anomalies(
+        session,
+        kind=kind,
+        open_only=open_only,
+        limit=limit,
+        terminal_id=terminal_id,
+        card_pseudonym=card_pseudonym,
+        state=state,
+    )
+
+
+class ResolveIn(BaseModel):
+    """Why an anomaly is closed (kept with it, and in the audit trail)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(min_length=3, max_length=300)
+
+
+@router.post("/anomalies/{anomaly_id}/resolve", summary="Résoudre une anomalie / resolve")
+def resolve(anomaly_id: int, body: ResolveIn, session: SessionDep, agent: Closer) -> dict[str, Any]:
+    """A supervisor explains an anomaly (audited); it is kept, marked resolved."""
+    resolved = service.resolve_anomaly(session, anomaly_id, body.reason, by=agent.username)
+    audit.record_lookup(
+        session,
+        agent,
+        action="anomaly.resolve",
+        subject=f"anomaly:{anomaly_id}",
+        reason=body.reason,
+    )
+    return resolved
 
 
 @router.get("/ledger/check", summary="Équilibre du grand livre / ledger balance")
@@ -91,3 +135,65 @@ def close(request: ClearingRequest, session: SessionDep, _: Closer) -> dict[str,
 def settlements(period_id: str, session: SessionDep, _: Reader) -> list[dict[str, Any]]:
     """Settlements of a closed period."""
     return [asdict(s) for s in service.period_settlements(session, period_id)]
+
+
+@router.get("/clearing", summary="Périodes clôturées / closed periods")
+def periods(session: SessionDep, _: Reader) -> list[dict[str, Any]]:
+    """Closed periods, newest first."""
+    rows = session.scalars(select(ClearingPeriod).order_by(ClearingPeriod.id.desc()))
+    return [
+        {
+            "period_id": p.period_id,
+            "start": p.starts_at.isoformat(),
+            "end": p.ends_at.isoformat(),
+            "pass_pool": p.pass_pool,
+            "closed_at": p.closed_at.isoformat(),
+        }
+        for p in rows
+    ]
+
+
+def _period(session: SessionDep, period_id: str) -> ClearingPeriod:
+    period = session.scalar(select(ClearingPeriod).where(ClearingPeriod.period_id == period_id))
+    if period is None:
+        raise NotFound(f"période {period_id} inconnue", f"unknown period {period_id}")
+    return period
+
+
+@router.get(
+    "/clearing/{period_id}/statement.csv",
+    response_class=Response,
+    responses={200: {"content": {"text/csv": {}}}},
+    summary="Relevé CSV / statement as CSV",
+)
+def statement_as_csv(period_id: str, session: SessionDep, _: Reader) -> Response:
+    """The period's settlements as CSV (``;``, euros with a decimal comma, French labels)."""
+    period = _period(session, period_id)
+    body = statement.statement_csv(period.period_id, service.period_settlements(session, period_id))
+    return Response(
+        body.encode("utf-8-sig"),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="releve-{period_id}.csv"'},
+    )
+
+
+@router.get(
+    "/clearing/{period_id}/statement.pdf",
+    response_class=Response,
+    responses={200: {"content": {"application/pdf": {}}}},
+    summary="Relevé PDF / statement as PDF",
+)
+def statement_as_pdf(period_id: str, session: SessionDep, _: Reader) -> Response:
+    """The period's settlements as a PDF statement (French)."""
+    period = _period(session, period_id)
+    pdf = statement.statement_pdf(
+        period.period_id,
+        period.starts_at,
+        period.ends_at,
+        service.period_settlements(session, period_id),
+    )
+    return Response(
+        pdf,
+        media_type="application/pdf",
+        headers={"Content-Disposition": f'attachment; filename="releve-{period_id}.pdf"'},
+    )

@@ -23,7 +23,9 @@ from typing import Any
 from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
+from backend.columns import utcnow
 from backend.errors import Conflict, InvalidRequest, NotFound
+from backend.labels import ANOMALY_STATES_FR, anomaly_kind_fr
 from backend.ledger.accounts import PASS_POOL, funder_account, operator_account
 from backend.ledger.models import LedgerEntry
 from backend.ledger.service import LedgerCheck, check_balanced, post_entry
@@ -356,16 +358,64 @@ def anomaly_json(anomaly: Anomaly) -> dict[str, Any]:
         "detected_at": anomaly.detected_at.isoformat(),
         "resolved": anomaly.resolved_at is not None,
         "resolution": anomaly.resolution,
+        "kind_fr": anomaly_kind_fr(anomaly.kind),
+        "state_fr": ANOMALY_STATES_FR["resolved" if anomaly.resolved_at else "open"],
     }
 
 
 def list_anomalies(
-    session: Session, *, kind: str | None = None, open_only: bool = False, limit: int = 200
+    session: Session,
+    *,
+    kind: str | None = None,
+    open_only: bool = False,
+    limit: int = 200,
+    terminal_id: str | None = None,
+    card_pseudonym: str | None = None,
+    state: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Latest anomalies, optionally of one kind or only the unexplained ones."""
+    """Latest anomalies, filtered by kind, terminal, card pseudonym and state (``open`` or
+    ``resolved``; ``open_only`` is ``state="open"``)."""
     query = select(Anomaly).order_by(Anomaly.id.desc()).limit(limit)
-    if kind is not None:
+    if kind:
         query = query.where(Anomaly.kind == kind)
-    if open_only:
+    if terminal_id:
+        query = query.where(Anomaly.terminal_id == terminal_id)
+    if card_pseudonym:
+        query = query.where(Anomaly.card_pseudonym == card_pseudonym)
+    if open_only or state == "open":
         query = query.where(Anomaly.resolved_at.is_(None))
+    elif state == "resolved":
+        query = query.where(Anomaly.resolved_at.is_not(None))
     return [anomaly_json(a) for a in session.scalars(query)]
+
+
+def resolve_anomaly(session: Session, anomaly_id: int, reason: str, *, by: str) -> dict[str, Any]:
+    """A person explains an anomaly: it is resolved with their reason (never deleted).
+
+    Raises:
+        NotFound: no such anomaly.
+        Conflict: already resolved.
+    """
+    anomaly = session.get(Anomaly, anomaly_id)
+    if anomaly is None:
+        raise NotFound(f"anomalie {anomaly_id} inconnue", f"unknown anomaly {anomaly_id}")
+    if anomaly.resolved_at is not None:
+        raise Conflict(
+            f"anomalie {anomaly_id} déjà résolue", f"anomaly {anomaly_id} already resolved"
+        )
+    anomaly.resolved_at = utcnow()
+    anomaly.resolution = f"{reason.strip()} ({by})"
+    session.flush()
+    return anomaly_json(anomaly)
+
+
+def merchant_report(session: Session, start: datetime, end: datetime) -> dict[str, Any]:
+    """Per merchant terminal: aid spent per purpose in ``[start, end)``."""
+    merchants: dict[str, dict[str, int]] = {}
+    for account, amount in _period_balances(session, start, end).items():
+        kind, terminal_id, what = _split(account)
+        if kind != "merchant" or amount == 0:
+            continue
+        purpose = what.removeprefix("aid.")
+        merchants.setdefault(terminal_id, {})[purpose] = amount
+    return {"merchants": merchants}

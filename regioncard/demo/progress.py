@@ -3,6 +3,7 @@ otherwise (logs, CI, tests). No dependency."""
 
 from __future__ import annotations
 
+import logging
 import sys
 import time
 from typing import TextIO
@@ -10,11 +11,46 @@ from typing import TextIO
 WIDTH = 30
 
 
+def warning_fr(record: logging.LogRecord) -> str:
+    """A warning of the terminals' code told in French to the person running the demo."""
+    if record.name == "terminal.journal.upload" and record.msg.startswith("batch %s not delivered"):
+        batch = record.args[0] if isinstance(record.args, tuple) and record.args else "?"
+        return (
+            f"lot {batch} non remis (serveur injoignable) : "
+            "il reste dans le journal du terminal et repart au prochain envoi"
+        )
+    if record.name.startswith("terminal.gate"):
+        return f"valideur : passage non terminé ({record.getMessage()[:120]})"
+    return f"avertissement ({record.name}) : {record.getMessage()[:160]}"
+
+
+class HeldWarnings(logging.Handler):
+    """Warnings logged while a bar is drawn: held, then told in French under the bar (they never
+    cut a progress line)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.held: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.held.append(warning_fr(record))
+
+
 class Bar:
-    """One progress bar; :meth:`advance` per item, :meth:`done` at the end."""
+    """One progress bar; :meth:`advance` per item, :meth:`done` at the end.
+
+    While it is drawn, warnings logged by the terminals are held (:class:`HeldWarnings`) and
+    written in French after it.
+    """
 
     def __init__(self, progress: Progress, label: str, total: int) -> None:
         self.progress = progress
+        self._warnings = HeldWarnings()
+        root = logging.getLogger()
+        self._others = list(root.handlers)  # restored at done(): nothing prints over the bar
+        for handler in self._others:
+            root.removeHandler(handler)
+        root.addHandler(self._warnings)
         self.label = label
         self.total = max(total, 1)
         self.count = 0
@@ -51,6 +87,12 @@ class Bar:
             self.progress.write(f" {seconds:.1f} s\n")
         else:
             self.progress.write(f"  {self.label} : {self.count}/{self.total} en {seconds:.1f} s\n")
+        root = logging.getLogger()
+        root.removeHandler(self._warnings)
+        for handler in self._others:
+            root.addHandler(handler)
+        for text in dict.fromkeys(self._warnings.held):  # each distinct warning once
+            self.progress.write(f"  ⚠ {text}\n")
 
 
 class Progress:

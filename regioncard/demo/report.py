@@ -10,6 +10,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
+from backend.labels import account_fr, anomaly_kind_fr
 from regioncard.demo.runner import DemoResult
 from regioncard.demo.world import SCHOOLS, TERMINALS, HolderKind
 from terminal.fares.reasons import format_euros as euros
@@ -63,6 +64,7 @@ def build_summary(result: DemoResult) -> dict[str, Any]:
     backend = result.backend
     schools = backend.get("schools", {})
     anomalies = Counter(a["kind"] for a in backend.get("anomalies", []))
+    resolved = Counter(a["kind"] for a in backend.get("anomalies", []) if a.get("resolved"))
     ledger = backend.get("ledger", {})
     balanced = bool(ledger.get("balanced"))
     taps_backend: Counter[str] = Counter()
@@ -113,7 +115,26 @@ def build_summary(result: DemoResult) -> dict[str, Any]:
             "refused_at_gate_after_push": len(set(stats.refused_blocked)),
             "all_refused": blocked <= set(stats.refused_blocked) and bool(blocked),
         },
-        "anomalies": {"total": sum(anomalies.values()), "by_kind": dict(anomalies)},
+        "anomalies": {
+            "total": sum(anomalies.values()),
+            "by_kind": dict(anomalies),
+            "open": sum(anomalies.values()) - sum(resolved.values()),
+            "by_kind_fr": [
+                {
+                    "kind": kind,
+                    "label": anomaly_kind_fr(kind),
+                    "open": n - resolved[kind],
+                    "resolved": resolved[kind],
+                }
+                for kind, n in anomalies.items()
+            ],
+        },
+        "accounts_fr": {
+            account: account_fr(account)
+            for account in list(by_funder) + list(schools.get("by_funder", {}))
+        },
+        "transit_sessions": backend.get("transit_sessions", {}),
+        "pass_shares": backend.get("clearing", {}).get("pass_shares", {}),
         "uploads": {
             "batches": sum(u["batches"] for u in stats.uploads.values()),
             "records": sum(u["records"] for u in stats.uploads.values()),
@@ -134,6 +155,76 @@ def build_summary(result: DemoResult) -> dict[str, Any]:
             "total_cents": ledger.get("total"),
         },
     }
+
+
+def explanations(summary: dict[str, Any]) -> list[str]:
+    """One line for every total that does not obviously add up with another one."""
+    lines = []
+    taps = summary["taps"]
+    total, refused = taps["total"], taps["refused"]
+    bike = taps["accepted_by_reason"].get("bike_shelter_open", 0)
+    billed = sum(int(v["taps"]) for v in summary["operators"].values())
+    sessions = summary.get("transit_sessions", {})
+    sv = sum(n for k, n in sessions.items() if k.startswith("sv_debit:"))
+    not_charged = sum(n for k, n in sessions.items() if k.endswith(":not_charged"))
+    transit = total - refused - bike
+    if transit + sv - not_charged == billed:
+        lines.append(
+            f"{total} passages aux valideurs contre {billed} facturés aux exploitants : "
+            f"{total} − {refused} refusés (rien d'écrit) − {bike} à l'abri vélo (sans "
+            f"exploitant) = {transit} passages de transport, + {sv} débits du porte-monnaie "
+            f"(enregistrés en plus du passage) − {not_charged} sessions reçues mais non "
+            f"facturées = {billed}."
+        )
+    else:
+        lines.append(
+            f"{total} passages aux valideurs contre {billed} facturés aux exploitants : "
+            f"{refused} refusés et {bike} à l'abri vélo ne sont pas facturés ; l'écart restant "
+            f"({transit - billed}) vient des sessions reçues par le backend ({sessions})."
+        )
+    plum = summary["amounts_by_funder"].get("region:plum")
+    if plum is not None:
+        revenue = sum(int(v["revenue"]) for v in summary["operators"].values())
+        shares = sum(int(v) for v in summary.get("pass_shares", {}).values())
+        label = account_fr("region:plum")
+        if revenue + shares == plum:
+            lines.append(
+                f"{label} (region:plum) {euros(plum)} contre {euros(revenue)} de recettes des "
+                f"exploitants : la région leur reverse aussi {euros(shares)} d'abonnements PLUM "
+                f"vendus, répartis au prorata des validations d'abonnés "
+                f"({euros(revenue)} + {euros(shares)} = {euros(plum)})."
+            )
+        else:
+            lines.append(
+                f"{label} (region:plum) {euros(plum)} : {euros(revenue)} de recettes des "
+                f"exploitants et {euros(shares)} d'abonnements répartis ; "
+                f"écart {euros(plum - revenue - shares)}."
+            )
+    blocked = summary["blocked_cards"]
+    at_gate = taps["refused_by_reason"].get("card_blocked", 0)
+    if at_gate != blocked["refused_at_gate_after_push"]:
+        lines.append(
+            f"{at_gate} refus « Carte bloquée » pour {blocked['blocked']} cartes bloquées : "
+            f"les {blocked['refused_at_gate_after_push']} cartes perdues ont été présentées "
+            f"{at_gate} fois en tout après la diffusion de la liste d'opposition."
+        )
+    meals = summary["meals"]
+    if meals["refused"]:
+        reasons = ", ".join(
+            f"{REASON_LABELS.get(r, r)} {n}" for r, n in meals["refused_by_reason"].items()
+        )
+        lines.append(
+            f"{meals['refused']} refus en cantine ({reasons}), comptés à part des "
+            f"{taps['refused']} refus aux valideurs."
+        )
+    anomalies = summary["anomalies"]
+    if anomalies["total"]:
+        lines.append(
+            f"{anomalies['total']} anomalies détectées, {anomalies['total'] - anomalies['open']} "
+            f"résolues d'elles-mêmes (transaction remontée ensuite), {anomalies['open']} "
+            "ouvertes."
+        )
+    return lines
 
 
 def make_plots(result: DemoResult, out: Path) -> dict[str, str]:
@@ -183,7 +274,8 @@ def make_plots(result: DemoResult, out: Path) -> dict[str, str]:
         ax.annotate(f"{served[school]} repas", (i, aid[i] + wallet[i]), ha="center", va="bottom")
     ax.set_ylabel("euros")
     ax.set_title("Repas par établissement et par financeur")
-    ax.legend()
+    ax.set_ylim(0, max([a + w for a, w in zip(aid, wallet, strict=True)] or [1]) * 1.2)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside the bars
     files["meals"] = _save(fig, out, "repas-par-ecole.png")
 
     # Purse balances distribution
@@ -196,17 +288,26 @@ def make_plots(result: DemoResult, out: Path) -> dict[str, str]:
     ax.set_xlabel("solde en fin de journée (euros)")
     ax.set_ylabel("cartes")
     ax.set_title("Soldes des cartes le soir")
-    ax.legend()
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     files["balances"] = _save(fig, out, "soldes.png")
 
     # Anomalies and refusals by kind
-    anomalies = Counter(a["kind"] for a in result.backend.get("anomalies", []))
+    found = result.backend.get("anomalies", [])
+    kinds_seen = sorted({a["kind"] for a in found})
+    still_open = Counter(a["kind"] for a in found if not a.get("resolved"))
+    solved = Counter(a["kind"] for a in found if a.get("resolved"))
     refused = Counter(
         REASON_LABELS.get(t["reason"], t["reason"]) for t in result.stats.taps if not t["accepted"]
     )
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.5))
-    if anomalies:
-        left.barh(list(anomalies), list(anomalies.values()), color="tab:red")
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
+    if kinds_seen:
+        names = [anomaly_kind_fr(k) for k in kinds_seen]
+        done = [solved[k] for k in kinds_seen]
+        left.barh(names, done, color="tab:gray", label="résolues")
+        left.barh(
+            names, [still_open[k] for k in kinds_seen], left=done, color="tab:red", label="ouvertes"
+        )
+        left.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2)
     else:
         left.text(0.5, 0.5, "aucune anomalie", ha="center", va="center")
     left.set_title("Anomalies du backend par type")
@@ -225,10 +326,22 @@ def _save(fig: Any, out: Path, name: str) -> str:
     return name
 
 
+class _Html(str):
+    """Markup already escaped (a French label with its code in small print)."""
+
+
+def _label(label: str, code: str) -> _Html:
+    small = f" <small class='code'>{html.escape(code)}</small>" if code != label else ""
+    return _Html(html.escape(label) + small)
+
+
 def _table(headers: list[str], rows: list[list[Any]]) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
     body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows
+        "<tr>"
+        + "".join(f"<td>{c if isinstance(c, _Html) else html.escape(str(c))}</td>" for c in row)
+        + "</tr>"
+        for row in rows
     )
     return f"<table><tr>{head}</tr>{body}</table>"
 
@@ -248,6 +361,8 @@ def write_html(
         f"<h1>Une journée dans la région — {summary['day']}</h1>",
         f"<p class='{'ok' if ledger['balanced'] else 'ko'}'><b>{html.escape(ledger['message'])}</b>"
         f" ({ledger['entries']} écritures, {ledger['lines']} lignes)</p>",
+        "<h2>Ce qui ne s'additionne pas d'un coup d'œil</h2>",
+        "<ul>" + "".join(f"<li>{html.escape(x)}</li>" for x in summary["explanations"]) + "</ul>",
         "<h2>Cartes émises au guichet</h2>",
         f"<p>{desk.get('done', 0)} demandes de guichet traitées par le poste de guichet "
         f"(DeskStation) sur {desk.get('created', 0)} créées par l'agent, "
@@ -272,7 +387,11 @@ def write_html(
         _table(
             ["Établissement", "Financeur", "Montant"],
             [
-                [SCHOOLS.get(uai, uai), payer, euros(amount)]
+                [
+                    SCHOOLS.get(uai, uai),
+                    _label(summary["accounts_fr"].get(payer, payer), payer),
+                    euros(amount),
+                ]
                 for uai, parts in summary["amounts_by_school"].items()
                 for payer, amount in parts.items()
             ],
@@ -280,8 +399,11 @@ def write_html(
         f"<img src='{plots['meals']}' alt='repas par école'>",
         "<h2>Montants par financeur et par exploitant (rapprochement du backend)</h2>",
         _table(
-            ["Financeur", "Montant"],
-            [[k, euros(v)] for k, v in summary["amounts_by_funder"].items()],
+            ["Payeur", "Montant"],
+            [
+                [_label(summary["accounts_fr"].get(k, k), k), euros(v)]
+                for k, v in summary["amounts_by_funder"].items()
+            ],
         ),
         _table(
             ["Exploitant", "Passages facturés", "Validations d'abonnés", "Recettes"],
@@ -304,7 +426,13 @@ def write_html(
         f"{offline.get('caught_up_at')} ({offline.get('caught_up_records')} enregistrements). "
         f"Tout envoyé : {'oui' if offline.get('all_uploaded') else 'non'}.</p>",
         "<h2>Anomalies</h2>",
-        _table(["Type", "Nombre"], [[k, v] for k, v in summary["anomalies"]["by_kind"].items()]),
+        _table(
+            ["Type", "Ouvertes", "Résolues"],
+            [
+                [_label(a["label"], a["kind"]), a["open"], a["resolved"]]
+                for a in summary["anomalies"]["by_kind_fr"]
+            ],
+        ),
         f"<img src='{plots['anomalies']}' alt='anomalies'>",
         "<h2>Envois</h2>",
         _table(
@@ -325,7 +453,7 @@ def write_html(
         "body{font-family:sans-serif;max-width:1000px;margin:2em auto;color:#222}"
         "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #bbb;padding:3px 8px}"
         "th{background:#eef}img{max-width:100%;display:block;margin:1em 0}"
-        ".ok{color:#060}.ko{color:#a00}pre{font-size:11px;background:#f6f6f6;padding:1em}"
+        ".ok{color:#060}.ko{color:#a00}small.code{color:#777;font-family:monospace;font-size:10px}pre{font-size:11px;background:#f6f6f6;padding:1em}"
         "</style></head><body>" + "\n".join(sections) + "</body></html>\n"
     )
     (out / "index.html").write_text(page, encoding="utf-8")
@@ -335,6 +463,7 @@ def write_report(result: DemoResult, out: Path) -> dict[str, Any]:
     """Write ``summary.json``, the PNGs and ``index.html`` into ``out``; return the summary."""
     out.mkdir(parents=True, exist_ok=True)
     summary = build_summary(result)
+    summary["explanations"] = explanations(summary)
     plots = make_plots(result, out)
     summary["report"] = {"html": "index.html", "plots": plots}
     (out / "summary.json").write_text(
@@ -367,8 +496,11 @@ def terminal_summary(summary: dict[str, Any], out: Path) -> str:
         + ")",
         f"Repas servis : {meals['served']} (aide {euros(meals['aid_cents'])}, porte-monnaie "
         f"{euros(meals['wallet_cents'])}), refusés {meals['refused']}",
-        "Par financeur : "
-        + ", ".join(f"{k} {euros(v)}" for k, v in summary["amounts_by_funder"].items()),
+        "Par payeur : "
+        + ", ".join(
+            f"{summary['accounts_fr'].get(k, k)} [{k}] {euros(v)}"
+            for k, v in summary["amounts_by_funder"].items()
+        ),
         f"Cartes perdues : {blocked['blocked']} bloquées, liste v{blocked['deny_list_version']} "
         f"poussée, {blocked['refused_at_gate_after_push']} refusées « Carte bloquée »",
         f"Hors ligne : {offline.get('terminal')} {offline.get('from')}–{offline.get('until')}, "
@@ -377,7 +509,16 @@ def terminal_summary(summary: dict[str, Any], out: Path) -> str:
         f"Envois : {summary['uploads']['batches']} lots, {summary['uploads']['records']} "
         "enregistrements",
         "Anomalies : "
-        + (", ".join(f"{k} {v}" for k, v in summary["anomalies"]["by_kind"].items()) or "aucune"),
+        + (
+            ", ".join(
+                f"{a['label']} [{a['kind']}] {a['open'] + a['resolved']} "
+                f"({a['resolved']} résolues, {a['open']} ouvertes)"
+                for a in summary["anomalies"]["by_kind_fr"]
+            )
+            or "aucune"
+        ),
+        "À savoir :",
+        *(f"  • {line}" for line in summary["explanations"]),
         "APDU via pcscd : {card} carte, {sam} SAM".format(**summary["apdus_through_pcscd"]),
         summary["ledger"]["message"],
         f"Rapport : {out / 'index.html'} ; chiffres : {out / 'summary.json'}",

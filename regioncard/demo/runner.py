@@ -25,14 +25,14 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from backend.auth.roles import AgentRole
 from backend.auth.service import create_agent
 from backend.db import transaction
 from backend.ledger.models import LedgerEntry
 from backend.uploads.router import validation_loop_of
-from backend.validation.models import OperatorStation, ProductValue
+from backend.validation.models import OperatorStation, ProductValue, Tap
 from firmware_host.osdp.gate import ConsoleGatePeripheral
 from hardware.card.emulator import EmulatedCard
 from hardware.card.image import CardImageStore
@@ -399,12 +399,21 @@ class Demo:
             events = [e for e in events if e.step is not Step.UPLOAD or e.when.minute == 0]
         self.progress.section("La journée du 27 novembre 2026 (06:00 — 21:00)")
         self._push_deny_lists()
-        bar = self.progress.bar("passages", len(events))
+        # The bar counts the day's events (taps, meals, uploads, desk blocks...), not only the
+        # validators' passages of the summary: it says so, with the split, when it ends.
+        bar = self.progress.bar("événements", len(events))
         for event in events:
             self.clock.set(event.when)
             self._play(event)
             bar.advance(label=event.when.astimezone(PARIS).strftime("%H:%M"))
         bar.done()
+        steps = Counter(e.step for e in events)
+        self.progress.line(
+            f"dont {steps[Step.TAP]} passages aux valideurs et à l'abri vélo, "
+            f"{steps[Step.MEAL]} passages en cantine, "
+            f"{sum(n for step, n in steps.items() if step not in (Step.TAP, Step.MEAL))} "
+            "autres (envois, blocages, listes poussées)"
+        )
         self.clock.set(at(21, 0))
 
     def _play(self, event: Event) -> None:
@@ -538,6 +547,21 @@ class Demo:
             by_account[_account_group(account)] += int(amount)
         return {"entries": len(entries), "by_account": dict(sorted(by_account.items()))}
 
+    def _transit_sessions(self) -> dict[str, int]:
+        """The transit sessions the backend holds (taps attributed to an operator), by kind,
+        charged or not: the report explains with them why the validators' passages and the
+        operators' billed taps differ (no API lists taps by kind)."""
+        assert self.server is not None
+        with transaction(self.server.app.state.sessionmaker) as session:
+            rows = session.execute(
+                select(Tap.kind, Tap.charged, func.count())
+                .where(Tap.operator_id.is_not(None))
+                .group_by(Tap.kind, Tap.charged)
+            ).all()
+        return {
+            f"{kind}:{'charged' if charged else 'not_charged'}": int(n) for kind, charged, n in rows
+        }
+
     def _close_day(self) -> None:
         assert self.server is not None and self.rig is not None
         self.progress.section("Fin de journée : envois, boucle de validation, rapprochement")
@@ -571,6 +595,7 @@ class Demo:
         except DemoError as exc:
             backend["ledger"] = {"balanced": False, "error": str(exc)}
         backend["desk_ledger"] = self._desk_ledger()
+        backend["transit_sessions"] = self._transit_sessions()
         self.result.backend = backend
         self.result.api_calls = dict(self.supervisor.calls)
         for holder in self.holders:

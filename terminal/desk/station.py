@@ -58,10 +58,12 @@ from terminal.desk.writer import (
     read_card_serial,
 )
 from terminal.engine import (
+    CardError,
     CardSelection,
     CardTransactionManager,
     CommunicationError,
     EngineError,
+    SAMError,
     select_card,
 )
 from terminal.journal.store import Journal
@@ -86,8 +88,50 @@ class Messages:
         "Module de sécurité du guichet injoignable — vérifiez son lecteur ; "
         "la carte peut rester posée, l'écriture reprendra"
     )
+    SAM_REFUSED = (
+        "Le module de sécurité du guichet a refusé « {command} » ({sw:04X} : {cause}) — "
+        "faites-le vérifier, puis relancez la demande"
+    )
+    CARD_REFUSED = "La carte a refusé « {command} » ({sw:04X}) : {cause}"
     BACKEND = "Refusé par le serveur : {detail}"
     DONE = "Carte émise"
+
+
+# Why a SAM refuses a command, in the agent's words (status word -> French cause).
+SAM_CAUSES_FR = {
+    0x6A88: "clé absente du module",
+    0x6A83: "clé absente du module",
+    0x6982: "condition de sécurité non remplie",
+    0x6985: "commande refusée dans cet état",
+    0x6988: "signature de la carte incorrecte",
+    0x6D00: "commande inconnue du module",
+}
+CARD_CAUSES_FR = {
+    0x6982: "condition de sécurité non remplie",
+    0x6985: "application invalidée ou non sélectionnée",
+    0x6A82: "fichier absent de la carte",
+    0x6A83: "enregistrement absent de la carte",
+    0x6A88: "clé absente de la carte",
+    0x6400: "écriture impossible (mémoire)",
+}
+
+
+def refusal_message(exc: EngineError) -> str:
+    """The French message for a card or SAM refusal that stops a job (it names the real cause:
+    not « carte illisible » when it is the desk's SAM that lacks a key)."""
+    if isinstance(exc, SAMError):
+        return Messages.SAM_REFUSED.format(
+            command=exc.command.value,
+            sw=exc.sw,
+            cause=SAM_CAUSES_FR.get(exc.sw, "refus du module"),
+        )
+    if isinstance(exc, CardError):
+        return Messages.CARD_REFUSED.format(
+            command=exc.command.value,
+            sw=exc.sw,
+            cause=CARD_CAUSES_FR.get(exc.sw, "refus de la carte"),
+        )
+    return Messages.NOT_A_CARD
 
 
 @dataclass(frozen=True)
@@ -247,7 +291,7 @@ class DeskStation:
         if self.card_reader.card_present():
             return job
         if job.status != "interrupted":
-            if job.card_serial and job.kind == "update":
+            if job.card_serial and (job.kind == "update" or job.plan is not None):
                 message = Messages.PLACE_CARD.format(serial=job.card_serial)
             else:
                 message = Messages.PLACE_BLANK
@@ -313,8 +357,8 @@ class DeskStation:
                 log.warning("job %s: %s", job.id, exc)
                 job = self._report(job, status="failed", message=Messages.SAM)
             except EngineError as exc:
-                log.warning("job %s: card refused: %s", job.id, exc)
-                job = self._report(job, status="failed", message=Messages.NOT_A_CARD)
+                log.warning("job %s: refused: %s", job.id, exc)
+                job = self._report(job, status="failed", message=refusal_message(exc)[:300])
             except BackendError as exc:
                 if exc.status in (0, 401, 503):
                     raise

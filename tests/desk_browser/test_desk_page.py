@@ -141,7 +141,9 @@ def run_page(
            .observe(document.getElementById('job-message'),
                     {childList: true, characterData: true, subtree: true}); }"""
     )
-    page.get_by_role("button", name="Émettre la carte").click()
+    page.get_by_role("button", name="Vérifier la demande").click()
+    expect(page.locator("#confirm-total")).to_have_text("Total à encaisser : 12,50 €")
+    page.get_by_role("button", name="Confirmer et écrire la carte").click()
     message = page.locator("#job-message")
     expect(message).to_have_text("Posez une carte vierge sur le lecteur", timeout=10_000)
 

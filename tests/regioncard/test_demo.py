@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -53,6 +54,8 @@ def demo_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "Le grand livre est équilibré au centime près." in done.stdout
+    (out / "stdout.txt").write_text(done.stdout, encoding="utf-8")
+    (out / "stderr.txt").write_text(done.stderr, encoding="utf-8")
     return out
 
 
@@ -148,3 +151,49 @@ def test_desk_records_reach_the_ledger(summary: dict[str, Any]) -> None:
     )
     assert sum(accounts.values()) == 0
     assert "chain_break" not in summary["anomalies"]["by_kind"]
+
+
+def test_progress_agrees_with_the_summary_and_warnings_are_french(
+    demo_out: Path, summary: dict[str, Any]
+) -> None:
+    stdout = (demo_out / "stdout.txt").read_text(encoding="utf-8")
+    match = re.search(r"dont (\d+) passages aux valideurs", stdout)
+    assert match is not None, stdout
+    assert int(match.group(1)) == summary["taps"]["total"]
+    assert f"Passages : {summary['taps']['total']} " in stdout
+    # No raw log line (English, timestamped) in the middle of the progress lines.
+    stderr = (demo_out / "stderr.txt").read_text(encoding="utf-8")
+    assert " WARNING " not in stdout + stderr, stdout + stderr
+    if summary["offline_terminal"].get("failed_attempts"):
+        assert "non remis (serveur injoignable)" in stdout
+
+
+def test_accounts_and_anomalies_have_french_labels_with_their_code(
+    demo_out: Path, summary: dict[str, Any]
+) -> None:
+    html = (demo_out / "index.html").read_text(encoding="utf-8")
+    for account in summary["amounts_by_funder"]:
+        label = summary["accounts_fr"][account]
+        assert label != account
+        assert f"{label} <small class='code'>{account}</small>" in html
+    for anomaly in summary["anomalies"]["by_kind_fr"]:
+        assert anomaly["label"] != anomaly["kind"]
+        assert (
+            anomaly["open"] + anomaly["resolved"]
+            == summary["anomalies"]["by_kind"][anomaly["kind"]]
+        )
+        assert f"<small class='code'>{anomaly['kind']}</small>" in html
+
+
+def test_totals_that_do_not_add_up_are_explained(summary: dict[str, Any]) -> None:
+    lines = summary["explanations"]
+    taps = summary["taps"]
+    billed = sum(v["taps"] for v in summary["operators"].values())
+    assert lines[0].startswith(
+        f"{taps['total']} passages aux valideurs contre {billed} facturés aux exploitants"
+    )
+    if "region:plum" in summary["amounts_by_funder"]:
+        assert any("(region:plum)" in line for line in lines)
+    at_gate = taps["refused_by_reason"].get("card_blocked", 0)
+    if at_gate != summary["blocked_cards"]["refused_at_gate_after_push"]:
+        assert any(f"{at_gate} refus « Carte bloquée »" in line for line in lines)

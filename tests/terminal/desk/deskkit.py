@@ -157,8 +157,9 @@ def serving(app: Any, port: int, *, name: str, start_timeout_s: float = 15.0) ->
 
 
 @contextmanager
-def live_backend(directory: Path) -> Iterator[LiveBackend]:
-    """Migrate a SQLite database, open a token with the ceremony's keys, serve the app."""
+def live_backend(directory: Path, **overrides: Any) -> Iterator[LiveBackend]:
+    """Migrate a SQLite database, open a token with the ceremony's keys, serve the app
+    (``overrides``: more :class:`Settings` fields, e.g. ``desk_idle_lock_seconds``)."""
     directory.mkdir(parents=True, exist_ok=True)
     url = f"sqlite:///{directory / 'backend.db'}"
     upgrade(url)
@@ -168,6 +169,7 @@ def live_backend(directory: Path) -> Iterator[LiveBackend]:
         var_dir=directory / "var",
         jwt_secret="desk-test-secret-0123456789abcdef0123",
         auto_migrate=False,
+        **overrides,
     )
     app = create_app(settings, keys=keys)
     with transaction(app.state.sessionmaker) as session:
