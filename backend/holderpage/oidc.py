@@ -104,7 +104,8 @@ def start_login(
     meta: ProviderMetadata, settings: HolderSettings, secret: str, now: datetime
 ) -> LoginStart:
     """The authorization request (code flow with PKCE S256, state and nonce)."""
-    state, nonce, verifier = (secrets.token_urlsafe(24) for _ in range(3))
+    state, nonce = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
+    verifier = secrets.token_urlsafe(48)  # RFC 7636: 43 to 128 characters
     challenge = _b64url(hashlib.sha256(verifier.encode("ascii")).digest())
     query = {
         "response_type": "code",
@@ -213,8 +214,10 @@ def finish_login(
             tokens = json.loads(answer.read())
         id_token, access_token = str(tokens["id_token"]), str(tokens["access_token"])
     except urllib.error.HTTPError as exc:
+        detail = exc.read()[:300].decode("utf-8", "replace")
         raise OIDCError(
-            "le fournisseur d'identité a refusé la connexion", f"token endpoint: {exc.code}"
+            "le fournisseur d'identité a refusé la connexion",
+            f"token endpoint: {exc.code} {detail}",
         ) from exc
     except (urllib.error.URLError, OSError, ValueError, KeyError, TypeError) as exc:
         raise OIDCError(

@@ -16,6 +16,7 @@ Who calls what:
 from __future__ import annotations
 
 import json
+import logging
 import urllib.parse
 from datetime import timedelta
 from importlib import resources
@@ -51,6 +52,7 @@ from backend.holderpage.security import issue_holder_token, read_holder_token, t
 from backend.holderpage.settings import HolderSettings, holder_settings
 from backend.settings import Settings
 
+log = logging.getLogger(__name__)
 router = APIRouter(tags=["holder page"])
 API = "/api/v1/holder"
 
@@ -231,6 +233,7 @@ def oidc_callback(
             cookie=request.cookies.get(oidc.STATE_COOKIE),
         )
     except (oidc.OIDCError, NotFound) as exc:
+        log.warning("OIDC sign-in refused: %s", exc.message_en)
         return _back_to_page({"erreur": exc.message_fr})
     account = service.account_for_identity(
         session,

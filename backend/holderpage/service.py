@@ -91,7 +91,34 @@ ACTION_LABELS = {
     ActionKind.RIGHT_GRANT: "Droit emploi",
     ActionKind.MOVE_BALANCE: "Report de solde d'une ancienne carte",
 }
+PARTNER_LABELS = {
+    "france_travail": "France Travail (ex-Pôle emploi)",
+    "mission_locale": "Mission locale",
+    "maison_emploi": "Maison de l'emploi",
+    "cap_emploi": "Cap emploi",
+    "training_body": "Organisme de formation",
+    "pension_fund": "Caisse de retraite",
+    "region": "Région Hauts-de-France",
+    "apec": "Apec",
+    "chamber": "Chambre consulaire (CCI, CMA)",
+}
+# Right codes of card_schema.records.employment.RIGHTS, in French.
+RIGHT_LABELS = {
+    1: "Compte personnel de formation",
+    2: "Aide à la mobilité",
+    3: "Aide à la création d'entreprise",
+    4: "Reconversion",
+    5: "Bilan de compétences",
+    6: "Validation des acquis de l'expérience",
+    7: "Apprentissage",
+    8: "Aide au stage",
+    9: "Information retraite",
+    10: "Aide au permis de conduire",
+    11: "Aide à la garde d'enfants",
+}
 LOOKUP_LABELS = {
+    "holder.activation": "code d'activation de votre espace remis au guichet",
+    "holder.guardian": "représentant légal enregistré au guichet",
     "holder.read": "consultation de votre dossier au guichet",
     "holder.search": "recherche de votre nom au guichet",
     "card.read": "consultation de votre carte au guichet",
@@ -531,7 +558,7 @@ def aid_view(session: Session, holder: Holder, holder_cards: list[Card]) -> list
         left: int | None = None
         pending = 0
         for card in holder_cards:
-            if card.status != CardStatus.ACTIVE:
+            if card.status == CardStatus.REPLACED:  # its balances moved to the new card
                 continue
             known = cards.known_balances(card)
             if purse in known:
@@ -588,7 +615,9 @@ def rights_view(session: Session, holder: Holder) -> list[dict[str, Any]]:
     return [
         {
             "partner": r.partner,
+            "partner_label": PARTNER_LABELS.get(r.partner, r.partner),
             "right_code": r.right_code,
+            "right_label": RIGHT_LABELS.get(r.right_code, f"droit n° {r.right_code}"),
             "status": r.status,
             "valid_from": r.valid_from.isoformat(),
             "valid_to": r.valid_to.isoformat(),

@@ -26,10 +26,10 @@ function when(iso) {
   });
 }
 
-function day(iso) {
-  return new Date(iso + "T12:00:00Z").toLocaleDateString("fr-FR", {
-    weekday: "long", day: "numeric", month: "long",
-  });
+function day(iso, withYear) {
+  const options = { weekday: "long", day: "numeric", month: "long" };
+  if (withYear) options.year = "numeric";
+  return new Date(iso + "T12:00:00Z").toLocaleDateString("fr-FR", options);
 }
 
 function say(text, isError, where) {
@@ -140,7 +140,8 @@ function renderCards(o) {
       for (const a of card.pending) {
         let text = a.product_name ? a.label + " : " + a.product_name : a.label;
         if (a.amount_cents !== null) text += " (" + euros(a.amount_cents) + ")";
-        list.append(el("li", text + " — acheté le " + when(a.created_at)));
+        const verb = a.kind === "load_contract" || a.kind === "sv_reload" ? "acheté" : "accordé";
+        list.append(el("li", text + " — " + verb + " le " + when(a.created_at)));
       }
       pending.append(list);
     }
@@ -254,7 +255,7 @@ function renderRights(o) {
   if (o.rights.length === 0) { box.append(el("p", "Aucun droit enregistré")); return; }
   box.append(table(["Partenaire", "Droit", "Validité", "Montant ou heures", "État"],
     o.rights.map((r) => [
-      r.partner, "n° " + r.right_code, "du " + day(r.valid_from) + " au " + day(r.valid_to),
+      r.partner_label, r.right_label, "du " + day(r.valid_from, true) + " au " + day(r.valid_to, true),
       r.amount_cents !== null ? euros(r.amount_cents) : (r.hours !== null ? r.hours + " h" : "—"),
       r.status === "granted" ? "accordé" : r.status,
     ])));

@@ -120,7 +120,7 @@ def make_person(
             json={
                 "holder_id": holder["id"],
                 "partner": "mission_locale",
-                "right_code": 12,
+                "right_code": 1,
                 "valid_from": "2026-09-01",
                 "valid_to": "2027-08-31",
                 "hours": 40,

@@ -634,7 +634,7 @@ def test_bad_requests_are_french_4xx(client: TestClient, world: dict[str, Any]) 
         ("GET", "/api/v1/holder/me?holder_id=-3", None),
         ("GET", "/api/v1/holder/me?holder_id=99999999999999999999", None),
         ("POST", "/api/v1/holder/cards/%00/block", b'{"confirm": true}'),
-        ("POST", "/api/v1/holder/login", '{"login": "a\\u0000b", "password": "x"}'.encode()),
+        ("POST", "/api/v1/holder/login", b'{"login": "a\\u0000b", "password": "x"}'),
         ("POST", "/api/v1/holder/activate", b'{"code": "AB\\u0000CD", "login": "a@b.fr"}'),
     ):
         answer = client.request(method, path, content=body, headers=headers)
