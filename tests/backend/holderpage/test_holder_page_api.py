@@ -701,3 +701,18 @@ def test_sign_in_fuzz_never_5xx(app: FastAPI, login: str, password: str, code: s
         ):
             answer = fuzzer.post(path, json=body)
             assert answer.status_code < 500, answer.text
+
+
+def test_migration_0006_up_down_up(empty_db_url: str, world: dict[str, Any]) -> None:
+    """Down to 0005 and up again, with cards and accounts in the database (the last test here:
+    the module's holder tables come back empty)."""
+    from backend.migrate import current, downgrade, upgrade
+    from tests.backend.conftest import table_names
+
+    upgrade(empty_db_url)
+    assert "holder_accounts" in table_names(empty_db_url)
+    downgrade(empty_db_url, "0005_loop_storage")
+    assert "holder_accounts" not in table_names(empty_db_url)
+    assert current(empty_db_url) == {"0005_loop_storage"}
+    upgrade(empty_db_url)
+    assert {"holder_accounts", "holder_kept_trips"} <= table_names(empty_db_url)
