@@ -4,7 +4,8 @@ process (panva's ``oidc-provider`` under node, ``oidckit.py``).
 
 The holder opens their page with the desk's one-time code, sees their balances « au dernier
 passage du … », who consulted their data and the school menu; buys a pass and sees it waiting for
-the next tap (and the backend's action list for the card holds it); is refused another holder's
+the next tap (and the backend's action list for the card holds it); opts in to keeping their
+trips and downloads their data; is refused another holder's
 card; blocks their lost card after a confirmation (and the deny-list holds it); signs in again
 with the password. Screenshots go to ``out/test-artefacts/``. Chromium or node missing is a skip,
 which fails in CI.
@@ -15,6 +16,7 @@ yet (issue 13, section 1); the page and the backend's action list are checked in
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 from typing import Any
@@ -162,6 +164,17 @@ def run_page(
     expect(page.locator("#buy-message")).to_contain_text("paiement refusé")
     second = ARTEFACTS / "holder-purchase.png"
     page.screenshot(path=str(second), full_page=True)
+
+    # Keep one's own trips from now on (default: off), and download one's data.
+    page.get_by_label("Conserver mon historique de trajets").check()
+    expect(page.locator("#message")).to_have_text("Votre historique de trajets sera conservé.")
+    expect(page.locator("#trips")).to_contain_text("aucun trajet pour l'instant")
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Télécharger mes données (JSON)").click()
+    exported = json.loads(Path(download.value.path()).read_text(encoding="utf-8"))
+    assert exported["holder"]["family_name"] == "Lefebvre"
+    assert exported["trip_history"]["keep"] is True
+    assert marc.serial not in json.dumps(exported)
 
     # Another holder's card and page: unknown, nothing about them comes back.
     for method, path, body in (
