@@ -172,9 +172,11 @@ def _oidc_meta(request: Request, hsettings: HolderSettings) -> oidc.ProviderMeta
         raise NotFound(
             "connexion par fournisseur d'identité non configurée", "OIDC sign-in not configured"
         )
-    cache: dict[str, oidc.ProviderMetadata] = request.app.state.__dict__.setdefault(
-        "holder_oidc_metadata", {}
+    cache: dict[str, oidc.ProviderMetadata] | None = getattr(
+        request.app.state, "holder_oidc_metadata", None
     )
+    if cache is None:
+        cache = request.app.state.holder_oidc_metadata = {}
     meta = cache.get(hsettings.oidc_issuer)
     if meta is None:
         meta = oidc.discover(hsettings.oidc_issuer)

@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 from deskkit import DESK_ID, LiveBackend, live_backend
-from holderkit import PASS_CODE, activation_code, add_products, make_person, ok
+from holderkit import PASS_CODE, activation_code, add_products, make_person, ok, sign_up
 from sqlalchemy import select
 
 from backend.db import transaction
@@ -308,3 +308,60 @@ def test_oidc_sign_in_against_a_real_provider(tmp_path: Path) -> None:
             )
             assert linked is not None and linked.oidc_sub == "ines-fc"
             assert linked.oidc_issuer == provider.issuer and linked.password_hash is None
+
+
+def test_a_guardian_switches_to_a_minors_page(tmp_path: Path) -> None:
+    _need_chromium()
+    from playwright.sync_api import expect, sync_playwright
+
+    with live_backend(tmp_path / "backend") as backend, backend.client() as client:
+        agent = backend.agent_headers
+        parent = make_person(
+            client,
+            backend.app,
+            agent,
+            given_name="Sophie",
+            family_name="Roux",
+            birth_date="1980-03-03",
+            seen=False,
+        )
+        child = make_person(
+            client,
+            backend.app,
+            agent,
+            given_name="Lucas",
+            family_name="Roux",
+            birth_date="2014-06-06",
+        )
+        sign_up(client, agent, parent.holder_id, "sophie@example.fr", PASSWORD)
+        ok(
+            client.post(
+                "/api/v1/holder/guardians",
+                json={
+                    "guardian_holder_id": parent.holder_id,
+                    "ward_holder_id": child.holder_id,
+                    "reason": "livret de famille présenté",
+                },
+                headers=agent,
+            ),
+            201,
+        )
+        with sync_playwright() as playwright:
+            browser = _browser(playwright)
+            try:
+                page = browser.new_page(viewport={"width": 1200, "height": 900}, locale="fr-FR")
+                page.goto(backend.url + "/holder/")
+                login = page.locator("#login-form")
+                login.get_by_label("Identifiant (adresse e-mail)").fill("sophie@example.fr")
+                login.get_by_label("Mot de passe").fill(PASSWORD)
+                login.get_by_role("button", name="Se connecter").click()
+                expect(page.locator("#who")).to_have_text("Connecté : Sophie Roux")
+                expect(page.locator(f"article[data-serial='{parent.serial}']")).to_be_visible()
+                page.get_by_label("Espace de").select_option(str(child.holder_id))
+                ward_card = page.locator(f"article[data-serial='{child.serial}']")
+                expect(ward_card).to_contain_text("Porte-monnaie : 12,50 €")
+                expect(page.locator(f"article[data-serial='{parent.serial}']")).to_have_count(0)
+                ARTEFACTS.mkdir(parents=True, exist_ok=True)
+                page.screenshot(path=str(ARTEFACTS / "holder-guardian.png"), full_page=True)
+            finally:
+                browser.close()
