@@ -52,6 +52,7 @@ DOMAIN_ROUTERS = (
     "backend.audit.router",
     "backend.desk.router",
     "backend.backoffice.router",
+    "backend.holderpage.router",
 )
 # Routers built by the upload / validation engineer; absent until written.
 OPTIONAL_ROUTERS = (

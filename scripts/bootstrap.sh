@@ -12,6 +12,7 @@ cd "$(dirname "$0")/.."
 #   postgresql       the production database, started by the tests in a temporary folder
 #   swig, libpcsclite-dev, pkg-config   build pyscard from source when no wheel fits
 #   chromium         the desk page's browser test (Playwright drives Debian's chromium)
+#   nodejs, npm      the holder page's OIDC test runs a real provider (npm oidc-provider)
 declare -A NEED=(
   [pcscd]=/usr/sbin/pcscd
   [vsmartcard-vpcd]=/usr/lib/pcsc/drivers/serial/libifdvpcd.so
@@ -21,6 +22,8 @@ declare -A NEED=(
   [libpcsclite-dev]=/usr/include/PCSC/winscard.h
   [pkg-config]=/usr/bin/pkg-config
   [chromium]=/usr/bin/chromium
+  [nodejs]=/usr/bin/node
+  [npm]=/usr/bin/npm
 )
 missing=()
 for pkg in "${!NEED[@]}"; do

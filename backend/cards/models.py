@@ -31,6 +31,7 @@ class Card(Base):
         balances: last known purse balances, canonical JSON ``{"wallet.sv": 1250, ...}`` (purse
             names as in upload movements; moved to the replacement card when it is blocked).
         last_tx_counter: last card transaction counter seen.
+        balances_at: when the card session that gave the last known balances happened.
         replaced_by_id: the card that replaced it.
     """
 
@@ -46,6 +47,7 @@ class Card(Base):
     replaced_by_id: Mapped[int | None] = mapped_column(ForeignKey("cards.id"))
     balances: Mapped[str] = mapped_column(Text, default="{}")
     last_tx_counter: Mapped[int | None]
+    balances_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     applications: Mapped[list[CardApplication]] = relationship(
         back_populates="card", order_by="CardApplication.application"

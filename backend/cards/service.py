@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -153,12 +154,20 @@ def known_balances(card: Card) -> dict[str, int]:
 
 
 def update_known_balance(
-    session: Session, serial: str, purse: str, balance: int, card_tx_counter: int
+    session: Session,
+    serial: str,
+    purse: str,
+    balance: int,
+    card_tx_counter: int,
+    *,
+    seen_at: datetime | None = None,
 ) -> None:
     """Remember a purse balance seen in an upload (called by the validation loop).
 
     Older sessions never overwrite a newer balance. Calypso counters count down, so sessions are
-    compared by :func:`card_schema.uploads.counters.session_number`.
+    compared by :func:`card_schema.uploads.counters.session_number`. ``seen_at`` is when that
+    card session happened (the holder's page says « au dernier passage du … »); upload time if
+    not given.
     """
     card = session.scalar(select(Card).where(Card.serial == _serial(serial)))
     if card is None:
@@ -171,6 +180,7 @@ def update_known_balance(
     balances[purse] = balance
     card.balances = json.dumps(balances, sort_keys=True, separators=(",", ":"))
     card.last_tx_counter = card_tx_counter
+    card.balances_at = seen_at or utcnow()
 
 
 def block_card(

@@ -44,7 +44,16 @@ def serial_for(session: Session, pseudonym: str) -> str | None:
 
 
 def purge_card_links(session: Session, now: datetime, retention: timedelta = CARD_LINK_MAX) -> int:
-    """Delete links older than ``retention`` (never more than 48 hours); return how many."""
+    """Delete links older than ``retention`` (never more than 48 hours); return how many.
+
+    Holders who asked on their page to keep their own trips get them copied under their account
+    first, while the link still exists, and their kept trips older than a year go
+    (``backend.holderpage.history``, docs/holder.md).
+    """
+    from backend.holderpage.history import collect_kept_trips, purge_kept_trips
+
+    collect_kept_trips(session)
+    purge_kept_trips(session, now)
     retention = min(retention, CARD_LINK_MAX)
     result = session.execute(delete(CardLink).where(CardLink.created_at < now - retention))
     return int(getattr(result, "rowcount", 0) or 0)
