@@ -15,6 +15,7 @@ from backend.auth.dependencies import (
     require_terminal,
 )
 from backend.auth.roles import TERMINAL_WRITES
+from backend.bounds import PathId
 from backend.denylists.schemas import SignedEnvelopeOut
 from backend.dependencies import KeysDep, SessionDep
 from backend.errors import Forbidden
@@ -35,7 +36,7 @@ def current(
 
 @router.post("/{action_id}/confirm", response_model=CardActionOut)
 def confirm(
-    action_id: int,
+    action_id: PathId,
     body: ConfirmIn,
     session: SessionDep,
     terminal: Annotated[TerminalPrincipal, Depends(require_terminal())],

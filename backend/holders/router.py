@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Query, status
 from backend.audit import service as audit
 from backend.auth.dependencies import AgentPrincipal, require_agent
 from backend.auth.roles import READING_ROLES, WRITING_ROLES
+from backend.bounds import PathId
 from backend.dependencies import SessionDep
 from backend.holders import service
 from backend.holders.schemas import HolderIn, HolderOut, HolderUpdate
@@ -30,7 +31,7 @@ def create_holder(body: HolderIn, session: SessionDep, _: Writer) -> HolderOut:
 
 
 @router.get("/{holder_id}", response_model=HolderOut)
-def get_holder(holder_id: int, reason: Reason, session: SessionDep, agent: Reader) -> HolderOut:
+def get_holder(holder_id: PathId, reason: Reason, session: SessionDep, agent: Reader) -> HolderOut:
     """Look up a holder; the lookup is written to the audit trail with its reason."""
     holder = service.get_holder(session, holder_id)
     audit.record_lookup(
@@ -56,7 +57,9 @@ def search(
 
 
 @router.patch("/{holder_id}", response_model=HolderOut)
-def update_holder(holder_id: int, body: HolderUpdate, session: SessionDep, _: Writer) -> HolderOut:
+def update_holder(
+    holder_id: PathId, body: HolderUpdate, session: SessionDep, _: Writer
+) -> HolderOut:
     """Change a holder's contact details."""
     holder = service.update_contact(session, holder_id, **body.model_dump())
     return HolderOut.model_validate(holder)
