@@ -173,6 +173,7 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(BackendError)
     async def backend_error(_: Request, exc: BackendError) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, AuthenticationFailed) else None
+        headers = getattr(exc, "headers", None) or headers  # Retry-After of a 429
         return JSONResponse(
             error_body(exc.code, exc.message_fr, exc.message_en),
             exc.status_code,
