@@ -7,11 +7,14 @@ Constraint names follow one convention so that Alembic migrations are stable on 
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sqlite3
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, MetaData, create_engine, event
@@ -44,7 +47,19 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=FULL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=10000")
+    row = cursor.execute("PRAGMA database_list").fetchone()
     cursor.close()
+    if row is not None and row[2]:
+        make_private(Path(row[2]))
+
+
+def make_private(path: Path) -> None:
+    """Mode 0600 for a SQLite database file and its WAL and shared-memory files (they hold
+    personal data: card pseudonyms, holders, taps)."""
+    for candidate in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        with contextlib.suppress(FileNotFoundError, PermissionError):
+            if candidate.stat().st_mode & 0o077:
+                os.chmod(candidate, 0o600)
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:

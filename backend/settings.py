@@ -28,7 +28,8 @@ class Settings(BaseSettings):
         jwt_expiry_minutes: lifetime of an agent token (short: desk sessions re-authenticate).
         pkcs11_module: PKCS#11 library (SoftHSM2 by default, an HSM vendor's library in production).
         pkcs11_token_label: label of the token holding the backend keys.
-        pkcs11_user_pin: user PIN of that token.
+        pkcs11_user_pin: user PIN of that token; when empty, the auto-created SoftHSM2 token's
+            random PIN, read from ``<var_dir>/softhsm/pins.json`` (mode 0600).
         softhsm2_conf: SoftHSM2 configuration file; when empty and the module is SoftHSM2, a demo
             token with demo keys is created under ``var_dir/softhsm`` on first start.
         pseudonym_rotation_days: how long one pseudonym key is used before the next one.
@@ -48,7 +49,7 @@ class Settings(BaseSettings):
     jwt_expiry_minutes: int = Field(default=15, ge=1, le=24 * 60)
     pkcs11_module: str = SOFTHSM2_MODULE
     pkcs11_token_label: str = "regioncard-backend"
-    pkcs11_user_pin: SecretStr = Field(default=SecretStr("1234"), repr=False)
+    pkcs11_user_pin: SecretStr | None = Field(default=None, repr=False)
     softhsm2_conf: Path | None = None
     pseudonym_rotation_days: int = Field(default=7, ge=1, le=366)
     card_link_retention_hours: int = Field(default=48, ge=1, le=48)
