@@ -9,7 +9,8 @@ Two checks, run by the validation loop on every committed record before it is po
 - **kind**: the session kind (``sv_reload``, ``canteen_meal``...) and the card application must be
   ones this kind of terminal produces (:data:`SESSIONS_BY_KIND`, :data:`APPLICATIONS_BY_KIND`).
   A gate validates and debits; a till serves meals (and may sell wallet reloads, like its
-  ``/products/terminal-loads``); only a desk loads contracts and aid. Else ``kind_violation``.
+  ``/products/terminal-loads``); a desk loads anything; a gate, door or till writes an
+  action-list ``load`` only for the applications it writes. Else ``kind_violation``.
 - **SAM**: a record signed by a SAM whose serial is not the one registered for the terminal is a
   ``sam_mismatch`` (a terminal with no registered SAM is not checked).
 
@@ -27,15 +28,17 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
-from backend.auth.roles import Application, TerminalKind
+from backend.auth.roles import TERMINAL_WRITES, Application, TerminalKind
 from backend.terminals.models import Terminal
 
 TRANSIT = frozenset({"validation", "counter_decrease", "sv_debit"})
 
+# ``load``: a pending action-list write (prepaid at the desk), only for the applications the
+# terminal kind writes (backend.auth.roles.TERMINAL_WRITES).
 SESSIONS_BY_KIND: Mapping[TerminalKind, frozenset[str]] = {
-    TerminalKind.GATE: TRANSIT,
-    TerminalKind.BIKE_SHELTER: TRANSIT | {"bike_shelter"},
-    TerminalKind.CANTEEN: frozenset({"canteen_meal", "sv_reload"}),
+    TerminalKind.GATE: TRANSIT | {"load"},
+    TerminalKind.BIKE_SHELTER: TRANSIT | {"bike_shelter", "load"},
+    TerminalKind.CANTEEN: frozenset({"canteen_meal", "sv_reload", "load"}),
     TerminalKind.DESK: frozenset({"load", "sv_reload"}),
     TerminalKind.INSPECTOR: frozenset(),  # reads only
 }
@@ -111,6 +114,12 @@ class TerminalFit:
             return Misfit(
                 KIND_VIOLATION,
                 f"a {profile.kind.value} terminal does not produce {kind} sessions",
+            )
+        if kind == "load" and application not in {a.value for a in TERMINAL_WRITES[profile.kind]}:
+            return Misfit(
+                KIND_VIOLATION,
+                f"a {profile.kind.value} terminal does not write action-list loads for "
+                f"application {application}",
             )
         if application not in APPLICATIONS_BY_KIND[profile.kind]:
             return Misfit(
