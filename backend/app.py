@@ -24,7 +24,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -290,9 +290,35 @@ def create_app(
     app.state.routers = _include_routers(app)
     app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes)
 
-    @app.get("/healthz", tags=["meta"])
-    def health() -> dict[str, str]:
-        """Liveness check (no authentication)."""
-        return {"status": "ok"}
+    @app.get(
+        "/healthz",
+        tags=["meta"],
+        responses={503: {"description": "the database or the HSM is down (same body)"}},
+    )
+    def health() -> JSONResponse:
+        """Health of the service and of what it depends on (no authentication): the database
+        (one ``SELECT 1``) and the PKCS#11 token (one signature by the table-signing key).
+        200 when both answer, 503 when either does not, with the reason in French."""
+        checks: dict[str, str] = {}
+        try:
+            with app.state.engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+            checks["database"] = "ok"
+        except Exception as exc:  # any failure is "down": this endpoint must always answer
+            log.warning("health: database down: %s", (str(exc).splitlines() or [""])[0][:200])
+            checks["database"] = "indisponible / unavailable"
+        try:
+            app.state.keys.sign_table(b"healthz")  # a real operation inside the token
+            checks["hsm"] = "ok"
+        except Exception as exc:
+            log.warning("health: HSM down: %s", (str(exc).splitlines() or [""])[0][:200])
+            checks["hsm"] = "indisponible / unavailable"
+        healthy = all(value == "ok" for value in checks.values())
+        body: dict[str, Any] = {"status": "ok" if healthy else "degraded", **checks}
+        if not healthy:
+            down = [name for name, value in checks.items() if value != "ok"]
+            names = {"database": "base de données", "hsm": "module de sécurité (HSM)"}
+            body["message_fr"] = "indisponible : " + ", ".join(names[d] for d in down)
+        return JSONResponse(body, status_code=200 if healthy else 503)
 
     return app

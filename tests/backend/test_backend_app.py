@@ -44,7 +44,7 @@ def test_migrations_up_down_up(empty_db_url: str) -> None:
 
 
 def test_health_and_openapi_document_every_domain(client: TestClient) -> None:
-    assert client.get("/healthz").json() == {"status": "ok"}
+    assert client.get("/healthz").json() == {"status": "ok", "database": "ok", "hsm": "ok"}
     spec = client.get("/openapi.json").json()
     paths = set(spec["paths"])
     for prefix in (
