@@ -54,9 +54,7 @@ def test_the_walk_finds_every_command() -> None:
     assert len(names) >= 20
 
 
-def _run_in_process(
-    argv: list[str], capsys: pytest.CaptureFixture[str]
-) -> tuple[int, str, str]:
+def _run_in_process(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
     try:
         code = main(argv)
     except SystemExit as exc:
