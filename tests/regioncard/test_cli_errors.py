@@ -201,6 +201,12 @@ def test_create_agent_with_no_terminal_asks_for_the_environment_variable(tmp_pat
     assert result.returncode != 0
     assert "Traceback" not in result.stderr
     assert "REGIONCARD_AGENT_PASSWORD" in result.stderr
+    # serve refuses to start on a database it cannot reach (here an unreachable PostgreSQL).
+    down = "postgresql+psycopg://regioncard@127.0.0.1:1/regioncard?connect_timeout=3"
+    refused = _run(["backend", "serve", "--data-dir", str(home), "--db", down], tmp_path)
+    assert refused.returncode != 0
+    assert "base de données injoignable" in refused.stderr
+    assert "Traceback" not in refused.stderr
     created = _run(
         ["backend", "create-agent", "marie", "--data-dir", str(home)],
         tmp_path,
