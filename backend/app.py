@@ -28,6 +28,7 @@ from sqlalchemy import Engine, text
 from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from backend import openapi
 from backend.db import make_engine, make_sessionmaker
 from backend.errors import AuthenticationFailed, BackendError
 from backend.settings import Settings
@@ -288,6 +289,7 @@ def create_app(
     app.state.keys = keys if keys is not None else KeyService.open(settings)
     _install_error_handlers(app)
     app.state.routers = _include_routers(app)
+    openapi.install(app)  # every error response documented with its real body
     app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes)
 
     @app.get(

@@ -1,11 +1,13 @@
 """Bounded request types shared by every router and request body.
 
-Why: an id of 2**63 or more overflowed SQLite's 64-bit integer (a 500 ``OverflowError``); a JSON
+Why: an id of 2**63 or more overflowed SQLite's 64-bit integer (a 500 ``OverflowError``), one
+of 2**31 or more PostgreSQL's ``integer`` (a 500 ``NumericValueOutOfRange``); a JSON
 ``true`` was accepted as the amount 1 or the id 1 (pydantic's lax mode); a clearing period
 ``start: 0`` or an open-data ``day=0`` was read as 1 January 1970. Each is now a 422 at the
 boundary, on both databases, before any query runs.
 
-- :data:`PathId` / :data:`QueryId`: a database id in the path or the query string (1 .. 2**63-1).
+- :data:`PathId` / :data:`QueryId`: a database id in the path or the query string
+  (1 .. 2**31-1, the range of an ``Integer`` column on both databases).
 - :data:`BodyId`: the same inside a JSON body, where a boolean is refused.
 - :data:`BodyInt`: any integer of a JSON body (amounts, codes, counters): booleans refused.
 - :data:`IsoDate` / :data:`IsoDateTime`: ISO 8601 text only (no Unix timestamps).
@@ -20,7 +22,9 @@ from typing import Annotated, Any
 from fastapi import Path, Query
 from pydantic import AwareDatetime, BeforeValidator, Field, StrictInt
 
-MAX_DB_ID = 2**63 - 1  # largest signed 64-bit integer: SQLite INTEGER and PostgreSQL BIGINT
+# Every id the API takes is an ``Integer`` column: 64 bits on SQLite, but 32 bits (``integer``)
+# on PostgreSQL, where 2**31 already failed (found by the fuzzer): one bound for both databases.
+MAX_DB_ID = 2**31 - 1
 
 PathId = Annotated[int, Path(ge=1, le=MAX_DB_ID)]
 QueryId = Annotated[int, Query(ge=1, le=MAX_DB_ID)]

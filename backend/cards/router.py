@@ -11,6 +11,7 @@ from backend.actions.schemas import CardActionOut
 from backend.audit import service as audit
 from backend.auth.dependencies import AgentPrincipal, require_agent
 from backend.auth.roles import READING_ROLES, WRITING_ROLES, Application
+from backend.bounds import QueryId
 from backend.cards import service
 from backend.cards.models import Card
 from backend.cards.schemas import ApplicationIn, BlockIn, CardIn, CardOut, ReplaceIn, ReplacementOut
@@ -62,7 +63,7 @@ def get_card(serial: str, reason: Reason, session: SessionDep, agent: Reader) ->
 
 @router.get("", response_model=list[CardOut])
 def cards_of_holder(
-    holder_id: Annotated[int, Query(ge=1)], reason: Reason, session: SessionDep, agent: Reader
+    holder_id: QueryId, reason: Reason, session: SessionDep, agent: Reader
 ) -> list[CardOut]:
     """The cards of a holder; audited with its reason."""
     cards = service.cards_of_holder(session, holder_id)

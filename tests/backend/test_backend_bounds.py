@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 
 from tests.backend.conftest import Auth, new_serial
 
-HUGE_IDS = [2**63, 2**64, 10**30]
+HUGE_IDS = [2**31, 2**63, 2**64, 10**30]
 CALLERS = ["supervisor", "agent", "auditor", "desk", "gate", "canteen"]
 
 
@@ -60,6 +60,7 @@ def test_every_integer_path_id_is_bounded(app: FastAPI, client: TestClient, auth
         ("desk", "/api/v1/deny-lists/delta", {"since": str(2**64)}),
         ("agent", "/api/v1/desk/jobs", {"holder_id": str(2**63), "reason": "vérification"}),
         ("agent", f"/api/v1/holders/{2**63}", {"reason": "vérification"}),
+        ("agent", "/api/v1/cards", {"holder_id": str(2**63), "reason": "vérification"}),
     ],
 )
 def test_huge_ids_in_queries_are_refused(
