@@ -282,6 +282,8 @@ def create_app(
             "credential and the X-Regioncard-Terminal header."
         ),
         lifespan=lifespan,
+        docs_url=None,  # served below from local assets: no CDN (docs/backend.md)
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.engine = engine or make_engine(settings.database_url)
@@ -290,6 +292,7 @@ def create_app(
     _install_error_handlers(app)
     app.state.routers = _include_routers(app)
     openapi.install(app)  # every error response documented with its real body
+    openapi.serve_docs_offline(app)
     app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes)
 
     @app.get(

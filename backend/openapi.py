@@ -1,4 +1,11 @@
-"""The OpenAPI document as the API really answers: every error response, with the real body.
+"""The OpenAPI document as the API really answers, and its pages served without any CDN.
+
+**Offline pages.** FastAPI's ``/docs`` and ``/redoc`` load Swagger UI and ReDoc from a CDN: on a
+machine without Internet access (a station's back office) the page stayed blank.
+:func:`serve_docs_offline` serves Swagger UI from the assets shipped in the ``fastapi-offline`` PyPI
+package (Swagger UI 5, which renders OpenAPI 3.1), under ``/docs-assets``.
+
+**Error responses.**
 
 FastAPI documents a ``422`` with its own ``{"detail": [...]}`` body, which this API never sends,
 and none of the other errors. :func:`install` replaces the app's ``openapi()`` with one where every
@@ -11,10 +18,17 @@ its own body (the upload acknowledgement) accepts either. The property-based API
 
 from __future__ import annotations
 
+from importlib.resources import files
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.openapi.docs import (
+    get_swagger_ui_html,
+    get_swagger_ui_oauth2_redirect_html,
+)
 from fastapi.openapi.utils import get_openapi
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
 
 ERROR_SCHEMA_NAME = "ErrorBody"
 ERROR_SCHEMA: dict[str, Any] = {
@@ -99,3 +113,36 @@ def install(app: FastAPI) -> None:
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+ASSETS_URL = "/docs-assets"
+
+
+def docs_assets_dir() -> str:
+    """The folder of the installed Swagger UI and ReDoc assets (package ``fastapi-offline``)."""
+    return str(files("fastapi_offline") / "static")
+
+
+def serve_docs_offline(app: FastAPI) -> None:
+    """``/docs`` (Swagger UI) and ``/docs/oauth2-redirect``, every asset local.
+
+    ReDoc is not served: its page loads its logo from its vendor's CDN whatever the options.
+    """
+    app.mount(ASSETS_URL, StaticFiles(directory=docs_assets_dir()), name="docs-assets")
+    title = f"{app.title} — documentation"
+    openapi_url = app.openapi_url or "/openapi.json"
+
+    @app.get("/docs", include_in_schema=False)
+    def swagger_ui() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=openapi_url,
+            title=title,
+            swagger_js_url=f"{ASSETS_URL}/swagger-ui-bundle.js",
+            swagger_css_url=f"{ASSETS_URL}/swagger-ui.css",
+            swagger_favicon_url=f"{ASSETS_URL}/favicon.png",
+            oauth2_redirect_url="/docs/oauth2-redirect",
+        )
+
+    @app.get("/docs/oauth2-redirect", include_in_schema=False)
+    def swagger_ui_redirect() -> HTMLResponse:
+        return get_swagger_ui_oauth2_redirect_html()
