@@ -21,7 +21,7 @@ import logging
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-from card_schema.argtypes import school_uai
+from card_schema.argtypes import http_url, school_uai
 from card_schema.errors import RegionCardError
 from terminal.canteen.menu import DEFAULT_MENU_PATH, MenuBook
 from terminal.canteen.refusals import RefusalLog
@@ -39,7 +39,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     """Add the ``canteen`` subcommand."""
     parser = subparsers.add_parser(
         "canteen",
-        help="canteen till of a school (Cursus aid then wallet), or its daily report",
+        help="caisse de cantine (aide Cursus puis porte-monnaie) ou son rapport / canteen till",
         description="Caisse de restauration scolaire : aide cantine puis porte-monnaie, "
         "un repas par service, menu du jour, rapport quotidien.",
     )
@@ -64,17 +64,23 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="journal de la caisse (défaut : cantine-<UAI>-<caisse>.journal, un par caisse : "
         "un UAI mal tapé ne touche pas le journal d'une autre) / till journal",
     )
-    parser.add_argument("--menu", type=Path, default=DEFAULT_MENU_PATH, metavar="FILE")
-    parser.add_argument("--tariff", type=Path, default=DEFAULT_TARIFF_PATH, metavar="FILE")
-    parser.add_argument("--pos", type=int, default=1, help="point-of-sale number (0-65535)")
-    parser.add_argument("--terminal-id", default=None, help="journal terminal id")
-    parser.add_argument("--once", action="store_true", help="serve one card, then stop")
-    parser.add_argument("--wait", type=float, default=30.0, help="seconds to wait for a card")
-    parser.add_argument("--report", metavar="DATE", help="print the daily report of DATE")
-    parser.add_argument("--json", action="store_true", help="report as JSON")
-    parser.add_argument("--backend", metavar="URL", help="backend to upload the journal to")
     parser.add_argument(
-        "--credential-file", type=Path, metavar="FILE", help="terminal credential (rct_...)"
+        "--menu", type=Path, default=DEFAULT_MENU_PATH, metavar="FICHIER", help="menus (JSON)"
+    )
+    parser.add_argument(
+        "--tariff", type=Path, default=DEFAULT_TARIFF_PATH, metavar="FICHIER", help="tarifs (JSON)"
+    )
+    parser.add_argument("--pos", type=int, default=1, help="numéro de caisse (0-65535)")
+    parser.add_argument("--terminal-id", default=None, help="identifiant du terminal")
+    parser.add_argument("--once", action="store_true", help="servir une carte puis s'arrêter")
+    parser.add_argument("--wait", type=float, default=30.0, help="secondes d'attente d'une carte")
+    parser.add_argument("--report", metavar="DATE", help="afficher le rapport du jour DATE")
+    parser.add_argument("--json", action="store_true", help="rapport en JSON")
+    parser.add_argument(
+        "--backend", metavar="URL", type=http_url, help="serveur où envoyer le journal"
+    )
+    parser.add_argument(
+        "--credential-file", type=Path, metavar="FICHIER", help="identifiant du terminal (rct_...)"
     )
     add_upload_options(parser, "till")
     parser.set_defaults(handler=run)
