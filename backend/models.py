@@ -25,6 +25,7 @@ PLATFORM_MODELS = (
     "backend.privacy.models",
     "backend.audit.models",
     "backend.desk.models",
+    "backend.idempotency.models",
 )
 OPTIONAL_MODELS = (
     "backend.uploads.models",
