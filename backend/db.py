@@ -20,6 +20,8 @@ from typing import Any
 from sqlalchemy import Engine, MetaData, create_engine, event
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
+from backend.errors import InvalidRequest
+
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -62,13 +64,46 @@ def make_private(path: Path) -> None:
                 os.chmod(candidate, 0o600)
 
 
+class NulInText(InvalidRequest):
+    """A text value holds a NUL character: PostgreSQL cannot store it (it was a 500)."""
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
+def _refuse_nul(
+    _conn: Any, _cursor: Any, _statement: str, parameters: Any, _context: Any, executemany: bool
+) -> None:
+    # Single statements only (the API's): the validation loop's bulk inserts carry checked
+    # record fields and must not pay a scan per value.
+    if not executemany and _has_nul(parameters):
+        raise NulInText(
+            "caractère nul (0x00) interdit dans un texte",
+            "NUL character (0x00) not allowed in text",
+        )
+
+
 def make_engine(url: str, **kwargs: Any) -> Engine:
-    """An engine for ``url`` with the project's settings for SQLite or PostgreSQL."""
+    """An engine for ``url`` with the project's settings for SQLite or PostgreSQL.
+
+    On both, a text parameter holding a NUL character is refused before it reaches the driver
+    (:class:`NulInText`, a 422): PostgreSQL cannot store one, and the same input must be refused
+    the same way on either database (found by the API fuzzer).
+    """
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False}, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
-        return engine
-    return create_engine(url, pool_pre_ping=True, **kwargs)
+    else:
+        engine = create_engine(url, pool_pre_ping=True, **kwargs)
+    event.listen(engine, "before_cursor_execute", _refuse_nul)
+    return engine
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:

@@ -19,6 +19,7 @@ from backend.bounds import PathId
 from backend.denylists.schemas import SignedEnvelopeOut
 from backend.dependencies import KeysDep, SessionDep
 from backend.errors import Conflict, Forbidden
+from backend.pagination import PageDep
 
 router = APIRouter(prefix="/api/v1/action-lists", tags=["action lists"])
 
@@ -77,8 +78,9 @@ def of_card(
     serial: str,
     session: SessionDep,
     _: Annotated[AgentPrincipal, Depends(require_agent())],
+    page: PageDep,
 ) -> list[CardActionOut]:
     """Every action of one card (any agent role)."""
-    return [
-        CardActionOut.model_validate(a) for a in service.actions_of_card(session, serial.upper())
-    ]
+    return page.of(
+        [CardActionOut.model_validate(a) for a in service.actions_of_card(session, serial.upper())]
+    )

@@ -19,6 +19,7 @@ from backend.columns import utcnow
 from backend.db import transaction
 from backend.dependencies import SessionDep, SettingsDep
 from backend.errors import AuthenticationFailed
+from backend.pagination import PageDep
 from backend.settings import Settings
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
@@ -115,9 +116,10 @@ def who_am_i(
 def list_agents(
     session: SessionDep,
     _: Annotated[AgentPrincipal, Depends(require_agent(AgentRole.SUPERVISOR, AgentRole.AUDITOR))],
+    page: PageDep,
 ) -> list[AgentOut]:
     """Every agent account (supervisors and auditors)."""
-    return [AgentOut.model_validate(a) for a in service.list_agents(session)]
+    return page.of([AgentOut.model_validate(a) for a in service.list_agents(session)])
 
 
 @router.post("/agents", response_model=AgentOut, status_code=status.HTTP_201_CREATED)

@@ -25,6 +25,7 @@ from backend.denylists.schemas import (
     VersionOut,
 )
 from backend.dependencies import KeysDep, SessionDep
+from backend.pagination import PageDep
 
 router = APIRouter(prefix="/api/v1/deny-lists", tags=["deny-lists"])
 
@@ -59,14 +60,14 @@ def deltas(
 
 
 @router.get("/entries", response_model=list[DenyListEntryOut])
-def entries(session: SessionDep, _: Reader) -> list[DenyListEntryOut]:
+def entries(session: SessionDep, _: Reader, page: PageDep) -> list[DenyListEntryOut]:
     """Serials on the list now (any agent role)."""
     rows = session.scalars(
         select(DenyListEntry)
         .where(DenyListEntry.removed_version.is_(None))
         .order_by(DenyListEntry.card_serial)
     )
-    return [DenyListEntryOut.model_validate(r) for r in rows]
+    return page.of([DenyListEntryOut.model_validate(r) for r in rows])
 
 
 @router.post("/publish", response_model=VersionOut)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, status
@@ -10,10 +9,11 @@ from fastapi import APIRouter, Depends, Query, status
 from backend.audit import service as audit
 from backend.auth.dependencies import AgentPrincipal, require_agent
 from backend.auth.roles import READING_ROLES, WRITING_ROLES
-from backend.bounds import PathId
+from backend.bounds import IsoDate, PathId
 from backend.dependencies import SessionDep
 from backend.holders import service
 from backend.holders.schemas import HolderIn, HolderOut, HolderUpdate
+from backend.pagination import PageDep
 
 router = APIRouter(prefix="/api/v1/holders", tags=["holders"])
 
@@ -46,14 +46,15 @@ def search(
     reason: Reason,
     session: SessionDep,
     agent: Reader,
-    birth_date: date | None = None,
+    page: PageDep,
+    birth_date: IsoDate | None = None,
 ) -> list[HolderOut]:
     """Search holders by family name (and birth date); audited with its reason."""
     found = service.search_holders(session, family_name=family_name, birth_date=birth_date)
     audit.record_lookup(
         session, agent, action="holder.search", subject=f"name:{family_name[:40]}", reason=reason
     )
-    return [HolderOut.model_validate(h) for h in found]
+    return page.of([HolderOut.model_validate(h) for h in found])
 
 
 @router.patch("/{holder_id}", response_model=HolderOut)

@@ -20,6 +20,7 @@ from backend.auth.roles import TERMINAL_SELLS, WRITING_ROLES, AgentRole
 from backend.dependencies import SessionDep
 from backend.errors import Forbidden
 from backend.idempotency import service as idempotency
+from backend.pagination import PageDep
 from backend.products import service
 from backend.products.schemas import LoadIn, ProductIn, ProductOut, SaleOut
 
@@ -41,10 +42,10 @@ def _sale_out(load: service.Load) -> SaleOut:
 
 @router.get("", response_model=list[ProductOut])
 def catalogue(
-    session: SessionDep, _: Annotated[AgentPrincipal, Depends(require_agent())]
+    session: SessionDep, _: Annotated[AgentPrincipal, Depends(require_agent())], page: PageDep
 ) -> list[ProductOut]:
     """The active catalogue."""
-    return [ProductOut.model_validate(p) for p in service.list_products(session)]
+    return page.of([ProductOut.model_validate(p) for p in service.list_products(session)])
 
 
 @router.post("", response_model=ProductOut, status_code=status.HTTP_201_CREATED)

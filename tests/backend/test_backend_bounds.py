@@ -150,3 +150,22 @@ def test_report_period_must_be_iso(client: TestClient, auth: Auth, start: str) -
     )
     assert answer.status_code == 422, answer.text
     assert re.search("ISO", answer.json()["message_fr"])
+
+
+def test_a_nul_character_in_text_is_refused_on_both_databases(
+    client: TestClient, auth: Auth
+) -> None:
+    """Found by the API fuzzer: PostgreSQL cannot store NUL, and the insert was a 500."""
+    search = client.get(
+        "/api/v1/holders",
+        params={"family_name": "Lefebvre", "reason": "vérif\x00"},
+        headers=auth("agent"),
+    )
+    assert search.status_code == 422, search.text
+    assert "caractère nul" in search.json()["message_fr"]
+    created = client.post(
+        "/api/v1/holders",
+        json={"family_name": "Le\x00febvre", "given_name": "Inès"},
+        headers=auth("agent"),
+    )
+    assert created.status_code == 422, created.text
