@@ -29,7 +29,7 @@ from terminal.canteen.report import daily_report
 from terminal.canteen.screen import StreamScreen
 from terminal.canteen.tariff import DEFAULT_TARIFF_PATH, load_tariff
 from terminal.canteen.till import CanteenTill
-from terminal.journal.store import Journal
+from terminal.journal.store import Journal, remove_journal_files
 from terminal.uploader import JournalUploader, add_upload_options, uploader_from_options
 
 log = logging.getLogger(__name__)
@@ -97,18 +97,6 @@ def _journal_path(args: argparse.Namespace) -> Path:
     return Path(args.journal)
 
 
-def _remove_new_journal(path: Path) -> None:
-    """Remove a journal this run created and that holds nothing, with its side files."""
-    for leftover in (
-        path,
-        Path(f"{path}-wal"),
-        Path(f"{path}-shm"),
-        Path(f"{path}-journal"),
-        Path(f"{path}.owner.lock"),
-    ):
-        leftover.unlink(missing_ok=True)
-
-
 def journal_uploader(args: argparse.Namespace) -> JournalUploader | None:
     """The uploader of ``--backend`` / ``--credential-file`` / ``--upload-key``, not started.
 
@@ -148,7 +136,7 @@ def run(args: argparse.Namespace) -> int:
         journal = Journal.open(journal_path, _terminal_id(args))
     except BaseException:
         if new_journal:
-            _remove_new_journal(journal_path)
+            remove_journal_files(journal_path)
         raise
     with journal:
         till = CanteenTill(

@@ -26,6 +26,7 @@ from card_schema.errors import RegionCardError
 from firmware_host.readers import Reader, open_reader
 from terminal.desk.station import DeskStation
 from terminal.journal import Journal
+from terminal.journal.store import remove_journal_files
 from terminal.uploader import load_device_key
 
 log = logging.getLogger(__name__)
@@ -86,10 +87,19 @@ def run(args: argparse.Namespace) -> int:
         raise RegionCardError(f"identifiant du poste illisible : {exc}") from exc
     upload_key = None if args.upload_key is None else load_device_key(args.upload_key)
     journal_path = args.journal or Path(f"desk-{args.terminal_id}.db")
-    with Journal.open(journal_path, args.terminal_id) as journal:
+    card_reader = reader_from_pattern(args.reader)  # before the journal: a missing reader
+    sam_reader = reader_from_pattern(args.sam)  # leaves no new journal behind
+    new_journal = not journal_path.exists()
+    try:
+        journal = Journal.open(journal_path, args.terminal_id)
+    except BaseException:
+        if new_journal:
+            remove_journal_files(journal_path)
+        raise
+    with journal:
         station = DeskStation(
-            reader_from_pattern(args.reader),
-            reader_from_pattern(args.sam),
+            card_reader,
+            sam_reader,
             args.backend,
             args.terminal_id,
             credential,

@@ -685,3 +685,20 @@ class Journal:
 
 
 _COLUMNS = "seq, state, intent, sam_signature, resolution, abort_reason, decided_at, batch_id"
+
+
+def remove_journal_files(path: str | os.PathLike[str]) -> None:
+    """Delete a journal and its side files (WAL, shared memory, owner lock).
+
+    For a command that created a journal and then failed to start: it leaves nothing behind.
+    Never call it on a journal that holds records.
+    """
+    base = Path(path)
+    for leftover in (
+        base,
+        Path(f"{base}-wal"),
+        Path(f"{base}-shm"),
+        Path(f"{base}-journal"),
+        Path(f"{base}.owner.lock"),
+    ):
+        leftover.unlink(missing_ok=True)

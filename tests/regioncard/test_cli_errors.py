@@ -190,6 +190,19 @@ def test_bad_commands_fail_in_french_and_leave_nothing(args: list[str], tmp_path
     assert after == before, sorted(str(p) for p in after - before)
 
 
+def test_a_desk_station_with_no_reader_leaves_no_journal(tmp_path: Path) -> None:
+    credential = tmp_path / "desk.credential"
+    credential.write_text("rct_example\n")
+    before = set(tmp_path.rglob("*"))
+    args = ["desk", "--backend", "http://127.0.0.1:1", "--terminal-id", "DESK-9"]
+    args += ["--credential-file", str(credential), "--reader", "nope", "--sam", "nope"]
+    result = _run(args, tmp_path)
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    assert "erreur : " in result.stderr
+    assert set(tmp_path.rglob("*")) == before  # no desk-DESK-9.db, no lock file
+
+
 def test_create_agent_with_no_terminal_asks_for_the_environment_variable(tmp_path: Path) -> None:
     home = tmp_path / "home"
     migrated = _run(["backend", "migrate", "--data-dir", str(home)], tmp_path)
