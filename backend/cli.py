@@ -56,11 +56,12 @@ def _settings(args: argparse.Namespace) -> Any:
     return settings
 
 
-def _require_existing(settings: Any, command: str) -> None:
+def _require_existing(settings: Any, command: str, *, keys: bool = True) -> None:
     """Refuse to run ``command`` on a database or token it would have to create.
 
     ``var/`` used to be relative to the current folder: ``backend purge-links`` run elsewhere
     silently made a new database and new HSM keys. Only ``migrate`` and ``serve --init`` create.
+    ``keys``: the command opens the key store (its token must exist too).
     """
     sqlite = settings.sqlite_path
     hint = "créez-la avec « regioncard backend migrate » (ou « backend serve --init »)"
@@ -71,7 +72,7 @@ def _require_existing(settings: Any, command: str) -> None:
             f"no database at {sqlite}: check --data-dir / REGIONCARD_HOME, or run migrate",
         )
     token = settings.auto_token_dir
-    if token is not None and command != "migrate" and not (token / "softhsm2.conf").exists():
+    if keys and token is not None and not (token / "softhsm2.conf").exists():
         raise DataDirError(
             f"jeton PKCS#11 absent : {token} — vérifiez --data-dir / REGIONCARD_HOME, ou {hint}",
             f"no PKCS#11 token at {token}: check --data-dir / REGIONCARD_HOME, or run migrate",
@@ -134,7 +135,7 @@ def _migrate(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     if args.down:
-        _require_existing(settings, "migrate")
+        _require_existing(settings, "migrate", keys=False)
         _check_database(settings)
         downgrade(settings.database_url, args.down)
     else:
@@ -149,7 +150,7 @@ def _create_agent(args: argparse.Namespace) -> int:
     from backend.db import make_engine, make_sessionmaker, transaction
 
     settings = _settings(args)
-    _require_existing(settings, "create-agent")
+    _require_existing(settings, "create-agent", keys=False)
     _check_database(settings)
     password = os.environ.get("REGIONCARD_AGENT_PASSWORD")
     if not password:
@@ -214,7 +215,7 @@ def _purge_links(args: argparse.Namespace) -> int:
     from backend.privacy.service import purge_batch_bodies, purge_card_links
 
     settings = _settings(args)
-    _require_existing(settings, "purge-links")
+    _require_existing(settings, "purge-links", keys=False)
     _check_database(settings)
     engine = make_engine(settings.database_url)
     try:
