@@ -49,10 +49,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=FULL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=10000")
-    row = cursor.execute("PRAGMA database_list").fetchone()
     cursor.close()
-    if row is not None and row[2]:
-        make_private(Path(row[2]))
 
 
 def make_private(path: Path) -> None:
@@ -100,6 +97,11 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False}, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
+        database = engine.url.database
+        if database and database != ":memory:" and not database.startswith("file:"):
+            path = Path(database)
+            # After the pragmas (journal_mode=WAL creates the file): no extra statement.
+            event.listen(engine, "connect", lambda *_: make_private(path))
     else:
         engine = create_engine(url, pool_pre_ping=True, **kwargs)
     event.listen(engine, "before_cursor_execute", _refuse_nul)
