@@ -74,30 +74,34 @@ class _Profile:
     sam_serial: str | None
 
 
+_NOT_REGISTERED = _Profile(None, None)
+
+
 class TerminalFit:
     """The kind and SAM checks, with the terminals read once per loop chunk.
 
     Args:
-        conn: the chunk's connection (the terminals table is read in its transaction).
+        conn: the chunk's connection (the terminals table is read once, in its transaction).
     """
 
     def __init__(self, conn: Connection) -> None:
         """See the class docstring."""
         self._conn = conn
-        self._profiles: dict[str, _Profile] = {}
+        self._profiles: dict[str, _Profile] | None = None
 
     def _profile(self, terminal_id: str) -> _Profile:
-        profile = self._profiles.get(terminal_id)
-        if profile is None:
-            row = self._conn.execute(
-                select(Terminal.kind, Terminal.sam_serial).where(
-                    Terminal.terminal_id == terminal_id
+        if self._profiles is None:
+            # One statement per chunk, on its first committed record: the whole registry (a
+            # region has thousands of devices, a chunk thousands of records).
+            self._profiles = {
+                row[0]: _Profile(
+                    TerminalKind(row[1]), None if row[2] is None else str(row[2]).upper()
                 )
-            ).first()
-            kind = None if row is None else TerminalKind(row[0])
-            serial = None if row is None or row[1] is None else str(row[1]).upper()
-            profile = self._profiles[terminal_id] = _Profile(kind, serial)
-        return profile
+                for row in self._conn.execute(
+                    select(Terminal.terminal_id, Terminal.kind, Terminal.sam_serial)
+                )
+            }
+        return self._profiles.get(terminal_id, _NOT_REGISTERED)
 
     def check(self, record: Mapping[str, Any], sam_serial: str | None) -> Misfit | None:
         """The misfit of a committed ``record`` (batch JSON form), or ``None`` when it fits.
