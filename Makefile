@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test lint format bench clean
+.PHONY: setup demo test lint format bench clean lock upgrade-lock
 
 setup:
 	@bash scripts/bootstrap.sh
@@ -23,6 +23,19 @@ format: setup
 
 test: lint
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# requirements.lock pins every package (runtime and dev) at the versions CI tested; bootstrap.sh
+# installs exactly those. `make lock` re-resolves after a pyproject.toml change, keeping every
+# pin that still fits; `make upgrade-lock` moves everything to the newest versions allowed
+# (docs/dependencies.md).
+PIP_COMPILE = $(BIN)/pip-compile --quiet --extra dev --strip-extras --no-emit-index-url \
+	--no-emit-find-links --output-file requirements.lock pyproject.toml
+
+lock: setup
+	$(PIP_COMPILE)
+
+upgrade-lock: setup
+	$(PIP_COMPILE) --upgrade
 
 bench: setup
 	@for b in bench/*.py; do $(BIN)/python $$b --quick || exit 1; done

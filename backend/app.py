@@ -24,10 +24,11 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from backend import openapi
 from backend.db import make_engine, make_sessionmaker
 from backend.errors import AuthenticationFailed, BackendError
 from backend.errors_fr import validation_errors_fr
@@ -184,6 +185,7 @@ def _install_error_handlers(app: FastAPI) -> None:
         extra = (
             {"fields": [{"field": exc.field, "message_fr": exc.message_fr}]} if exc.field else {}
         )
+        headers = getattr(exc, "headers", None) or headers  # Retry-After of a 429
         return JSONResponse(
             error_body(exc.code, exc.message_fr, exc.message_en, **extra),
             exc.status_code,
@@ -291,6 +293,8 @@ def create_app(
             "credential and the X-Regioncard-Terminal header."
         ),
         lifespan=lifespan,
+        docs_url=None,  # served below from local assets: no CDN (docs/backend.md)
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.engine = engine or make_engine(settings.database_url)
@@ -298,11 +302,39 @@ def create_app(
     app.state.keys = keys if keys is not None else KeyService.open(settings)
     _install_error_handlers(app)
     app.state.routers = _include_routers(app)
+    openapi.install(app)  # every error response documented with its real body
+    openapi.serve_docs_offline(app)
     app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes)
 
-    @app.get("/healthz", tags=["meta"])
-    def health() -> dict[str, str]:
-        """Liveness check (no authentication)."""
-        return {"status": "ok"}
+    @app.get(
+        "/healthz",
+        tags=["meta"],
+        responses={503: {"description": "the database or the HSM is down (same body)"}},
+    )
+    def health() -> JSONResponse:
+        """Health of the service and of what it depends on (no authentication): the database
+        (one ``SELECT 1``) and the PKCS#11 token (one signature by the table-signing key).
+        200 when both answer, 503 when either does not, with the reason in French."""
+        checks: dict[str, str] = {}
+        try:
+            with app.state.engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+            checks["database"] = "ok"
+        except Exception as exc:  # any failure is "down": this endpoint must always answer
+            log.warning("health: database down: %s", (str(exc).splitlines() or [""])[0][:200])
+            checks["database"] = "indisponible / unavailable"
+        try:
+            app.state.keys.sign_table(b"healthz")  # a real operation inside the token
+            checks["hsm"] = "ok"
+        except Exception as exc:
+            log.warning("health: HSM down: %s", (str(exc).splitlines() or [""])[0][:200])
+            checks["hsm"] = "indisponible / unavailable"
+        healthy = all(value == "ok" for value in checks.values())
+        body: dict[str, Any] = {"status": "ok" if healthy else "degraded", **checks}
+        if not healthy:
+            down = [name for name, value in checks.items() if value != "ok"]
+            names = {"database": "base de données", "hsm": "module de sécurité (HSM)"}
+            body["message_fr"] = "indisponible : " + ", ".join(names[d] for d in down)
+        return JSONResponse(body, status_code=200 if healthy else 503)
 
     return app

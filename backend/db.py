@@ -7,15 +7,20 @@ Constraint names follow one convention so that Alembic migrations are stable on 
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sqlite3
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, MetaData, create_engine, event
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+
+from backend.errors import InvalidRequest
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -47,13 +52,60 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def make_private(path: Path) -> None:
+    """Mode 0600 for a SQLite database file and its WAL and shared-memory files (they hold
+    personal data: card pseudonyms, holders, taps)."""
+    for candidate in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        with contextlib.suppress(FileNotFoundError, PermissionError):
+            if candidate.stat().st_mode & 0o077:
+                os.chmod(candidate, 0o600)
+
+
+class NulInText(InvalidRequest):
+    """A text value holds a NUL character: PostgreSQL cannot store it (it was a 500)."""
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
+def _refuse_nul(
+    _conn: Any, _cursor: Any, _statement: str, parameters: Any, _context: Any, executemany: bool
+) -> None:
+    # Single statements only (the API's): the validation loop's bulk inserts carry checked
+    # record fields and must not pay a scan per value.
+    if not executemany and _has_nul(parameters):
+        raise NulInText(
+            "caractère nul (0x00) interdit dans un texte",
+            "NUL character (0x00) not allowed in text",
+        )
+
+
 def make_engine(url: str, **kwargs: Any) -> Engine:
-    """An engine for ``url`` with the project's settings for SQLite or PostgreSQL."""
+    """An engine for ``url`` with the project's settings for SQLite or PostgreSQL.
+
+    On both, a text parameter holding a NUL character is refused before it reaches the driver
+    (:class:`NulInText`, a 422): PostgreSQL cannot store one, and the same input must be refused
+    the same way on either database (found by the API fuzzer).
+    """
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False}, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
-        return engine
-    return create_engine(url, pool_pre_ping=True, **kwargs)
+        database = engine.url.database
+        if database and database != ":memory:" and not database.startswith("file:"):
+            path = Path(database)
+            # After the pragmas (journal_mode=WAL creates the file): no extra statement.
+            event.listen(engine, "connect", lambda *_: make_private(path))
+    else:
+        engine = create_engine(url, pool_pre_ping=True, **kwargs)
+    event.listen(engine, "before_cursor_execute", _refuse_nul)
+    return engine
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:

@@ -26,6 +26,7 @@ PLATFORM_MODELS = (
     "backend.audit.models",
     "backend.desk.models",
     "backend.holderpage.models",
+    "backend.idempotency.models",
 )
 OPTIONAL_MODELS = (
     "backend.uploads.models",

@@ -32,35 +32,46 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def register_card(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    card = subparsers.add_parser("card", help="emulated card images and demo master keys")
+    card = subparsers.add_parser(
+        "card", help="images de cartes émulées et clés maîtres de démonstration / emulated cards"
+    )
     sub = card.add_subparsers(dest="card_command", required=True, metavar="ACTION")
 
-    new = sub.add_parser("new", help="create a blank card image")
-    new.add_argument("image", type=Path, help="card image file to create (JSON)")
-    new.add_argument("--serial", help="card serial, 16 hex digits (random by default)")
-    new.add_argument("--keys", type=Path, help="master key file to diversify the card keys from")
-    new.add_argument("--force", action="store_true", help="replace an existing image")
+    new = sub.add_parser("new", help="créer une image de carte vierge / create a blank card image")
+    new.add_argument("image", type=Path, help="fichier image de carte à créer (JSON)")
+    new.add_argument(
+        "--serial", help="numéro de série, 16 chiffres hexadécimaux (aléatoire par défaut)"
+    )
+    new.add_argument("--keys", type=Path, help="fichier des clés maîtres d'où diversifier les clés")
+    new.add_argument("--force", action="store_true", help="remplacer une image existante")
     new.add_argument(
         "--sample",
         action="store_true",
-        help="personalise it with the sample card (what `regioncard demo` shows), to try terminals",
+        help="la personnaliser comme la carte exemple (celle de regioncard demo), pour essayer les "
+        "terminaux",
     )
     new.set_defaults(handler=_card_new)
 
-    show = sub.add_parser("show", help="summarise a card image (keys are never shown)")
+    show = sub.add_parser(
+        "show", help="résumer une image de carte (les clés ne sont jamais affichées)"
+    )
     show.add_argument("image", type=Path)
     show.set_defaults(handler=_card_show)
 
-    keys = sub.add_parser("keys", help="demo master keys")
+    keys = sub.add_parser("keys", help="clés maîtres de démonstration / demo master keys")
     keys_sub = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
-    keys_new = keys_sub.add_parser("new", help="write random demo master keys (mode 0600)")
+    keys_new = keys_sub.add_parser(
+        "new", help="écrire des clés maîtres aléatoires (mode 0600) / random demo master keys"
+    )
     keys_new.add_argument("keyfile", type=Path)
     keys_new.set_defaults(handler=_keys_new)
-    keys_import = keys_sub.add_parser("import-token", help="import a key file into a PKCS#11 token")
+    keys_import = keys_sub.add_parser(
+        "import-token", help="importer un fichier de clés dans un jeton PKCS#11"
+    )
     keys_import.add_argument("keyfile", type=Path)
-    keys_import.add_argument("--token", required=True, help="token label")
-    keys_import.add_argument("--pin", required=True, help="token user PIN")
-    keys_import.add_argument("--library", help="PKCS#11 module (SoftHSM2 by default)")
+    keys_import.add_argument("--token", required=True, help="étiquette du jeton")
+    keys_import.add_argument("--pin", required=True, help="PIN utilisateur du jeton")
+    keys_import.add_argument("--library", help="module PKCS#11 (SoftHSM2 par défaut)")
     keys_import.set_defaults(handler=_keys_import)
 
 

@@ -47,15 +47,21 @@ if [ ! -x .venv/bin/python ]; then
   echo "bootstrap: creating .venv with $($PY --version)"
   "$PY" -m venv .venv
 fi
-# Reinstall only when the project metadata changed since the last install.
-stamp=.venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)
+# Reinstall only when the project metadata or the lock file changed since the last install.
+# requirements.lock pins every package at the versions CI tested (make lock regenerates it,
+# docs/dependencies.md): the pinned set goes in first, then the project itself without
+# resolving anything again, and `pip check` fails if the lock no longer covers pyproject.toml.
+stamp=.venv/.installed-$(cat pyproject.toml requirements.lock | sha256sum | cut -c1-16)
 if [ ! -e "$stamp" ]; then
-  echo "bootstrap: installing the project and its dev tools into .venv"
+  echo "bootstrap: installing the locked dependencies and the project into .venv"
   # pip's log goes to a file and is shown only when the install fails.
   if ! { .venv/bin/python -m pip install -q --upgrade pip &&
-         .venv/bin/python -m pip install -q -e '.[dev]'; } >.venv/pip.log 2>&1; then
+         .venv/bin/python -m pip install -q -r requirements.lock &&
+         .venv/bin/python -m pip install -q --no-deps -e . &&
+         .venv/bin/python -m pip check; } >.venv/pip.log 2>&1; then
     grep -v "WARNING: Location" .venv/pip.log >&2
     echo "bootstrap: pip install failed (full log in .venv/pip.log)" >&2
+    echo "bootstrap: if pyproject.toml changed, run 'make lock' to update requirements.lock" >&2
     exit 1
   fi
   rm -f .venv/.installed-*

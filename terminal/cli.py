@@ -27,6 +27,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
+from card_schema.argtypes import http_url
 from firmware_host.osdp.gate import ConsoleGatePeripheral, GatePeripheral
 from firmware_host.readers import Reader, open_reader
 from terminal.fares import load_tariff
@@ -44,59 +45,74 @@ log = logging.getLogger(__name__)
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the ``gate`` and ``inspect`` commands."""
-    gate = subparsers.add_parser("gate", help="gate validator (or bike-shelter door)")
-    gate.add_argument("--reader", required=True, help="card reader: pcsc:<pattern> or a pattern")
-    gate.add_argument("--sam", required=True, help="SAM reader: pcsc:<pattern> or a pattern")
-    gate.add_argument("--station", required=True, type=int, help="station (location) id")
+    gate = subparsers.add_parser(
+        "gate",
+        help="valideur de quai (ou porte d'abri vélos) / gate validator",
+        description="Valideur : décide hors ligne (liste d'opposition signée, contrats, "
+        "correspondances), écrit l'événement sur la carte, ouvre la barrière.",
+    )
+    gate.add_argument(
+        "--reader", required=True, help="lecteur de cartes : pcsc:<motif> ou un motif"
+    )
+    gate.add_argument("--sam", required=True, help="lecteur du SAM : pcsc:<motif> ou un motif")
+    gate.add_argument("--station", required=True, type=int, help="numéro de la station (lieu)")
     _place_arguments(gate)
-    gate.add_argument("--journal", type=Path, help="journal file (default ./gate-<station>.db)")
-    gate.add_argument("--terminal-id", help="terminal id (default GATE-<station>)")
-    gate.add_argument("--tariff", type=Path, help="tariff table JSON (default: packaged)")
-    gate.add_argument("--backend-key", type=Path, help="backend Ed25519 public key (PEM)")
+    gate.add_argument("--journal", type=Path, help="journal (défaut ./gate-<station>.db)")
+    gate.add_argument("--terminal-id", help="identifiant du terminal (défaut GATE-<station>)")
+    gate.add_argument("--tariff", type=Path, help="table tarifaire JSON (défaut : celle fournie)")
+    gate.add_argument("--backend-key", type=Path, help="clé publique Ed25519 du serveur (PEM)")
     gate.add_argument(
         "--tables-dir",
         type=Path,
-        help="where the accepted signed tables are kept (default <journal>.tables; needs "
-        "--backend-key)",
+        help="où garder les tables signées acceptées (défaut <journal>.tables ; "
+        "avec --backend-key)",
     )
     gate.add_argument(
         "--backend",
         metavar="URL",
-        help="backend to fetch the signed tables from (needs --backend-key)",
+        type=http_url,
+        help="serveur d'où charger les tables signées (avec --backend-key)",
     )
     gate.add_argument(
-        "--credential-file", type=Path, help="file holding the terminal credential (rct_...)"
+        "--credential-file", type=Path, help="fichier de l'identifiant du terminal (rct_...)"
     )
     gate.add_argument(
-        "--sync-minutes", type=float, default=5.0, help="minutes between two table fetches"
+        "--sync-minutes", type=float, default=5.0, help="minutes entre deux chargements des tables"
     )
     add_upload_options(gate, "gate")
-    gate.add_argument("--osdp", metavar="PORT", help="barrier controller serial port (OSDP)")
+    gate.add_argument("--osdp", metavar="PORT", help="port série du contrôleur de barrière (OSDP)")
     gate.add_argument(
-        "--osdp-scbk-file", type=Path, help="OSDP secure channel key (32 hex digits) file"
+        "--osdp-scbk-file", type=Path, help="fichier de la clé du canal sécurisé OSDP (32 hex)"
     )
-    gate.add_argument("--bike-shelter", action="store_true", help="bike-shelter door mode")
-    gate.add_argument("--once", action="store_true", help="process one tap and exit")
-    gate.add_argument("--wait", type=float, default=3600.0, help="seconds to wait for a card")
+    gate.add_argument("--bike-shelter", action="store_true", help="mode porte d'abri vélos")
+    gate.add_argument("--once", action="store_true", help="traiter une validation puis quitter")
+    gate.add_argument("--wait", type=float, default=3600.0, help="secondes d'attente d'une carte")
     gate.set_defaults(handler=_gate)
 
-    insp = subparsers.add_parser("inspect", help="inspector: read and explain a card, no write")
-    insp.add_argument("--reader", required=True, help="card reader: pcsc:<pattern> or a pattern")
-    insp.add_argument("--sam", help="SAM reader (unused: the inspector never opens a session)")
-    insp.add_argument("--station", type=int, default=0, help="where the inspector stands")
+    insp = subparsers.add_parser(
+        "inspect", help="contrôleur : lire et expliquer une carte, sans écrire / inspector"
+    )
+    insp.add_argument(
+        "--reader", required=True, help="lecteur de cartes : pcsc:<motif> ou un motif"
+    )
+    insp.add_argument("--sam", help="lecteur du SAM (inutilisé : le contrôle n'écrit pas)")
+    insp.add_argument("--station", type=int, default=0, help="où se tient le contrôleur")
     _place_arguments(insp)
-    insp.add_argument("--tariff", type=Path, help="tariff table JSON (default: packaged)")
-    insp.add_argument("--wait", type=float, default=60.0, help="seconds to wait for a card")
+    insp.add_argument("--tariff", type=Path, help="table tarifaire JSON (défaut : celle fournie)")
+    insp.add_argument("--wait", type=float, default=60.0, help="secondes d'attente d'une carte")
     insp.set_defaults(handler=_inspect)
 
 
 def _place_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--zone", type=int, default=1, help="tariff zone of the place")
-    parser.add_argument("--network", type=int, default=250001, help="network id of the place")
+    parser.add_argument("--zone", type=int, default=1, help="zone tarifaire du lieu")
+    parser.add_argument("--network", type=int, default=250001, help="réseau du lieu")
     parser.add_argument(
-        "--mode", choices=[m.value for m in Mode], default=Mode.URBAN.value, help="mode"
+        "--mode",
+        choices=[m.value for m in Mode],
+        default=Mode.URBAN.value,
+        help="mode de transport",
     )
-    parser.add_argument("--line", type=int, help="line (on-board validators)")
+    parser.add_argument("--line", type=int, help="ligne (valideurs embarqués)")
 
 
 def _reader(spec: str) -> Reader:

@@ -315,10 +315,10 @@ def add_upload_options(parser: argparse.ArgumentParser, device: str) -> None:
         "--upload-key",
         type=Path,
         metavar="PEM",
-        help=f"the {device}'s Ed25519 device key (PEM): upload the journal to --backend",
+        help=f"clé Ed25519 du terminal ({device}, PEM) : envoyer le journal à --backend",
     )
     parser.add_argument(
-        "--upload-minutes", type=float, default=1.0, help="minutes between two uploads when idle"
+        "--upload-minutes", type=float, default=1.0, help="minutes entre deux envois au repos"
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
 
 from backend.actions.models import ActionKind, ActionStatus
 from backend.auth.roles import Application
@@ -41,4 +41,4 @@ class ConfirmIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     card_serial: str = Field(pattern=r"^[0-9A-Fa-f]{2,32}$")
-    card_tx_counter: int = Field(ge=0, le=2**24)
+    card_tx_counter: StrictInt = Field(ge=0, le=2**24)

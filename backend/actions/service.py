@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Collection
-from datetime import datetime
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, Protocol
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -22,6 +22,7 @@ from backend.cards.models import Card, CardStatus
 from backend.columns import canonical_json, utcnow
 from backend.errors import Conflict, NotFound
 from backend.keys.envelopes import TableSigner, envelope, sign_payload
+from backend.validation.models import Tap
 
 ACTION_LIST_KIND = "action_list"
 
@@ -164,3 +165,53 @@ def cancel_pending(session: Session, card_serial: str) -> list[CardAction]:
         action.status = ActionStatus.CANCELLED
     session.flush()
     return cancelled
+
+
+class Pseudonyms(Protocol):
+    """What :func:`write_proven` needs from the key service."""
+
+    @property
+    def pseudonym_rotation(self) -> timedelta: ...
+
+    def pseudonym(self, card_serial: bytes, at: datetime) -> str: ...
+
+
+def write_proven(
+    session: Session,
+    keys: Pseudonyms,
+    *,
+    terminal_id: str,
+    card_serial: str,
+    card_tx_counter: int,
+    application: str,
+    now: datetime | None = None,
+) -> bool:
+    """Whether a validated, committed card session proves that ``terminal_id`` wrote this card.
+
+    The session is a stored tap of that terminal, on the card (under its pseudonym of the
+    current or the previous rotation period: card links are kept 48 hours at most), for the
+    application, with the card counter the terminal reports, committed by the card and signed
+    by a SAM whose signature verified.
+    """
+    now = now or utcnow()
+    try:
+        serial = bytes.fromhex(card_serial)
+    except ValueError:
+        return False
+    pseudonyms = {
+        keys.pseudonym(serial, now),
+        keys.pseudonym(serial, now - keys.pseudonym_rotation),
+    }
+    found = session.scalar(
+        select(Tap.id)
+        .where(
+            Tap.terminal_id == terminal_id,
+            Tap.card_pseudonym.in_(pseudonyms),
+            Tap.card_tx_counter == card_tx_counter,
+            Tap.application == application,
+            Tap.outcome == "COMMITTED",
+            Tap.sam_verified.is_(True),
+        )
+        .limit(1)
+    )
+    return found is not None

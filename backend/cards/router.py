@@ -11,10 +11,12 @@ from backend.actions.schemas import CardActionOut
 from backend.audit import service as audit
 from backend.auth.dependencies import AgentPrincipal, require_agent
 from backend.auth.roles import READING_ROLES, WRITING_ROLES, AgentRole, Application
+from backend.bounds import QueryId
 from backend.cards import service
 from backend.cards.models import Card
 from backend.cards.schemas import ApplicationIn, BlockIn, CardIn, CardOut, ReplaceIn, ReplacementOut
 from backend.dependencies import KeysDep, SessionDep
+from backend.pagination import PageDep
 
 router = APIRouter(prefix="/api/v1/cards", tags=["cards"])
 
@@ -63,14 +65,14 @@ def get_card(serial: str, reason: Reason, session: SessionDep, agent: Reader) ->
 
 @router.get("", response_model=list[CardOut])
 def cards_of_holder(
-    holder_id: Annotated[int, Query(ge=1)], reason: Reason, session: SessionDep, agent: Reader
+    holder_id: QueryId, reason: Reason, session: SessionDep, agent: Reader, page: PageDep
 ) -> list[CardOut]:
     """The cards of a holder; audited with its reason."""
     cards = service.cards_of_holder(session, holder_id)
     audit.record_lookup(
         session, agent, action="card.list", subject=f"holder:{holder_id}", reason=reason
     )
-    return [card_out(session, c) for c in cards]
+    return page.of([card_out(session, c) for c in cards])
 
 
 @router.post("/{serial}/applications", response_model=CardOut)

@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from backend.actions.schemas import CardActionOut
 from backend.auth.roles import Application
+from backend.bounds import BodyId
 from backend.cards.models import CardStatus
 
 SERIAL = r"^(?:[0-9A-Fa-f]{2}){1,16}$"
@@ -18,7 +19,7 @@ class CardIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    holder_id: int = Field(ge=1)
+    holder_id: BodyId
     serial: str = Field(pattern=SERIAL)
     applications: list[Application] = Field(min_length=1, max_length=4)
 

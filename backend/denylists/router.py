@@ -15,6 +15,7 @@ from backend.auth.dependencies import (
     require_terminal,
 )
 from backend.auth.roles import AgentRole
+from backend.bounds import MAX_DB_ID
 from backend.denylists import service
 from backend.denylists.models import DenyListEntry
 from backend.denylists.schemas import (
@@ -24,6 +25,7 @@ from backend.denylists.schemas import (
     VersionOut,
 )
 from backend.dependencies import KeysDep, SessionDep
+from backend.pagination import PageDep
 
 router = APIRouter(prefix="/api/v1/deny-lists", tags=["deny-lists"])
 
@@ -43,7 +45,7 @@ def public_key(keys: KeysDep) -> PublicKeyOut:
 def full_list(
     session: SessionDep,
     _: AnyTerminal,
-    version: Annotated[int | None, Query(ge=1)] = None,
+    version: Annotated[int | None, Query(ge=1, le=MAX_DB_ID)] = None,
 ) -> SignedEnvelopeOut:
     """The signed full deny-list (latest version by default)."""
     return SignedEnvelopeOut.model_validate(service.full_envelope(session, version))
@@ -51,21 +53,21 @@ def full_list(
 
 @router.get("/delta", response_model=list[SignedEnvelopeOut])
 def deltas(
-    session: SessionDep, _: AnyTerminal, since: Annotated[int, Query(ge=0)]
+    session: SessionDep, _: AnyTerminal, since: Annotated[int, Query(ge=0, le=MAX_DB_ID)]
 ) -> list[SignedEnvelopeOut]:
     """The signed deltas from version ``since`` to the latest, oldest first."""
     return [SignedEnvelopeOut.model_validate(e) for e in service.delta_envelopes(session, since)]
 
 
 @router.get("/entries", response_model=list[DenyListEntryOut])
-def entries(session: SessionDep, _: Reader) -> list[DenyListEntryOut]:
+def entries(session: SessionDep, _: Reader, page: PageDep) -> list[DenyListEntryOut]:
     """Serials on the list now (any agent role)."""
     rows = session.scalars(
         select(DenyListEntry)
         .where(DenyListEntry.removed_version.is_(None))
         .order_by(DenyListEntry.card_serial)
     )
-    return [DenyListEntryOut.model_validate(r) for r in rows]
+    return page.of([DenyListEntryOut.model_validate(r) for r in rows])
 
 
 @router.post("/publish", response_model=VersionOut)

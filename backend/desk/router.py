@@ -25,6 +25,7 @@ from backend.auth.dependencies import (
     require_terminal,
 )
 from backend.auth.roles import READING_ROLES, WRITING_ROLES, TerminalKind
+from backend.bounds import PathId, QueryId
 from backend.dependencies import KeysDep, SessionDep
 from backend.desk import service
 from backend.desk.models import DeskJob, JobStatus
@@ -139,7 +140,7 @@ def next_job(session: SessionDep, desk: Desk) -> StationJobOut | Response:
 
 
 @router.get(f"{API}/jobs/{{job_id}}/station", response_model=StationJobOut)
-def station_job(job_id: int, session: SessionDep, desk: Desk) -> StationJobOut:
+def station_job(job_id: PathId, session: SessionDep, desk: Desk) -> StationJobOut:
     """One of this desk's jobs, as the station sees it (plan included)."""
     job = service.get_job(session, job_id)
     if job.desk_terminal_id != desk.terminal_id:
@@ -149,7 +150,7 @@ def station_job(job_id: int, session: SessionDep, desk: Desk) -> StationJobOut:
 
 @router.post(f"{API}/jobs/{{job_id}}/card", response_model=StationJobOut)
 def attach_card(
-    job_id: int, body: CardAttachIn, session: SessionDep, keys: KeysDep, desk: Desk
+    job_id: PathId, body: CardAttachIn, session: SessionDep, keys: KeysDep, desk: Desk
 ) -> StationJobOut:
     """The card on the reader: registered and planned once (wrapped keys, steps)."""
     job = service.attach_card(
@@ -164,7 +165,7 @@ def attach_card(
 
 
 @router.post(f"{API}/jobs/{{job_id}}/progress", response_model=StationJobOut)
-def progress(job_id: int, body: ProgressIn, session: SessionDep, desk: Desk) -> StationJobOut:
+def progress(job_id: PathId, body: ProgressIn, session: SessionDep, desk: Desk) -> StationJobOut:
     """A step on the card, a status change or the step being written."""
     job = service.report_progress(
         session,
@@ -187,14 +188,14 @@ def retry_job(job_id: int, session: SessionDep, agent: Writer) -> JobOut:
 
 
 @router.get(f"{API}/jobs/{{job_id}}", response_model=JobOut)
-def get_job(job_id: int, session: SessionDep, _: Reader) -> JobOut:
+def get_job(job_id: PathId, session: SessionDep, _: Reader) -> JobOut:
     """Follow a job (the page polls this while the card is written)."""
     return _job_out(service.get_job(session, job_id))
 
 
 @router.get(f"{API}/jobs", response_model=list[JobOut])
 def jobs_of_holder(
-    holder_id: int, reason: Reason, session: SessionDep, agent: Reader
+    holder_id: QueryId, reason: Reason, session: SessionDep, agent: Reader
 ) -> list[JobOut]:
     """A holder's desk jobs; audited with its reason like every lookup."""
     get_holder(session, holder_id)
@@ -209,7 +210,7 @@ def jobs_of_holder(
     response_class=Response,
     responses={200: {"content": {"application/pdf": {}}}},
 )
-def receipt(job_id: int, session: SessionDep, _: Reader) -> Response:
+def receipt(job_id: PathId, session: SessionDep, _: Reader) -> Response:
     """The receipt of a finished job (PDF, French)."""
     job = service.get_job(session, job_id)
     if job.status != JobStatus.DONE or job.card_serial is None:

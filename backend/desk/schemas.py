@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from backend.auth.roles import Application
+from backend.bounds import BodyId
 from backend.desk.models import JobKind, JobStatus
 from backend.entitlements.models import AidPurpose
 
@@ -18,7 +19,7 @@ class AidIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     purpose: AidPurpose
-    amount_cents: int = Field(gt=0, le=100_000)
+    amount_cents: StrictInt = Field(gt=0, le=100_000)
     funder: str = Field(default="region", min_length=2, max_length=64)
     school_year: str = Field(pattern=r"^\d{4}-\d{4}$", examples=["2025-2026"])
 
@@ -32,7 +33,7 @@ class StudentIn(BaseModel):
     level: str | None = Field(default=None, max_length=24)
     boarding: str | None = Field(default=None, max_length=24)
     school_transport: bool = Field(default=False, description="free school transport granted")
-    transport_zones: list[int] = Field(default_factory=list, max_length=8)
+    transport_zones: list[StrictInt] = Field(default_factory=list, max_length=8)
 
 
 class ContractIn(BaseModel):
@@ -40,8 +41,10 @@ class ContractIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    code: int
-    zones: list[int] = Field(default_factory=list, max_length=8, description="empty: every zone")
+    code: StrictInt
+    zones: list[StrictInt] = Field(
+        default_factory=list, max_length=8, description="empty: every zone"
+    )
     bike_shelter: bool = Field(default=False, description="the bike-shelter option")
 
 
@@ -50,7 +53,9 @@ class ProfileIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    number: int = Field(ge=1, le=255, description="1 pupil, 2 under 26, 3 job seeker, 4 senior")
+    number: StrictInt = Field(
+        ge=1, le=255, description="1 pupil, 2 under 26, 3 job seeker, 4 senior"
+    )
     valid_until: date
 
 
@@ -68,14 +73,14 @@ class JobIn(BaseModel):
 
     kind: JobKind = JobKind.ISSUE
     desk_terminal_id: str = Field(min_length=1, max_length=64)
-    holder_id: int | None = Field(default=None, ge=1)
+    holder_id: BodyId | None = None
     anonymous: bool = False
     card_serial: str | None = Field(default=None, pattern=r"^(?:[0-9A-Fa-f]{2}){1,16}$")
     applications: list[Application] = Field(default_factory=list, max_length=4)
     add_applications: list[Application] = Field(default_factory=list, max_length=4)
     remove_applications: list[Application] = Field(default_factory=list, max_length=4)
     contracts: list[int | ContractIn] = Field(default_factory=list, max_length=4)
-    wallet_reload_cents: int = Field(default=0, ge=0, le=15_000)
+    wallet_reload_cents: StrictInt = Field(default=0, ge=0, le=15_000)
     school_aid: list[AidIn] = Field(default_factory=list, max_length=3)
     student: StudentIn = Field(default_factory=StudentIn)
     profiles: list[ProfileIn] = Field(default_factory=list, max_length=3)
@@ -134,7 +139,7 @@ class ProgressIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     step_id: str | None = Field(default=None, max_length=64)
-    card_tx_counter: int | None = Field(default=None, ge=0, le=0xFFFFFF)
+    card_tx_counter: StrictInt | None = Field(default=None, ge=0, le=0xFFFFFF)
     status: JobStatus | None = None
     message: str | None = Field(default=None, max_length=300)
     current: str | None = Field(default=None, max_length=64)

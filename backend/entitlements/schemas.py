@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, model_validator
 
 from backend.actions.schemas import CardActionOut
+from backend.bounds import BodyId
 from backend.entitlements.models import AidPurpose
 
 
@@ -15,11 +16,11 @@ class SchoolAidIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    holder_id: int = Field(ge=1)
+    holder_id: BodyId
     school_year: str = Field(pattern=r"^\d{4}-\d{4}$")
     purpose: AidPurpose
     funder: str = Field(min_length=1, max_length=64)
-    amount_cents: int = Field(ge=1, le=1_000_000)
+    amount_cents: StrictInt = Field(ge=1, le=1_000_000)
 
     @model_validator(mode="after")
     def _consecutive_years(self) -> SchoolAidIn:
@@ -51,13 +52,13 @@ class EmploymentRightIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    holder_id: int = Field(ge=1)
+    holder_id: BodyId
     partner: str = Field(min_length=1, max_length=64)
-    right_code: int = Field(ge=0, le=0xFFFF)
+    right_code: StrictInt = Field(ge=0, le=0xFFFF)
     valid_from: date
     valid_to: date
-    amount_cents: int | None = Field(default=None, ge=0, le=1_000_000)
-    hours: int | None = Field(default=None, ge=0, le=10_000)
+    amount_cents: StrictInt | None = Field(default=None, ge=0, le=1_000_000)
+    hours: StrictInt | None = Field(default=None, ge=0, le=10_000)
 
     @model_validator(mode="after")
     def _ordered(self) -> EmploymentRightIn:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, status
@@ -11,6 +10,7 @@ from sqlalchemy import select
 from backend.audit import service as audit
 from backend.auth.dependencies import AgentPrincipal, require_agent
 from backend.auth.roles import READING_ROLES, WRITING_ROLES
+from backend.bounds import IsoDate, PathId
 from backend.cards.models import Card
 from backend.denylists.service import normalise_serial
 from backend.dependencies import SessionDep
@@ -23,6 +23,7 @@ from backend.holders.schemas import (
     HolderSummary,
     HolderUpdate,
 )
+from backend.pagination import PageDep
 
 router = APIRouter(prefix="/api/v1/holders", tags=["holders"])
 
@@ -58,7 +59,7 @@ def create_holder(body: HolderIn, session: SessionDep, _: Writer) -> HolderCreat
 
 
 @router.get("/{holder_id}", response_model=HolderOut)
-def get_holder(holder_id: int, reason: Reason, session: SessionDep, agent: Reader) -> HolderOut:
+def get_holder(holder_id: PathId, reason: Reason, session: SessionDep, agent: Reader) -> HolderOut:
     """Look up a holder; the lookup is written to the audit trail with its reason."""
     holder = service.get_holder(session, holder_id)
     audit.record_lookup(
@@ -72,8 +73,9 @@ def search(
     reason: Reason,
     session: SessionDep,
     agent: Reader,
+    page: PageDep,
     family_name: Annotated[str | None, Query(max_length=100)] = None,
-    birth_date: date | None = None,
+    birth_date: IsoDate | None = None,
     postcode: Annotated[str | None, Query(pattern=r"^\d{5}$")] = None,
     card_serial: Annotated[str | None, Query(pattern=r"^(?:[0-9A-Fa-f]{2}){1,16}$")] = None,
 ) -> list[HolderOut]:
@@ -111,12 +113,12 @@ def search(
         subject=" ".join(c for c in criteria if c)[:64],
         reason=reason,
     )
-    return [HolderOut.model_validate(h) for h in found]
+    return page.of([HolderOut.model_validate(h) for h in found])
 
 
 @router.patch("/{holder_id}", response_model=HolderOut)
 def update_holder(
-    holder_id: int, body: HolderUpdate, session: SessionDep, agent: Writer
+    holder_id: PathId, body: HolderUpdate, session: SessionDep, agent: Writer
 ) -> HolderOut:
     """Correct a holder's details (only the fields sent change); audited."""
     changes = body.model_dump(exclude_unset=True)

@@ -20,6 +20,7 @@ wrap) ``CKA_EXTRACTABLE = false``: no key value ever reaches the database or a l
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections.abc import Mapping
@@ -34,6 +35,8 @@ from backend.keys import softhsm
 from backend.settings import Settings
 from card_schema.crypto import BLOCK, KeyRef, KeyRole, an10922_blocks
 from card_schema.layout import CARD_LAYOUT
+
+_log = logging.getLogger(__name__)
 
 TABLE_SIGNING_LABEL = "tables.sign.v1"
 TRACE_MASTER = KeyRef("trace", KeyRole.DEBIT, 1)
@@ -105,19 +108,38 @@ class KeyService:
         reused afterwards.
         """
         rotation = settings.pseudonym_rotation
-        pin = settings.pkcs11_user_pin.get_secret_value()
+        configured = settings.pkcs11_user_pin
+        pin = configured.get_secret_value() if configured is not None else None
         if settings.softhsm2_conf is not None:
             os.environ["SOFTHSM2_CONF"] = str(settings.softhsm2_conf)
         elif Path(settings.pkcs11_module).name == "libsofthsm2.so":
             folder = (settings.var_dir / "softhsm").resolve()
             config = folder / "softhsm2.conf"
+            pins = folder / "pins.json"
             if not config.exists():
                 folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+                pin = pin or softhsm.random_pin()
                 token = softhsm.create_token(
                     folder, label=settings.pkcs11_token_label, user_pin=pin
                 )
+                if configured is None:
+                    softhsm.save_pins(pins, pin, softhsm.random_pin())
+                _log.warning(
+                    "jeton SoftHSM2 créé automatiquement dans %s, PIN aléatoire dans %s : "
+                    "pour les tests et démonstrations seulement, jamais en production / "
+                    "SoftHSM2 token auto-created (random PINs): for tests and demos only",
+                    folder,
+                    pins,
+                )
                 provision_token(token.library, token.label, token.user_pin)
+            elif pin is None:
+                pin = softhsm.load_user_pin(pins)
             os.environ["SOFTHSM2_CONF"] = str(config)
+        if pin is None:
+            raise KeyStoreError(
+                "PIN du jeton PKCS#11 manquant : donnez REGIONCARD_PKCS11_USER_PIN",
+                "no PKCS#11 user PIN: set REGIONCARD_PKCS11_USER_PIN",
+            )
         return cls(
             settings.pkcs11_module, settings.pkcs11_token_label, pin, pseudonym_rotation=rotation
         )

@@ -14,7 +14,9 @@ of the process (the SAM emulator's tests) already initialised SoftHSM2 with its 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import secrets
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -32,7 +34,7 @@ SOFTHSM_LIBRARY_PATHS = (
 
 @dataclass(frozen=True)
 class SoftHSMToken:
-    """Where a token is and how to open it (the PINs are test/demo values)."""
+    """Where a token is and how to open it."""
 
     library: str
     label: str
@@ -46,6 +48,34 @@ def find_library() -> str | None:
         if Path(candidate).exists():
             return candidate
     return None
+
+
+def random_pin() -> str:
+    """A random PIN (128 bits, URL-safe text) for a token made here."""
+    return secrets.token_urlsafe(16)
+
+
+def save_pins(path: Path, user_pin: str, so_pin: str) -> None:
+    """Write the PINs of an auto-created token to ``path``, readable by its owner only."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="ascii") as handle:
+        json.dump({"user_pin": user_pin, "so_pin": so_pin}, handle)
+        handle.write("\n")
+
+
+def load_user_pin(path: Path) -> str:
+    """The user PIN saved by :func:`save_pins`.
+
+    Raises:
+        KeyStoreError: the file is missing or unreadable.
+    """
+    try:
+        return str(json.loads(path.read_text(encoding="ascii"))["user_pin"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise KeyStoreError(
+            f"PIN du jeton SoftHSM2 illisible ({path}) : donnez REGIONCARD_PKCS11_USER_PIN",
+            f"cannot read the SoftHSM2 token PIN ({path}): set REGIONCARD_PKCS11_USER_PIN",
+        ) from exc
 
 
 def write_config(directory: Path) -> Path:
@@ -64,8 +94,8 @@ def create_token(
     directory: Path,
     *,
     label: str = "regioncard-backend",
-    user_pin: str = "1234",
-    so_pin: str = "12345678",
+    user_pin: str | None = None,
+    so_pin: str | None = None,
     isolated: bool = False,
 ) -> SoftHSMToken:
     """Initialise an empty SoftHSM2 token under ``directory``; sets ``SOFTHSM2_CONF``.
@@ -73,13 +103,15 @@ def create_token(
     Args:
         directory: folder for the configuration and the token.
         label: token label.
-        user_pin: user PIN (test/demo value).
-        so_pin: security officer PIN (test/demo value).
+        user_pin: user PIN; random (:func:`random_pin`) when not given, never a fixed value.
+        so_pin: security officer PIN; random when not given.
         isolated: load SoftHSM2 through a private copy of its module (see the module docstring).
 
     Raises:
         KeyStoreError: SoftHSM2 is not installed or the token cannot be created.
     """
+    user_pin = user_pin or random_pin()
+    so_pin = so_pin or random_pin()
     library = find_library()
     util = shutil.which("softhsm2-util")
     if library is None or util is None:

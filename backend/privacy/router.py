@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Depends
 
 from backend.auth.dependencies import AgentPrincipal, require_agent
 from backend.auth.roles import AgentRole
+from backend.bounds import IsoDate
 from backend.columns import utcnow
 from backend.dependencies import KeysDep, SessionDep, SettingsDep
 from backend.privacy import service
@@ -36,7 +36,7 @@ def purge(
 
 @router.get("/open-data", response_model=OpenDataOut)
 def open_data(
-    day: date,
+    day: IsoDate,
     session: SessionDep,
     settings: SettingsDep,
     _: Annotated[AgentPrincipal, Depends(require_agent(AgentRole.SUPERVISOR, AgentRole.AUDITOR))],

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, status
+from fastapi import APIRouter, Depends, Header, status
+from fastapi.responses import JSONResponse
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from backend.actions.schemas import CardActionOut
 from backend.audit import service as audit
@@ -19,6 +22,8 @@ from backend.auth.dependencies import (
 from backend.auth.roles import TERMINAL_SELLS, WRITING_ROLES, AgentRole
 from backend.dependencies import SessionDep
 from backend.errors import Forbidden
+from backend.idempotency import service as idempotency
+from backend.pagination import PageDep
 from backend.products import service
 from backend.products.schemas import (
     LoadIn,
@@ -48,10 +53,10 @@ def _sale_out(load: service.Load) -> SaleOut:
 
 @router.get("", response_model=list[ProductOut])
 def catalogue(
-    session: SessionDep, _: Annotated[AgentPrincipal, Depends(require_agent())]
+    session: SessionDep, _: Annotated[AgentPrincipal, Depends(require_agent())], page: PageDep
 ) -> list[ProductOut]:
     """The active catalogue."""
-    return [ProductOut.model_validate(p) for p in service.list_products(session)]
+    return page.of([ProductOut.model_validate(p) for p in service.list_products(session)])
 
 
 @router.post("", response_model=ProductOut, status_code=status.HTTP_201_CREATED)
@@ -109,22 +114,74 @@ def price_history(code: int, session: SessionDep, _: Overseer) -> list[PriceChan
     return [PriceChangeOut(at=r.at, by=r.agent, action=r.action, detail=r.reason) for r in rows]
 
 
+IdempotencyKeyHeader = Annotated[
+    str | None,
+    Header(
+        alias=idempotency.HEADER,
+        description="clé unique de la vente : une requête renvoyée avec la même clé rend la "
+        "même réponse sans vendre deux fois / one key per sale: a resent request is answered "
+        "again, never sold twice",
+    ),
+]
+
+
+def _sell_once(
+    session: Session,
+    *,
+    caller: str,
+    key: str | None,
+    endpoint: str,
+    body: LoadIn,
+    sell: Callable[[], SaleOut],
+) -> SaleOut | JSONResponse:
+    def run() -> tuple[int, dict[str, Any]]:
+        return status.HTTP_201_CREATED, sell().model_dump(mode="json")
+
+    code, answer, replayed = idempotency.run_once(
+        session,
+        caller=caller,
+        key=idempotency.check_key(key),
+        endpoint=endpoint,
+        request=body.model_dump(mode="json"),
+        run=run,
+    )
+    if replayed:
+        return JSONResponse(answer, status_code=code, headers={"Idempotent-Replayed": "true"})
+    return SaleOut.model_validate(answer)
+
+
 @router.post("/loads", response_model=SaleOut, status_code=status.HTTP_201_CREATED)
 def desk_load(
     body: LoadIn,
     session: SessionDep,
     agent: Annotated[AgentPrincipal, Depends(require_agent(*WRITING_ROLES))],
-) -> SaleOut:
-    """Sell a product for a card at the desk; written on the card at its next tap."""
-    load = service.load_product(
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> SaleOut | JSONResponse:
+    """Sell a product for a card at the desk; written on the card at its next tap.
+
+    With ``Idempotency-Key``, a resent request gets the first answer again (same status and
+    body, header ``Idempotent-Replayed: true``) and nothing is sold twice.
+    """
+
+    def sell() -> SaleOut:
+        load = service.load_product(
+            session,
+            card_serial=body.card_serial,
+            product_code=body.product_code,
+            channel="desk",
+            sold_by=agent.username,
+            amount_cents=body.amount_cents,
+        )
+        return _sale_out(load)
+
+    return _sell_once(
         session,
-        card_serial=body.card_serial,
-        product_code=body.product_code,
-        channel="desk",
-        sold_by=agent.username,
-        amount_cents=body.amount_cents,
+        caller=f"agent:{agent.username}",
+        key=idempotency_key,
+        endpoint="POST /products/loads",
+        body=body,
+        sell=sell,
     )
-    return _sale_out(load)
 
 
 @router.post("/terminal-loads", response_model=SaleOut, status_code=status.HTTP_201_CREATED)
@@ -132,20 +189,35 @@ def terminal_load(
     body: LoadIn,
     session: SessionDep,
     terminal: Annotated[TerminalPrincipal, Depends(require_terminal())],
-) -> SaleOut:
-    """A terminal sells a product (a canteen till tops up the wallet; never a transit contract)."""
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> SaleOut | JSONResponse:
+    """A terminal sells a product (a canteen till tops up the wallet; never a transit contract).
+
+    ``Idempotency-Key`` as for ``/products/loads``.
+    """
     product = service.get_product(session, body.product_code)
     if product.application not in TERMINAL_SELLS[terminal.kind]:
         raise Forbidden(
             f"un terminal {terminal.kind.value} ne vend pas de produit {product.application.value}",
             f"a {terminal.kind.value} terminal may not sell {product.application.value} products",
         )
-    load = service.load_product(
+
+    def sell() -> SaleOut:
+        load = service.load_product(
+            session,
+            card_serial=body.card_serial,
+            product_code=body.product_code,
+            channel="terminal",
+            sold_by=terminal.terminal_id,
+            amount_cents=body.amount_cents,
+        )
+        return _sale_out(load)
+
+    return _sell_once(
         session,
-        card_serial=body.card_serial,
-        product_code=body.product_code,
-        channel="terminal",
-        sold_by=terminal.terminal_id,
-        amount_cents=body.amount_cents,
+        caller=f"terminal:{terminal.terminal_id}",
+        key=idempotency_key,
+        endpoint="POST /products/terminal-loads",
+        body=body,
+        sell=sell,
     )
-    return _sale_out(load)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from backend.actions.schemas import CardActionOut
 from backend.auth.roles import Application
@@ -15,18 +15,20 @@ class ProductIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    code: int = Field(ge=0, le=0xFFFF, description="Intercode ContractTariff / catalogue code")
+    code: StrictInt = Field(
+        ge=0, le=0xFFFF, description="Intercode ContractTariff / catalogue code"
+    )
     fare_product_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")
     name: str = Field(min_length=1, max_length=200)
     application: Application
     rider_category_id: str | None = Field(default=None, max_length=64)
     fare_media_id: str = Field(default="carte_regionale", max_length=64)
-    amount_cents: int = Field(
+    amount_cents: StrictInt = Field(
         ge=0, le=1_000_000, description="price in eurocents, never below zero"
     )
     currency: str = Field(default="EUR", pattern=r"^[A-Z]{3}$")
-    duration_days: int | None = Field(default=None, ge=1, le=3660)
-    trips: int | None = Field(default=None, ge=1, le=1000)
+    duration_days: StrictInt | None = Field(default=None, ge=1, le=3660)
+    trips: StrictInt | None = Field(default=None, ge=1, le=1000)
 
 
 class ProductOut(ProductIn):
@@ -44,8 +46,8 @@ class LoadIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     card_serial: str = Field(pattern=r"^(?:[0-9A-Fa-f]{2}){1,16}$")
-    product_code: int = Field(ge=0, le=0xFFFF)
-    amount_cents: int | None = Field(
+    product_code: StrictInt = Field(ge=0, le=0xFFFF)
+    amount_cents: StrictInt | None = Field(
         default=None, ge=1, le=100_000, description="wallet reloads: the amount chosen"
     )
 

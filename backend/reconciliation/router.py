@@ -12,6 +12,7 @@ from sqlalchemy import select
 from backend.audit import service as audit
 from backend.auth.dependencies import AgentPrincipal, require_agent
 from backend.auth.roles import AgentRole
+from backend.bounds import BodyInt, IsoDateTime
 from backend.dependencies import SessionDep
 from backend.errors import NotFound
 from backend.ledger.service import check_balanced
@@ -22,17 +23,17 @@ router = APIRouter(prefix="/api/v1/reconciliation", tags=["reconciliation"])
 
 Reader = Annotated[AgentPrincipal, Depends(require_agent(AgentRole.SUPERVISOR, AgentRole.AUDITOR))]
 Closer = Annotated[AgentPrincipal, Depends(require_agent(AgentRole.SUPERVISOR))]
-Start = Annotated[AwareDatetime, Query(description="period start (inclusive), UTC")]
-End = Annotated[AwareDatetime, Query(description="period end (exclusive), UTC")]
+Start = Annotated[IsoDateTime, Query(description="period start (inclusive), UTC")]
+End = Annotated[IsoDateTime, Query(description="period end (exclusive), UTC")]
 
 
 class ClearingRequest(BaseModel):
     """Close a period ``[start, end)``."""
 
     period_id: str = Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9._-]+$")
-    start: AwareDatetime
-    end: AwareDatetime
-    pass_pool: int = Field(default=0, ge=0, description="PLUM season-pass revenue, eurocents")
+    start: IsoDateTime
+    end: IsoDateTime
+    pass_pool: BodyInt = Field(default=0, ge=0, description="PLUM season-pass revenue, eurocents")
 
 
 @router.get("/cards/{card_pseudonym}", summary="Rapprochement par carte / per card")

@@ -32,6 +32,7 @@ from backend.auth.security import TERMINAL_CREDENTIAL_PREFIX
 from backend.denylists.schemas import SignedEnvelopeOut
 from backend.dependencies import KeysDep, SessionDep, SettingsDep
 from backend.errors import AuthenticationFailed
+from backend.pagination import PageDep
 from backend.tariffs import service
 from backend.tariffs.schemas import TariffVersionOut
 
@@ -119,6 +120,6 @@ def current(
 
 
 @router.get("", response_model=list[TariffVersionOut])
-def versions(session: SessionDep, _: Reader) -> list[TariffVersionOut]:
+def versions(session: SessionDep, _: Reader, page: PageDep) -> list[TariffVersionOut]:
     """Published versions, newest first, without their tables (any agent role)."""
-    return [TariffVersionOut.model_validate(row) for row in service.versions(session)]
+    return page.of([TariffVersionOut.model_validate(row) for row in service.versions(session)])

@@ -14,6 +14,7 @@ from backend.auth.dependencies import (
 )
 from backend.auth.roles import AgentRole
 from backend.dependencies import SessionDep
+from backend.pagination import PageDep
 from backend.terminals import service
 from backend.terminals.models import Terminal, TerminalKey
 from backend.terminals.schemas import (
@@ -73,9 +74,9 @@ def register_terminal(body: TerminalIn, session: SessionDep, _: Supervisor) -> T
 
 
 @router.get("", response_model=list[TerminalOut])
-def list_terminals(session: SessionDep, _: Reader) -> list[TerminalOut]:
+def list_terminals(session: SessionDep, _: Reader, page: PageDep) -> list[TerminalOut]:
     """Every registered device."""
-    return [_out(t) for t in service.list_terminals(session)]
+    return page.of([_out(t) for t in service.list_terminals(session)])
 
 
 @router.get("/self", response_model=TerminalOut)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from backend.auth.roles import TerminalKind
 
@@ -19,7 +19,7 @@ class TerminalIn(BaseModel):
     terminal_id: str = Field(pattern=r"^[A-Za-z0-9._-]{1,64}$")
     kind: TerminalKind
     label: str = Field(default="", max_length=200)
-    station_id: int | None = Field(default=None, ge=0, le=2**31 - 1)
+    station_id: StrictInt | None = Field(default=None, ge=0, le=2**31 - 1)
     school_uai: str | None = Field(default=None, pattern=r"^[0-9]{7}[A-Z]$")
     sam_serial: str | None = Field(default=None, pattern=r"^[0-9A-Fa-f]{8}$")
     public_key: str | None = Field(

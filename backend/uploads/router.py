@@ -31,6 +31,16 @@ UPLOADING_KINDS = (
     TerminalKind.DESK,
 )
 
+_ACK_SCHEMA = {
+    "type": "object",
+    "required": ["format", "batch_id", "status", "detail"],
+    "properties": {
+        "format": {"type": "string", "enum": ["regioncard.ack/1"]},
+        "batch_id": {"type": "string"},
+        "status": {"type": "string", "enum": ["accepted", "duplicate", "rejected"]},
+        "detail": {"type": ["string", "null"]},
+    },
+}
 _ACK_EXAMPLE = {
     "format": "regioncard.ack/1",
     "batch_id": "GATE-LIL-0042:1041-1043",
@@ -60,12 +70,24 @@ def validation_loop_of(app: Any) -> ValidationLoop:
     responses={
         200: {
             "description": "accepted or duplicate",
-            "content": {"application/json": {"example": _ACK_EXAMPLE}},
+            "content": {"application/json": {"example": _ACK_EXAMPLE, "schema": _ACK_SCHEMA}},
         },
-        400: {"description": "malformed batch (not canonical JSON, wrong types, unknown fields)"},
-        403: {"description": "bad signature, unknown key, or a batch of another terminal"},
-        409: {"description": "another batch with the same id and other bytes is stored"},
-        413: {"description": "batch too large (bytes or records)"},
+        400: {
+            "description": "malformed batch (not canonical JSON, wrong types, unknown fields)",
+            "content": {"application/json": {"schema": _ACK_SCHEMA}},
+        },
+        403: {
+            "description": "bad signature, unknown key, or a batch of another terminal",
+            "content": {"application/json": {"schema": _ACK_SCHEMA}},
+        },
+        409: {
+            "description": "another batch with the same id and other bytes is stored",
+            "content": {"application/json": {"schema": _ACK_SCHEMA}},
+        },
+        413: {
+            "description": "batch too large (bytes or records)",
+            "content": {"application/json": {"schema": _ACK_SCHEMA}},
+        },
     },
 )
 async def upload_batch(

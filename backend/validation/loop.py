@@ -87,6 +87,7 @@ from backend.validation.prepare import (
     decode_prepared,
 )
 from backend.validation.providers import CardPseudonymizer, TraceKeyProvider
+from backend.validation.terminal_fit import TerminalFit, suspended
 from card_schema.uploads.counters import card_tx_counter_of, session_number
 
 ANOMALY_KINDS = (
@@ -526,6 +527,7 @@ class _Chunk:
         self.new_gaps: list[_GapRow] = []
         self.ledger_lines_by_ref: dict[str, list[tuple[str, int]]] = {}
         self.seen: dict[tuple[str, int], str] = {}  # (terminal, seq) -> digest, this chunk
+        self.fit = TerminalFit(self.conn)
 
     # -- driver ---------------------------------------------------------------------------
 
@@ -752,6 +754,9 @@ class _Chunk:
         ]
 
     def _posting_lines(self, record: dict[str, Any], tap: list[Any]) -> list[tuple[str, int]]:
+        misfit = self.fit.check(record, tap[_T_SAM_SERIAL])  # kind and SAM (terminal_fit)
+        if misfit is not None:
+            self._anomaly(misfit.kind, record, misfit.detail)
         movements = record["movements"]
         if not movements:
             return []
@@ -765,6 +770,8 @@ class _Chunk:
             trip_value=0 if product is None else self.revenue.trip_values.get(product, 0),
         )
         posting = session_posting(ctx, movements)
+        if misfit is not None:
+            return suspended(misfit, posting.lines)
         if posting.violation is not None:
             kind = "ring_fence_violation" if "ring-fenced" in posting.violation else None
             self._anomaly(kind or "unexplained_movement", record, posting.violation)

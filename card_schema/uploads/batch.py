@@ -1008,8 +1008,10 @@ def strict_json_loads(data: bytes) -> Any:
             parse_float=no_float,
             parse_constant=no_float,
         )
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-        raise BatchFormatError(f"not UTF-8 JSON: {exc}") from exc
+    except (ValueError, RecursionError) as exc:
+        # UnicodeDecodeError and JSONDecodeError are ValueErrors; so is Python's refusal of an
+        # integer of more than 4300 digits, which is not a JSONDecodeError.
+        raise BatchFormatError(f"not UTF-8 JSON: {str(exc)[:200]}") from exc
 
 
 class AckStatus(Enum):

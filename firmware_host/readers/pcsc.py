@@ -104,7 +104,9 @@ class _Context:
         self.reader = reader
         rv, self.handle = scard.SCardEstablishContext(scard.SCARD_SCOPE_USER)
         if rv != scard.SCARD_S_SUCCESS:
-            raise ReaderUnavailableError(f"no PC/SC service: {_message(rv)}", reader=reader)
+            raise ReaderUnavailableError(
+                f"service PC/SC absent (pcscd) / no PC/SC service: {_message(rv)}", reader=reader
+            )
 
     def release(self) -> None:
         if self.handle is not None:
@@ -164,7 +166,9 @@ class PCSCReader(Reader):
     ) -> None:
         found = list_readers(pattern)
         if not found:
-            raise ReaderNotFoundError(f"no PC/SC reader matches {pattern!r}")
+            raise ReaderNotFoundError(
+                f"aucun lecteur PC/SC ne correspond à {pattern!r} / no PC/SC reader matches"
+            )
         super().__init__(found[0], handle_transport_status=handle_transport_status)
         self.pattern = pattern
         self.share = scard.SCARD_SHARE_EXCLUSIVE if exclusive else scard.SCARD_SHARE_SHARED

@@ -26,13 +26,23 @@ from card_schema.errors import RegionCardError
 
 DEFAULT_SAM_SERIAL = "52430001"
 
+EMULATE_HELP = """\
+Carte et SAM émulés, derrière les vraies piles de lecteurs, jusqu'à Ctrl-C.
+(Emulated card and SAM behind the real reader stacks until Ctrl-C.)
+
+  --pcsc (défaut)   la carte et le SAM sont deux lecteurs d'un pcscd privé ;
+                    --system-pcscd utilise le pcscd du système (ports vpcd 35963/35964)
+  --nfc-udp PORT    la carte répond au pilote « udp » de nfcpy sur ce port ; le SAM reste
+                    dans l'emplacement SAM PC/SC, comme dans un valideur à SAM en contact
+"""
+
 
 def register_emulate(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``regioncard emulate``."""
     emulate = subparsers.add_parser(
         "emulate",
-        help="run the emulated card and SAM behind pcscd (vpcd) or nfcpy's UDP driver",
-        description=__doc__,
+        help="carte et SAM émulés derrière pcscd ou le pilote UDP de nfcpy / emulated card and SAM",
+        description=EMULATE_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     emulate.add_argument("--card", type=Path, required=True, help="card image (JSON)")

@@ -15,11 +15,21 @@ import time
 from pathlib import Path
 from typing import Any
 
+from card_schema.argtypes import int_at_least
+from card_schema.errors import RegionCardError
 from regioncard.demo.sample import render_card
 
 log = logging.getLogger(__name__)
 
 __all__ = ["register", "render_card", "run"]
+
+DEMO_HELP = """\
+Une journée dans la région sur les réglages embarqués : le backend (SQLite, SoftHSM2), pcscd avec
+les cartes et SAM émulés, l'émission des cartes au guichet, la journée du 27 novembre 2026 sur une
+horloge simulée, puis le rapport (docs/demo.md). --sample-card affiche seulement la carte exemple
+décodée, application par application.
+(A day in the region on embedded defaults; --sample-card prints the decoded sample card.)
+"""
 
 
 def register(subparsers: Any) -> None:
@@ -27,11 +37,13 @@ def register(subparsers: Any) -> None:
     demo = subparsers.add_parser(
         "demo",
         help="une journée dans la région (backend, guichet, valideurs, cantines, rapport)",
-        description=__doc__,
+        description=DEMO_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     demo.add_argument("--out", type=Path, default=Path("out/demo"), help="dossier du rapport")
-    demo.add_argument("--holders", type=int, default=50, help="nombre de porteurs (8 au moins)")
+    demo.add_argument(
+        "--holders", type=int_at_least(8), default=50, help="nombre de porteurs (8 au moins)"
+    )
     demo.add_argument("--seed", type=int, default=2026, help="graine du tirage de la journée")
     demo.add_argument(
         "--quick", action="store_true", help="journée allégée (envois toutes les heures)"
@@ -51,6 +63,16 @@ def run(args: argparse.Namespace) -> int:
     from regioncard.demo.report import terminal_summary, write_report
     from regioncard.demo.runner import Demo, DemoOptions
 
+    try:  # before anything starts: an unwritable report folder is known at once
+        args.out.mkdir(parents=True, exist_ok=True)
+        probe = args.out / ".regioncard-write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise RegionCardError(
+            f"dossier du rapport inutilisable : {args.out} ({exc.strerror}) / "
+            "cannot write the report folder"
+        ) from None
     options = DemoOptions(out=args.out, holders=args.holders, seed=args.seed, quick=args.quick)
     progress = Progress()
     started = time.monotonic()

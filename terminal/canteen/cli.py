@@ -21,6 +21,7 @@ import logging
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+from card_schema.argtypes import http_url, school_uai
 from card_schema.errors import RegionCardError
 from terminal.canteen.menu import DEFAULT_MENU_PATH, MenuBook
 from terminal.canteen.refusals import RefusalLog
@@ -28,7 +29,7 @@ from terminal.canteen.report import daily_report
 from terminal.canteen.screen import StreamScreen
 from terminal.canteen.tariff import DEFAULT_TARIFF_PATH, load_tariff
 from terminal.canteen.till import CanteenTill
-from terminal.journal.store import Journal
+from terminal.journal.store import Journal, remove_journal_files
 from terminal.uploader import JournalUploader, add_upload_options, uploader_from_options
 
 log = logging.getLogger(__name__)
@@ -38,25 +39,48 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     """Add the ``canteen`` subcommand."""
     parser = subparsers.add_parser(
         "canteen",
-        help="canteen till of a school (Cursus aid then wallet), or its daily report",
+        help="caisse de cantine (aide Cursus puis porte-monnaie) ou son rapport / canteen till",
         description="Caisse de restauration scolaire : aide cantine puis porte-monnaie, "
         "un repas par service, menu du jour, rapport quotidien.",
     )
-    parser.add_argument("--school", required=True, metavar="UAI", help="school UAI (0801234G)")
-    parser.add_argument("--reader", default="", metavar="PATTERN", help="card reader (PC/SC name)")
-    parser.add_argument("--sam", default="", metavar="PATTERN", help="SAM reader (PC/SC name)")
-    parser.add_argument("--journal", type=Path, default=Path("canteen.journal"), metavar="PATH")
-    parser.add_argument("--menu", type=Path, default=DEFAULT_MENU_PATH, metavar="FILE")
-    parser.add_argument("--tariff", type=Path, default=DEFAULT_TARIFF_PATH, metavar="FILE")
-    parser.add_argument("--pos", type=int, default=1, help="point-of-sale number (0-65535)")
-    parser.add_argument("--terminal-id", default=None, help="journal terminal id")
-    parser.add_argument("--once", action="store_true", help="serve one card, then stop")
-    parser.add_argument("--wait", type=float, default=30.0, help="seconds to wait for a card")
-    parser.add_argument("--report", metavar="DATE", help="print the daily report of DATE")
-    parser.add_argument("--json", action="store_true", help="report as JSON")
-    parser.add_argument("--backend", metavar="URL", help="backend to upload the journal to")
     parser.add_argument(
-        "--credential-file", type=Path, metavar="FILE", help="terminal credential (rct_...)"
+        "--school",
+        required=True,
+        type=school_uai,
+        metavar="UAI",
+        help="UAI de l'établissement (0801234G) / school UAI",
+    )
+    parser.add_argument(
+        "--reader", default="", metavar="MOTIF", help="lecteur de cartes (nom PC/SC) / card reader"
+    )
+    parser.add_argument(
+        "--sam", default="", metavar="MOTIF", help="lecteur du SAM (nom PC/SC) / SAM reader"
+    )
+    parser.add_argument(
+        "--journal",
+        type=Path,
+        default=None,
+        metavar="FICHIER",
+        help="journal de la caisse (défaut : cantine-<UAI>-<caisse>.journal, un par caisse : "
+        "un UAI mal tapé ne touche pas le journal d'une autre) / till journal",
+    )
+    parser.add_argument(
+        "--menu", type=Path, default=DEFAULT_MENU_PATH, metavar="FICHIER", help="menus (JSON)"
+    )
+    parser.add_argument(
+        "--tariff", type=Path, default=DEFAULT_TARIFF_PATH, metavar="FICHIER", help="tarifs (JSON)"
+    )
+    parser.add_argument("--pos", type=int, default=1, help="numéro de caisse (0-65535)")
+    parser.add_argument("--terminal-id", default=None, help="identifiant du terminal")
+    parser.add_argument("--once", action="store_true", help="servir une carte puis s'arrêter")
+    parser.add_argument("--wait", type=float, default=30.0, help="secondes d'attente d'une carte")
+    parser.add_argument("--report", metavar="DATE", help="afficher le rapport du jour DATE")
+    parser.add_argument("--json", action="store_true", help="rapport en JSON")
+    parser.add_argument(
+        "--backend", metavar="URL", type=http_url, help="serveur où envoyer le journal"
+    )
+    parser.add_argument(
+        "--credential-file", type=Path, metavar="FICHIER", help="identifiant du terminal (rct_...)"
     )
     add_upload_options(parser, "till")
     parser.set_defaults(handler=run)
@@ -64,6 +88,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def _terminal_id(args: argparse.Namespace) -> str:
     return args.terminal_id or f"CANTINE-{args.school}-{args.pos}"
+
+
+def _journal_path(args: argparse.Namespace) -> Path:
+    """``--journal``, else one file per till (school and point of sale in its name)."""
+    if args.journal is None:
+        args.journal = Path(f"cantine-{args.school}-{args.pos}.journal")
+    return Path(args.journal)
 
 
 def journal_uploader(args: argparse.Namespace) -> JournalUploader | None:
@@ -85,10 +116,14 @@ def journal_uploader(args: argparse.Namespace) -> JournalUploader | None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the till, or print the report."""
+    journal_path = _journal_path(args)
     if args.report is not None:
         return _report(args)
     if not args.reader or not args.sam:
-        raise RegionCardError("--reader and --sam name the card and SAM readers")
+        raise RegionCardError(
+            "--reader et --sam désignent les lecteurs de la carte et du SAM / "
+            "--reader and --sam name the card and SAM readers"
+        )
     uploader = journal_uploader(args)  # options checked before the readers are opened
     from firmware_host.readers.pcsc import PCSCReader  # pyscard only when a till runs
 
@@ -96,7 +131,14 @@ def run(args: argparse.Namespace) -> int:
     menus = MenuBook.load(args.menu)
     card_reader = PCSCReader(args.reader)
     sam_reader = PCSCReader(args.sam)
-    with Journal.open(args.journal, _terminal_id(args)) as journal:
+    new_journal = not journal_path.exists()
+    try:
+        journal = Journal.open(journal_path, _terminal_id(args))
+    except BaseException:
+        if new_journal:
+            remove_journal_files(journal_path)
+        raise
+    with journal:
         till = CanteenTill(
             card_reader,
             sam_reader,
@@ -139,8 +181,14 @@ def _report(args: argparse.Namespace) -> int:
         day = date.fromisoformat(args.report)
     except ValueError:
         raise RegionCardError(
-            f"--report takes a date like 2026-11-27, not {args.report!r}"
+            f"--report attend une date comme 2026-11-27, pas {args.report!r} / "
+            "--report takes a date like 2026-11-27"
         ) from None
+    if not args.journal.is_file():
+        raise RegionCardError(
+            f"journal introuvable : {args.journal} (le rapport lit le journal d'une caisse) / "
+            "no such journal"
+        )
     with Journal.open(args.journal, _terminal_id(args), owner=False) as journal:
         records = journal.records()
     report = daily_report(records, RefusalLog.beside(args.journal).read(day), args.school, day)

@@ -21,10 +21,12 @@ import argparse
 import logging
 from pathlib import Path
 
+from card_schema.argtypes import http_url
 from card_schema.errors import RegionCardError
 from firmware_host.readers import Reader, open_reader
 from terminal.desk.station import DeskStation
 from terminal.journal import Journal
+from terminal.journal.store import remove_journal_files
 from terminal.uploader import load_device_key
 
 log = logging.getLogger(__name__)
@@ -34,32 +36,38 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     """Add the ``desk`` subcommand."""
     parser = subparsers.add_parser(
         "desk",
-        help="desk station: write the cards the desk page asks for",
+        help="poste de guichet : écrit les cartes demandées par la page du guichet / desk station",
         description="Poste de guichet : écrit sur la carte posée sur le lecteur les émissions, "
         "chargements et remplacements demandés depuis la page du guichet.",
     )
-    parser.add_argument("--backend", required=True, metavar="URL", help="backend root URL")
-    parser.add_argument("--terminal-id", required=True, metavar="ID", help="desk terminal id")
     parser.add_argument(
-        "--credential-file", required=True, type=Path, metavar="FILE", help="rct_... credential"
+        "--backend", required=True, metavar="URL", type=http_url, help="adresse du serveur"
     )
-    parser.add_argument("--reader", required=True, metavar="PATTERN", help="card reader")
-    parser.add_argument("--sam", required=True, metavar="PATTERN", help="SAM reader")
+    parser.add_argument("--terminal-id", required=True, metavar="ID", help="identifiant du poste")
     parser.add_argument(
-        "--card-timeout", type=float, default=120.0, help="seconds to wait for a card"
+        "--credential-file",
+        required=True,
+        type=Path,
+        metavar="FICHIER",
+        help="identifiant du poste (rct_...)",
     )
-    parser.add_argument("--once", action="store_true", help="process one job, then stop")
+    parser.add_argument("--reader", required=True, metavar="MOTIF", help="lecteur de cartes")
+    parser.add_argument("--sam", required=True, metavar="MOTIF", help="lecteur du SAM")
     parser.add_argument(
-        "--journal", type=Path, metavar="FILE", help="journal file (default ./desk-<id>.db)"
+        "--card-timeout", type=float, default=120.0, help="secondes d'attente d'une carte"
+    )
+    parser.add_argument("--once", action="store_true", help="traiter une demande puis s'arrêter")
+    parser.add_argument(
+        "--journal", type=Path, metavar="FICHIER", help="journal (défaut ./desk-<id>.db)"
     )
     parser.add_argument(
         "--upload-key",
         type=Path,
-        metavar="FILE",
-        help="the desk's Ed25519 device key (PEM): upload the journal to the backend",
+        metavar="FICHIER",
+        help="clé Ed25519 du poste (PEM) : envoyer le journal au serveur",
     )
     parser.add_argument(
-        "--upload-interval", type=float, default=60.0, help="seconds between uploads when idle"
+        "--upload-interval", type=float, default=60.0, help="secondes entre deux envois au repos"
     )
     parser.set_defaults(handler=run)
 
@@ -79,10 +87,19 @@ def run(args: argparse.Namespace) -> int:
         raise RegionCardError(f"identifiant du poste illisible : {exc}") from exc
     upload_key = None if args.upload_key is None else load_device_key(args.upload_key)
     journal_path = args.journal or Path(f"desk-{args.terminal_id}.db")
-    with Journal.open(journal_path, args.terminal_id) as journal:
+    card_reader = reader_from_pattern(args.reader)  # before the journal: a missing reader
+    sam_reader = reader_from_pattern(args.sam)  # leaves no new journal behind
+    new_journal = not journal_path.exists()
+    try:
+        journal = Journal.open(journal_path, args.terminal_id)
+    except BaseException:
+        if new_journal:
+            remove_journal_files(journal_path)
+        raise
+    with journal:
         station = DeskStation(
-            reader_from_pattern(args.reader),
-            reader_from_pattern(args.sam),
+            card_reader,
+            sam_reader,
             args.backend,
             args.terminal_id,
             credential,

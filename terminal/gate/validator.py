@@ -58,6 +58,7 @@ from terminal.engine import (
     CardTransactionManager,
     CommunicationError,
     EngineError,
+    SAMError,
     SAMResource,
     SelectionError,
     SessionOpening,
@@ -84,6 +85,33 @@ DISPLAY_UNKNOWN_CARD = "Carte non reconnue"
 DISPLAY_OUT_OF_SERVICE = "Hors service"
 DISPLAY_NOT_PAYABLE_HERE = "Paiement impossible ici"
 PASSAGE_TIMEOUT_S = 8.0
+
+
+# SAM refusals caused by the card in front of it, not by the SAM: another card may pass.
+CARD_CAUSED_SAM_WORDS = frozenset(
+    {
+        0x6988,  # the card's signature (or SV signature) is wrong
+        0x6A80,  # SV prepare: the card's balance makes the operation impossible
+    }
+)
+
+
+def sam_refusal(exc: BaseException | None) -> SAMError | None:
+    """The SAM's refusal that caused ``exc`` (following causes and contexts), if it means the
+    SAM cannot serve any card (a key it lacks, ``6A88``; a counter exhausted...)."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, SAMError):
+            return None if exc.sw in CARD_CAUSED_SAM_WORDS else exc
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def display_sam_fault(refusal: SAMError) -> str:
+    """What the gate shows when its SAM refuses to serve: out of service, and why."""
+    return f"{DISPLAY_OUT_OF_SERVICE} : SAM en défaut ({refusal.sw:04X})"
+
 
 # A PLUM-only refusal of these kinds may be lifted by another application (lazy reads).
 NO_RIGHT_REASONS = frozenset(
@@ -285,6 +313,12 @@ class GateValidator:
             log.info("card left the field: %s", exc)
             return self._finish(tap, TapOutcome.ABORTED, False, DISPLAY_PRESENT_AGAIN)
         except (EngineError, JournalError) as exc:
+            refusal = sam_refusal(exc)
+            if refusal is not None:
+                # The SAM cannot serve (a key it lacks, 6A88...): every card would fail the
+                # same way. Say so, instead of asking each passenger to present again.
+                log.warning("SAM cannot serve, gate out of service: %s", refusal)
+                return self._finish(tap, TapOutcome.ABORTED, False, display_sam_fault(refusal))
             # A journal failure after begin leaves the record PENDING: the next Journal.open
             # makes it UNCERTAIN and the card's next tap decides it.
             log.warning("tap not completed: %s", exc)
@@ -341,6 +375,11 @@ class GateValidator:
         if sam_unreachable(outcome.cause):
             log.error("SAM unreachable, session not committed: %s", outcome)
             return self._finish(tap, state or TapOutcome.ABORTED, False, DISPLAY_OUT_OF_SERVICE)
+        refusal = sam_refusal(outcome.cause)
+        if refusal is not None:
+            log.warning("SAM cannot serve, session not committed: %s", refusal)
+            display = display_sam_fault(refusal)
+            return self._finish(tap, state or TapOutcome.ABORTED, False, display)
         log.info("session not committed: %s", outcome)
         return self._finish(tap, state or TapOutcome.ABORTED, False, DISPLAY_PRESENT_AGAIN)
 

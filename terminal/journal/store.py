@@ -29,6 +29,7 @@ sent before a crash is re-sent byte for byte after it.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import logging
@@ -196,6 +197,10 @@ class Journal:
             )
             journal = cls(conn, terminal_id, owner=owner, lock_fd=lock_fd, clock=clock)
             journal._configure(seq_floor)
+            for private in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+                with contextlib.suppress(FileNotFoundError, PermissionError):
+                    if private.stat().st_mode & 0o077:  # a journal names cards: owner only
+                        os.chmod(private, 0o600)
             if owner:
                 journal.recovered = journal._recover_pending()
         except BaseException:
@@ -680,3 +685,20 @@ class Journal:
 
 
 _COLUMNS = "seq, state, intent, sam_signature, resolution, abort_reason, decided_at, batch_id"
+
+
+def remove_journal_files(path: str | os.PathLike[str]) -> None:
+    """Delete a journal and its side files (WAL, shared memory, owner lock).
+
+    For a command that created a journal and then failed to start: it leaves nothing behind.
+    Never call it on a journal that holds records.
+    """
+    base = Path(path)
+    for leftover in (
+        base,
+        Path(f"{base}-wal"),
+        Path(f"{base}-shm"),
+        Path(f"{base}-journal"),
+        Path(f"{base}.owner.lock"),
+    ):
+        leftover.unlink(missing_ok=True)

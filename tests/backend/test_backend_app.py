@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
 
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from backend import app as app_module
+from backend.app import create_app
 from backend.db import make_engine
+from backend.errors import KeyStoreError
+from backend.keys.service import KeyService
 from backend.migrate import current, downgrade, upgrade
+from backend.settings import Settings
 from tests.backend.conftest import table_names
 
 PLATFORM_TABLES = {
@@ -44,7 +49,7 @@ def test_migrations_up_down_up(empty_db_url: str) -> None:
 
 
 def test_health_and_openapi_document_every_domain(client: TestClient) -> None:
-    assert client.get("/healthz").json() == {"status": "ok"}
+    assert client.get("/healthz").json() == {"status": "ok", "database": "ok", "hsm": "ok"}
     spec = client.get("/openapi.json").json()
     paths = set(spec["paths"])
     for prefix in (
@@ -113,3 +118,33 @@ def test_migration_matches_the_models(db_url: str) -> None:
 
     mine = [op for op in diff if not isinstance(op, list) and table_of(op) in PLATFORM_TABLES]
     assert mine == []
+
+
+class _DeadToken:
+    """A key service whose token stopped answering (the HSM is down)."""
+
+    def sign_table(self, data: bytes) -> bytes:
+        raise KeyStoreError("jeton PKCS#11 injoignable", "PKCS#11 token unreachable")
+
+    def close(self) -> None:
+        return None
+
+
+def test_healthz_is_503_when_the_database_or_the_hsm_is_down(
+    db_url: str, keys: KeyService, tmp_path: Path
+) -> None:
+    """Before: /healthz said "ok" whatever the database and the HSM did."""
+    base = {"var_dir": tmp_path, "jwt_secret": "x" * 40, "auto_migrate": False}
+    down_db = make_engine("postgresql+psycopg://nobody@127.0.0.1:1/none?connect_timeout=2")
+    cases = [
+        (Settings(database_url=db_url, **base), keys, None, 200, None),
+        (Settings(database_url=db_url, **base), keys, down_db, 503, "base de données"),
+        (Settings(database_url=db_url, **base), _DeadToken(), None, 503, "HSM"),
+    ]
+    for settings, key_service, engine, status, named in cases:
+        app = create_app(settings, keys=key_service, engine=engine)
+        answer = TestClient(app, raise_server_exceptions=False).get("/healthz")
+        assert answer.status_code == status, answer.text
+        if named is not None:
+            assert named in answer.json()["message_fr"]
+        app.state.engine.dispose()

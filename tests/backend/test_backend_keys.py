@@ -18,7 +18,7 @@ from card_schema.traceability import sam_trace_key, traceable_signature, verify_
 from terminal.fares.denylist import DenyList
 from terminal.fares.errors import RollbackRefused, SignatureRefused
 from terminal.fares.signed import SignedEnvelope, accept_deny_list
-from tests.backend.conftest import Auth, demo_master_keys, new_serial
+from tests.backend.conftest import TERMINALS, Auth, demo_master_keys, new_serial
 
 
 @pytest.mark.parametrize(
@@ -49,13 +49,7 @@ def test_sam_trace_key_matches_the_software_definition(keys: KeyService) -> None
 def test_wrapped_card_keys_unwrap_to_the_an10922_card_keys(
     client: TestClient, auth: Auth, keys: KeyService
 ) -> None:
-    holder = client.post("/api/v1/holders", json={"anonymous": True}, headers=auth("agent")).json()
-    serial = new_serial()
-    client.post(
-        "/api/v1/cards",
-        json={"holder_id": holder["id"], "serial": serial, "applications": ["plum", "cursus"]},
-        headers=auth("agent"),
-    )
+    serial, job_id = _card_on_the_desk(client, auth, ["plum", "cursus"])
     answer = client.post(
         "/api/v1/personalisation",
         json={"card_serial": serial, "applications": ["plum", "cursus"]},
@@ -72,18 +66,20 @@ def test_wrapped_card_keys_unwrap_to_the_an10922_card_keys(
         master = masters[f"{item['application']}.{item['role']}.v1"]
         assert clear == card_key(master, bytes.fromhex(serial), app.aid)
         assert clear.hex() not in answer.text
+    audits = client.get("/api/v1/audit", headers=auth("auditor")).json()
+    assert any(
+        a["action"] == "personalisation"
+        and a["subject"] == f"card:{serial}"
+        and str(job_id) in a["reason"]
+        for a in audits
+    )
+    _finish(client, auth, job_id)
 
 
 def test_personalisation_encodes_records_and_refuses_bad_ones(
     client: TestClient, auth: Auth
 ) -> None:
-    holder = client.post("/api/v1/holders", json={"anonymous": True}, headers=auth("agent")).json()
-    serial = new_serial()
-    client.post(
-        "/api/v1/cards",
-        json={"holder_id": holder["id"], "serial": serial, "applications": ["plum"]},
-        headers=auth("agent"),
-    )
+    serial, job_id = _card_on_the_desk(client, auth, ["plum"])
     bad = {
         "card_serial": serial,
         "applications": ["plum"],
@@ -95,6 +91,73 @@ def test_personalisation_encodes_records_and_refuses_bad_ones(
     assert (
         client.post("/api/v1/personalisation", json=other, headers=auth("desk")).status_code == 409
     )
+    _finish(client, auth, job_id)
+
+
+def test_personalisation_needs_an_open_desk_job_for_the_card(
+    client: TestClient, auth: Auth
+) -> None:
+    """Before: any desk terminal got the wrapped keys of any active card."""
+    holder = client.post("/api/v1/holders", json={"anonymous": True}, headers=auth("agent")).json()
+    serial = new_serial()
+    registered = client.post(
+        "/api/v1/cards",
+        json={"holder_id": holder["id"], "serial": serial, "applications": ["plum"]},
+        headers=auth("agent"),
+    )
+    assert registered.status_code == 201, registered.text
+    body = {"card_serial": serial, "applications": ["plum"]}
+    answer = client.post("/api/v1/personalisation", json=body, headers=auth("desk"))
+    assert answer.status_code == 403, answer.text
+    assert answer.json()["message_fr"].startswith("aucune demande en cours")
+    assert "wrapped_key" not in answer.text
+    # The job finished: no more keys for that card either.
+    serial, job_id = _card_on_the_desk(client, auth, ["plum"])
+    body = {"card_serial": serial, "applications": ["plum"]}
+    assert client.post("/api/v1/personalisation", json=body, headers=auth("desk")).is_success
+    _finish(client, auth, job_id)
+    assert (
+        client.post("/api/v1/personalisation", json=body, headers=auth("desk")).status_code == 403
+    )
+
+
+JOBS = "/api/v1/desk/jobs"
+
+
+def _card_on_the_desk(client: TestClient, auth: Auth, applications: list[str]) -> tuple[str, int]:
+    """A blank card on the desk station's reader for a new issue job: (serial, job id)."""
+    holder = client.post("/api/v1/holders", json={"anonymous": True}, headers=auth("agent")).json()
+    created = client.post(
+        JOBS,
+        json={
+            "desk_terminal_id": TERMINALS["desk"][0],
+            "holder_id": holder["id"],
+            "applications": applications,
+        },
+        headers=auth("agent"),
+    )
+    assert created.status_code == 201, created.text
+    taken = client.get(f"{JOBS}/next", headers=auth("desk")).json()
+    assert taken["id"] == created.json()["id"]
+    serial = new_serial()
+    attached = client.post(
+        f"{JOBS}/{taken['id']}/card",
+        json={"card_serial": serial, "snapshot": {"records": {}, "sv": {"tnum": 0, "balance": 0}}},
+        headers=auth("desk"),
+    )
+    assert attached.status_code == 200, attached.text
+    return serial, int(taken["id"])
+
+
+def _finish(client: TestClient, auth: Auth, job_id: int) -> None:
+    """Stop the job for good (so the station's next job is a new one)."""
+    answer = client.post(
+        f"{JOBS}/{job_id}/progress",
+        json={"status": "failed", "message": "test terminé"},
+        headers=auth("desk"),
+    )
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["status"] == "failed"
 
 
 def test_pseudonyms_are_stable_in_a_period_and_rotate(keys: KeyService) -> None:

@@ -100,6 +100,17 @@ def test_regioncard_backend_loop_once_processes_the_pending_batches(
         "REGIONCARD_VAR_DIR": str(tmp_path / "var"),
         "REGIONCARD_DATABASE_URL": vl_sqlite.url,
     }
+    # The data folder (its token) is made by migrate: the loop never creates one.
+    migrated = subprocess.run(
+        [str(Path(sys.executable).parent / "regioncard"), "backend", "migrate"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert migrated.returncode == 0, migrated.stderr
     result = subprocess.run(
         [str(Path(sys.executable).parent / "regioncard"), "backend", "loop", "--once"],
         cwd=ROOT,

@@ -164,6 +164,8 @@ def test_other_bytes_under_a_stored_batch_id_are_rejected(api: Api) -> None:
         ("float amount", lambda b: b.replace(b'"amount":-180', b'"amount":-1.8e2', 1), 400),
         ("tampered content", lambda b: b.replace(b'"amount":-180', b'"amount":-181', 1), 403),
         ("empty body", lambda b: b"", 400),
+        # Python refuses to convert an integer of more than 4300 digits (a ValueError).
+        ("5000-digit integer", lambda b: b.replace(b"-180", b"-" + b"9" * 5000, 1), 400),
     ],
 )
 def test_bad_batches_get_a_4xx_ack_with_a_reason(

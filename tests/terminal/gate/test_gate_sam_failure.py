@@ -14,12 +14,15 @@ the command and the answer was lost, or the command never reached it. Then:
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
-from enginekit import make_card
+from enginekit import SAM_SERIAL, demo_keys, make_card
 from gatekit import GateRig, assert_before_or_after, assert_charged_once, build_gate
 
+from hardware.sam.emulator import EmulatedSAM
+from hardware.sam.keystore import KeyFileStore
 from terminal.gate import TapOutcome
 from terminal.gate.validator import DISPLAY_OUT_OF_SERVICE
 
@@ -62,3 +65,26 @@ def test_no_sam_in_its_reader_is_out_of_service(gate_rig: GateRig) -> None:
     assert not result.accepted and result.display == "Hors service"
     assert gate_rig.rig.image().applications == before.applications
     assert gate_rig.journal.records() == []
+
+
+def test_a_sam_lacking_a_key_says_so_instead_of_asking_to_present_again(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Before: a SAM answering 6A88 (no such master key) made the gate ask every passenger to
+    « Veuillez représenter votre carte », and logged nothing above INFO/WARNING to tell why."""
+    keys = demo_keys().master_keys()
+    del keys["plum.debit.v1"]  # the SAM was loaded without the PLUM debit key
+    sam = EmulatedSAM(KeyFileStore(keys), SAM_SERIAL, counter_file=tmp_path / "sam.json")
+    rig = build_gate(tmp_path, sam=sam)
+    rig.rig.personalise(make_card(carnet_trips=5))
+    before = rig.rig.image()
+    with caplog.at_level(logging.WARNING, logger="terminal.gate.validator"):
+        result = rig.tap()
+    rig.close()
+    assert not result.accepted
+    assert result.display == "Hors service : SAM en défaut (6A88)"
+    assert "Veuillez représenter" not in rig.display.getvalue()
+    assert "Hors service : SAM en défaut (6A88)" in rig.display.getvalue()
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert any("SAM cannot serve" in r.getMessage() and "6A88" in r.getMessage() for r in warnings)
+    assert rig.rig.image().applications == before.applications

@@ -1,0 +1,1 @@
+"""Idempotency keys of the selling endpoints (``Idempotency-Key`` header)."""
