@@ -844,6 +844,8 @@ def purchase(
         sold_by=f"holder:{account.id}",
         amount_cents=amount if product.application == Application.WALLET else None,
     )
+    sale = load.sale
+    assert sale is not None, "load_product records the sale of an online purchase"
     payment = OnlinePayment(
         holder_id=holder.id,
         paid_by_holder_id=account.holder_id,
@@ -854,7 +856,7 @@ def purchase(
         provider_ref=paid.reference,
         status="paid",
         created_at=utcnow(),
-        sale_id=load.sale.id,
+        sale_id=sale.id,
     )
     session.add(payment)
     session.flush()
@@ -865,7 +867,7 @@ def purchase(
         f"card:{card.serial}",
         f"achat en ligne {product.name} ({amount} c)",
     )
-    return Purchase(payment=payment, sale=load.sale, action=load.action)
+    return Purchase(payment=payment, sale=sale, action=load.action)
 
 
 def _preferences(session: Session, holder: Holder) -> HolderAccount:
