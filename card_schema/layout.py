@@ -99,6 +99,8 @@ class ApplicationLayout:
         lid: file identifier of the DF under the MF.
         files: its elementary files.
         stored_value: whether the application carries a Calypso stored-value purse.
+        kifs: the KIF of its issuer, load and debit keys. A SAM finds a work key by KIF and KVC
+            alone (Digest Init carries no application name), so each application has its own.
     """
 
     name: str
@@ -107,6 +109,11 @@ class ApplicationLayout:
     lid: int
     files: tuple[FileLayout, ...]
     stored_value: bool = False
+    kifs: tuple[int, int, int] = (0x21, 0x27, 0x30)
+
+    def kif(self, role: KeyRole) -> int:
+        """KIF of this application's ``role`` key."""
+        return self.kifs[role.key_index - 1]
 
     @property
     def aid(self) -> bytes:
@@ -156,6 +163,18 @@ class CardLayout:
             if df_name in app.df_names:
                 return app
         raise SchemaError(f"no application with DF name {df_name!r}", field="df_name")
+
+    def key_by_kif(self, kif: int) -> tuple[ApplicationLayout, KeyRole]:
+        """The application and key role a KIF names.
+
+        Raises:
+            SchemaError: no application key has this KIF.
+        """
+        for app in self.applications:
+            for role in KeyRole:
+                if app.kif(role) == kif:
+                    return app, role
+        raise SchemaError(f"unknown key identifier 0x{kif:02X}", field="kif")
 
     def application_by_lid(self, lid: int) -> ApplicationLayout:
         for app in self.applications:
@@ -217,6 +236,7 @@ WALLET = ApplicationLayout(
     df_names=(b"HDF.WALLET",),
     lid=0x3000,
     stored_value=True,
+    kifs=(0x22, 0x28, 0x31),
     files=(
         FileLayout(
             "services", 0x3001, 0x01, FileType.LINEAR, 1, "wallet.services", {_R.UPDATE: ISSUER}
@@ -232,6 +252,7 @@ CURSUS = ApplicationLayout(
     title="Cursus — carte tous services jeunes",
     df_names=(b"HDF.CURSUS",),
     lid=0x4000,
+    kifs=(0x23, 0x29, 0x32),
     files=(
         FileLayout(
             "student", 0x4001, 0x01, FileType.LINEAR, 1, "cursus.student", {_R.UPDATE: ISSUER}
@@ -263,6 +284,7 @@ EMPLOYMENT = ApplicationLayout(
     title="Mes droits pour l'emploi",
     df_names=(b"HDF.EMPLOI",),
     lid=0x5000,
+    kifs=(0x24, 0x2A, 0x33),
     files=(
         FileLayout(
             "situation",

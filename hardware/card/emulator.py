@@ -35,6 +35,16 @@ import threading
 from collections.abc import Callable
 
 from card_schema.apdu_trace import trace
+from card_schema.calypso import (
+    APP_TYPE_RATIFICATION_COMMAND_REQUIRED,
+    APP_TYPE_REV3,
+    APP_TYPE_REV32_MODE,
+    APP_TYPE_SV,
+    SESSION_BUFFER_SIZES,
+    SessionMode,
+    StartupInfo,
+    card_atr,
+)
 from card_schema.crypto import KeyRole
 from card_schema.errors import SchemaError, VerificationError
 from card_schema.layout import (
@@ -48,7 +58,14 @@ from card_schema.layout import (
     FileType,
     Operation,
 )
-from hardware.card.apdu import SW, CommandAPDU, CommandRefused, handler_for, parse_apdu
+from hardware.card.apdu import (
+    SW,
+    CommandAPDU,
+    CommandRefused,
+    digested_command,
+    handler_for,
+    parse_apdu,
+)
 from hardware.card.image import (
     SV_BALANCE_MAX,
     SV_BALANCE_MIN,
@@ -57,7 +74,6 @@ from hardware.card.image import (
     PowerCut,
 )
 from hardware.card.scheme import (
-    CHALLENGE_SIZE,
     SIGNATURE_SIZE,
     SessionDigest,
     session_key,
@@ -65,7 +81,6 @@ from hardware.card.scheme import (
     sv_terminal_mac,
 )
 from hardware.card.session import SecureSession
-from hardware.icc import with_tck
 
 log = logging.getLogger(__name__)
 
@@ -107,8 +122,33 @@ Reply = tuple[bytes, SW]
 FaultHook = Callable[[int], None]
 
 
-ATR = with_tck(bytes.fromhex("3B8C8001") + b"HDFREGIONCRD")
-"""ISO 14443-4 card ATR as PC/SC builds it: T=0/T=1 indicators, 12 historical bytes, TCK."""
+SESSION_BUFFER_INDEX = 6  # startup information: 215 bytes of session buffer
+PLATFORM = 0x3C  # startup information platform byte of the emulated chip
+APPLICATION_SUBTYPE = 0x11  # anything but 00 and FF (the reference refuses both)
+SOFTWARE_ISSUER, SOFTWARE_VERSION, SOFTWARE_REVISION = 0x0A, 0x01, 0x00
+
+
+def startup_info(*, stored_value: bool, rev32_mode: bool) -> StartupInfo:
+    """The startup information the card answers in an application's FCI (tag ``53``).
+
+    The application type says what the card has: the ratification command is required (the
+    card ratifies at the next command, not at deselection), SV when the application has a purse,
+    and the Rev 3.2 extended mode when the card runs it.
+    """
+    app_type = APP_TYPE_REV3 | APP_TYPE_RATIFICATION_COMMAND_REQUIRED
+    if stored_value:
+        app_type |= APP_TYPE_SV
+    if rev32_mode:
+        app_type |= APP_TYPE_REV32_MODE
+    return StartupInfo(
+        SESSION_BUFFER_INDEX,
+        PLATFORM,
+        app_type,
+        APPLICATION_SUBTYPE,
+        SOFTWARE_ISSUER,
+        SOFTWARE_VERSION,
+        SOFTWARE_REVISION,
+    )
 
 
 def _ok(data: bytes = b"") -> Reply:
@@ -132,6 +172,8 @@ class EmulatedCard:
         store: the card image file (read at power-on, committed atomically at session close).
         layout: the card layout the card follows.
         random: source of card challenges (``os.urandom``; tests may fix it).
+        rev32_mode: whether the card runs the Calypso Rev 3.2 extended mode (said in its startup
+            information; ``False`` makes a regular Rev 3 card that refuses extended opens).
         fault_hook: called after each APDU with its index since power-on (0-based); raising
             :class:`PowerCut` from it cuts the power: the response is lost and the session dropped.
     """
@@ -143,7 +185,9 @@ class EmulatedCard:
         layout: CardLayout = CARD_LAYOUT,
         random: Callable[[int], bytes] = os.urandom,
         fault_hook: FaultHook | None = None,
+        rev32_mode: bool = True,
     ) -> None:
+        self.rev32_mode = rev32_mode
         self._store = store
         self._layout = layout
         self._random = random
@@ -182,7 +226,13 @@ class EmulatedCard:
         with self._lock:
             self._reset()
             self._image = self._store.load()
-            return ATR
+            return self.atr
+
+    @property
+    def atr(self) -> bytes:
+        """The ATR a contactless PC/SC reader builds from this card (Calypso historical bytes)."""
+        serial = self._image.serial if self._image is not None else bytes(8)
+        return card_atr(startup_info(stored_value=False, rev32_mode=self.rev32_mode), serial)
 
     def power_off(self) -> None:
         """Leave the field: any open session is abandoned, so its modifications are cancelled."""
@@ -289,7 +339,7 @@ class EmulatedCard:
             and session is self._session
             and not (len(raw) >= 2 and raw[1] in (INS_OPEN_SESSION, INS_CLOSE_SESSION))
         ):
-            session.digest.update(raw)
+            session.digest.update(digested_command(raw))
             session.digest.update(response)
         return response
 
@@ -316,17 +366,9 @@ class EmulatedCard:
         ``6F [84 DF name] [A5 [BF0C [C7 serial] [53 startup information]]]``.
         """
         assert self._app is not None
-        startup = bytes(
-            [
-                self._layout.session_modifications_max,
-                0x00,  # platform
-                0x20 | (0x02 if self._app.stored_value else 0x00),  # application type: bit 1 = SV
-                0x00,  # subtype
-                0x00,  # software issuer
-                0x01,  # software version
-                0x00,  # software revision
-            ]
-        )
+        startup = startup_info(
+            stored_value=self._app.stored_value, rev32_mode=self.rev32_mode
+        ).to_bytes()
         discretionary = _tlv(
             b"\xbf\x0c", _tlv(b"\xc7", self._view().serial) + _tlv(b"\x53", startup)
         )
@@ -489,7 +531,7 @@ class EmulatedCard:
         records = self._records(f)
         if cmd.p1 > len(records):
             raise CommandRefused(SW.RECORD_NOT_FOUND)
-        session.reserve(self._layout, len(cmd.data))
+        session.reserve(len(cmd.data))
         if write:  # Write Record ORs the data into the record (ISO 7816-4 "logical OR")
             data = bytes(a | b for a, b in zip(records[cmd.p1 - 1], data, strict=True))
         records[cmd.p1 - 1] = data
@@ -502,7 +544,7 @@ class EmulatedCard:
         if f.type is not FileType.CYCLIC:
             raise CommandRefused(SW.FILE_TYPE_MISMATCH)
         data = self._record_data(cmd, f)
-        session.reserve(self._layout, len(cmd.data))
+        session.reserve(len(cmd.data))
         records = self._records(f)
         records[:] = [data, *records[:-1]]  # newest first, oldest dropped
         return _ok()
@@ -529,7 +571,7 @@ class EmulatedCard:
         value = value + amount if operation is Operation.INCREASE else value - amount
         if not 0 <= value < 1 << (8 * COUNTER_SIZE):
             raise CommandRefused(SW.WRONG_DATA, "counter overflow or underflow")
-        session.reserve(self._layout, len(cmd.data))
+        session.reserve(len(cmd.data))
         new = value.to_bytes(COUNTER_SIZE, "big")
         records[0] = records[0][:start] + new + records[0][start + COUNTER_SIZE :]
         return _ok(new)
@@ -537,44 +579,72 @@ class EmulatedCard:
     # -- secure session ---------------------------------------------------------------------------
 
     def _open_session(self, cmd: CommandAPDU) -> Reply:
-        if cmd.p2 & 0x07:
-            raise CommandRefused(SW.WRONG_P1P2)
-        data = cmd.require_data(1 + CHALLENGE_SIZE, 1 + CHALLENGE_SIZE)
+        """Open Secure Session, Calypso Rev 3.
+
+        P1 = record * 8 + key index (1 issuer, 2 load, 3 debit); P2 = SFI * 8 + 1 (regular:
+        data = SAM challenge (4)) or + 2 (Rev 3.2 extended: data = ``00`` || SAM challenge (8)).
+        Answer: transaction counter (3) || random (1, or 5 extended) || ratification byte (``00``
+        ratified, else ``01``; extended: bit 0 not ratified, bit 1 session management allowed) ||
+        KIF || KVC || record length || record.
+        """
+        key_index, record_number = cmd.p1 & 0x07, cmd.p1 >> 3
+        sfi, p2_mode = cmd.p2 >> 3, cmd.p2 & 0x07
+        if p2_mode == 1:
+            mode = SessionMode.REGULAR
+        elif p2_mode == 2 and self.rev32_mode:
+            mode = SessionMode.EXTENDED
+        else:
+            raise CommandRefused(SW.WRONG_P1P2, "session mode not supported")
+        try:
+            role = KeyRole.from_key_index(key_index)
+        except SchemaError:
+            raise CommandRefused(SW.WRONG_P1P2, "key index") from None
+        if mode is SessionMode.EXTENDED:
+            data = cmd.require_data(9, 9)
+            if data[0] != 0x00:
+                raise CommandRefused(SW.WRONG_DATA)
+            sam_challenge = data[1:]
+        else:
+            sam_challenge = cmd.require_data(4, 4)
         self._abort_session("new session opened")
         if self._app is None:
             raise CommandRefused(SW.CONDITIONS_NOT_SATISFIED, "no application selected")
         app = self._app
         image = self._view()
-        try:
-            role = KeyRole.from_kif(data[0])
-        except SchemaError:
-            raise CommandRefused(SW.REFERENCED_DATA_NOT_FOUND, "unknown KIF") from None
         key = image.applications[app.name].keys.get(role)
         if key is None:
             raise CommandRefused(SW.REFERENCED_DATA_NOT_FOUND, f"no {role.value} key")
         if image.transaction_counter == 0:
-            raise CommandRefused(SW.CONDITIONS_NOT_SATISFIED, "transaction counter exhausted")
+            raise CommandRefused(SW.TRANSACTION_COUNTER_EXHAUSTED)
         record = b""
-        if cmd.p1:
-            if not cmd.p2 >> 3:
+        if record_number:
+            if not sfi:
                 raise CommandRefused(SW.WRONG_P1P2)
-            f = self._resolve_file(cmd.p2 >> 3)
+            f = self._resolve_file(sfi)
             records = self._records(f)
-            if cmd.p1 > len(records):
+            if record_number > len(records):
                 raise CommandRefused(SW.RECORD_NOT_FOUND)
-            record = records[cmd.p1 - 1]
-        card_challenge = self._random(CHALLENGE_SIZE)
+            record = records[record_number - 1]
+        counter = image.transaction_counter.to_bytes(3, "big")
+        card_challenge = counter + self._random(mode.card_random_size)
+        ratification = 0x00 if image.ratified else 0x01
+        if mode is SessionMode.EXTENDED:
+            ratification |= 0x02  # session management allowed
         response = (
-            card_challenge
-            + image.transaction_counter.to_bytes(3, "big")
-            + bytes([0x00 if image.ratified else 0x01, role.kif, key.kvc, len(record)])
-            + record
+            card_challenge + bytes([ratification, app.kif(role), key.kvc, len(record)]) + record
         )
         _need_le(cmd, len(response))
         working = image.copy()
         working.transaction_counter -= 1  # Calypso counts down, one step per session
-        digest = SessionDigest(session_key(key.key, data[1:], card_challenge), response)
-        self._session = SecureSession(app, role, digest, working)
+        digest = SessionDigest(session_key(key.key, sam_challenge, card_challenge), response)
+        self._session = SecureSession(
+            app,
+            role,
+            digest,
+            working,
+            mode=mode,
+            buffer_bytes=SESSION_BUFFER_SIZES[SESSION_BUFFER_INDEX],
+        )
         return _ok(response)
 
     def _close_session(self, cmd: CommandAPDU) -> Reply:
@@ -587,14 +657,15 @@ class EmulatedCard:
             return _ok()
         if cmd.p1 not in (0x00, CLOSE_RATIFY_NOW) or cmd.p2 != 0:
             raise CommandRefused(SW.WRONG_P1P2)
-        if len(cmd.data) != SIGNATURE_SIZE:
+        size = session.mode.signature_size
+        if len(cmd.data) != size:  # e.g. a 4-byte signature closing an extended session
             raise CommandRefused(SW.WRONG_LENGTH)
-        _need_le(cmd, SIGNATURE_SIZE)
+        _need_le(cmd, size)
         try:
             session.digest.verify_terminal_signature(cmd.data)
         except VerificationError:
             raise CommandRefused(SW.INCORRECT_SIGNATURE, "session cancelled") from None
-        signature = session.digest.card_signature()
+        signature = session.digest.card_signature(size)
         committed = session.working
         committed.ratified = cmd.p1 == CLOSE_RATIFY_NOW
         self._commit(committed)
@@ -650,7 +721,7 @@ class EmulatedCard:
         )
         if not SV_BALANCE_MIN <= balance <= SV_BALANCE_MAX or purse.sv_tnum == 0xFFFF:
             raise CommandRefused(SW.WRONG_DATA, "balance out of range")
-        session.reserve(self._layout, len(cmd.data))
+        session.reserve(len(cmd.data))
         purse.sv_balance = balance
         purse.sv_tnum += 1
         session.sv_state = None  # each SV operation needs its own SV Get (the MAC covers the state)
@@ -691,6 +762,6 @@ class EmulatedCard:
             raise CommandRefused(SW.CONDITIONS_NOT_SATISFIED, "already in that state")
         # A validator (debit key) may invalidate a listed card; a desk (load key) rehabilitates.
         session.require_role(KeyRole.DEBIT if invalidated else KeyRole.LOAD)
-        session.reserve(self._layout, 0)
+        session.reserve(0)
         app.invalidated = invalidated
         return _ok()

@@ -42,20 +42,19 @@ from collections.abc import Callable
 from pathlib import Path
 
 from card_schema.apdu_trace import trace
+from card_schema.calypso import SAM_SUBTYPE_C1, SAMInfo, sam_atr
 from card_schema.crypto import KeyRef, KeyRole
 from card_schema.errors import SchemaError, VerificationError
 from card_schema.layout import CARD_LAYOUT, ApplicationLayout, CardLayout
 from card_schema.traceability import traceable_signature
 from hardware.card.apdu import SW, CommandAPDU, CommandRefused, handler_for, parse_apdu
 from hardware.card.scheme import (
-    CHALLENGE_SIZE,
     SIGNATURE_SIZE,
     SessionDigest,
     session_key,
     sv_card_signature,
     sv_terminal_mac,
 )
-from hardware.icc import with_tck
 from hardware.sam.keystore import (
     TRACE_KEY,
     WRAPPED_KEY_SIZE,
@@ -87,7 +86,14 @@ INS_LOAD_CARD_KEY = 0xD8
 
 # The card INS each SV Prepare signs for (SV Reload B8, SV Debit BA, SV Undebit BC).
 _SV_CARD_INS = {INS_SV_PREPARE_LOAD: 0xB8, INS_SV_PREPARE_DEBIT: 0xBA, INS_SV_PREPARE_UNDEBIT: 0xBC}
-_OPEN_HEADER = CHALLENGE_SIZE + 3 + 4  # challenge, counter, ratified, KIF, KVC, record length
+P1_DIGEST_INIT_EXTENDED = 0x02  # Digest Init P1 bit: Rev 3.2 extended session
+P2_DIGEST_INIT = 0xFF
+CHALLENGE_SIZES = (4, 8)  # Get Challenge Le: 04 regular, 08 extended
+
+# Emulated SAM identity in its ATR (after 80 5A): platform, application type, subtype C1,
+# software issuer (not 08, which names an HSM), version, revision.
+SAM_PLATFORM, SAM_APPLICATION_TYPE = 0x00, 0x80
+SAM_SOFTWARE_ISSUER, SAM_SOFTWARE_VERSION, SAM_SOFTWARE_REVISION = 0x20, 0x01, 0x00
 
 
 def trace_diversification_input(sam_serial: bytes) -> bytes:
@@ -123,6 +129,8 @@ class EmulatedSAM:
         counter_file: where the traceable-signature counter survives restarts (JSON, written
             atomically); ``None`` keeps it in memory, starting at 0.
         random: source of SAM challenges.
+        subtype: ATR application subtype; ``C1`` (SAM C1, the default) runs Rev 3.2 extended
+            sessions, another value (``D0``: S1D) regular sessions only.
     """
 
     def __init__(
@@ -133,7 +141,9 @@ class EmulatedSAM:
         layout: CardLayout = CARD_LAYOUT,
         counter_file: Path | None = None,
         random: Callable[[int], bytes] = os.urandom,
+        subtype: int = SAM_SUBTYPE_C1,
     ) -> None:
+        self.subtype = subtype
         if len(serial) != SAM_SERIAL_SIZE:
             raise SchemaError("a SAM serial is 4 bytes", field="sam_serial")
         self._keys = keys
@@ -164,7 +174,20 @@ class EmulatedSAM:
 
     @property
     def atr(self) -> bytes:
-        return with_tck(bytes.fromhex("3B8B8001") + b"RCSAM" + self.serial + b"\x00\x00")
+        """Legacy Calypso SAM ATR: ``3B 3F 96 00 80 5A`` ‖ identity (6) ‖ serial ‖ ``82 90 00``."""
+        return sam_atr(self.info)
+
+    @property
+    def info(self) -> SAMInfo:
+        return SAMInfo(
+            SAM_PLATFORM,
+            SAM_APPLICATION_TYPE,
+            self.subtype,
+            SAM_SOFTWARE_ISSUER,
+            SAM_SOFTWARE_VERSION,
+            SAM_SOFTWARE_REVISION,
+            self.serial,
+        )
 
     @property
     def counter(self) -> int:
@@ -204,9 +227,13 @@ class EmulatedSAM:
 
     def _reset(self) -> None:
         self._card_serial: bytes | None = None
-        self._application: ApplicationLayout | None = None
         self._challenge: bytes | None = None
+        self._reset_digest()
+
+    def _reset_digest(self) -> None:
+        self._application: ApplicationLayout | None = None
         self._digest: SessionDigest | None = None
+        self._extended = False
         self._closed = False
         self._sv_expected: bytes | None = None
 
@@ -259,45 +286,60 @@ class EmulatedSAM:
     # -- commands ---------------------------------------------------------------------------------
 
     def _select_diversifier(self, cmd: CommandAPDU) -> bytes:
+        """Select Diversifier ``80 14 00 00 04|08``: the card serial alone; keeps the challenge."""
         self._no_parameters(cmd)
-        data = cmd.require_data(8 + 1, 8 + 16)
-        try:
-            app = self._layout.application_by_df_name(data[8:])
-        except SchemaError:
-            raise CommandRefused(SW.REFERENCED_DATA_NOT_FOUND, "unknown application") from None
-        self._reset()
-        if any(loaded[0] != data[:8] for loaded in self._loaded_keys):
+        serial = cmd.require_data(4, 8)
+        if len(serial) not in (4, 8):
+            raise CommandRefused(SW.WRONG_LENGTH, "a diversifier is 4 or 8 bytes")
+        self._reset_digest()
+        if any(loaded[0] != serial for loaded in self._loaded_keys):
             self._loaded_keys.clear()  # another card: its predecessor's keys go
-        self._card_serial, self._application = data[:8], app
+        self._card_serial = serial
         return b""
 
     def _get_challenge(self, cmd: CommandAPDU) -> bytes:
+        """Get Challenge ``80 84 00 00 04|08``: 4 bytes (regular) or 8 (extended)."""
         self._no_parameters(cmd)
         cmd.require_no_data()
-        if cmd.le not in (None, 0, CHALLENGE_SIZE):
-            raise CommandRefused(SW.WRONG_LE, sw2=CHALLENGE_SIZE)
-        self._challenge = self._random(CHALLENGE_SIZE)
+        if cmd.le not in CHALLENGE_SIZES:
+            raise CommandRefused(SW.WRONG_LENGTH, "Le is 04 or 08")
+        self._challenge = self._random(cmd.le)
         return self._challenge
 
     def _digest_init(self, cmd: CommandAPDU) -> bytes:
-        self._no_parameters(cmd)
-        response = cmd.require_data(_OPEN_HEADER, 255)
-        if self._card_serial is None or self._application is None or self._challenge is None:
+        """Digest Init ``80 8A 00|02 FF``: KIF || KVC || Open Secure Session answer.
+
+        P1 ``02`` is a Rev 3.2 extended session (8-byte challenge, 5 random bytes in the card
+        answer, 8-byte signatures); ``00`` a regular one. The work key is the card key of the
+        application and role the KIF names, version KVC, diversified with the selected serial.
+        """
+        if cmd.p1 not in (0x00, P1_DIGEST_INIT_EXTENDED) or cmd.p2 != P2_DIGEST_INIT:
+            raise CommandRefused(SW.WRONG_P1P2)
+        extended = cmd.p1 == P1_DIGEST_INIT_EXTENDED
+        random_size = 5 if extended else 1
+        header = 3 + random_size + 4  # counter, random, ratification, KIF, KVC, length
+        data = cmd.require_data(2 + header, 255)
+        kif, kvc, response = data[0], data[1], data[2:]
+        if self._card_serial is None or self._challenge is None:
             raise CommandRefused(SW.CONDITIONS_NOT_SATISFIED, "select diversifier, get challenge")
-        if len(response) != _OPEN_HEADER + response[_OPEN_HEADER - 1]:
-            raise CommandRefused(SW.WRONG_DATA, "not an Open Secure Session response")
-        card_challenge = response[:CHALLENGE_SIZE]
-        kif, kvc = response[CHALLENGE_SIZE + 4], response[CHALLENGE_SIZE + 5]
+        if len(self._challenge) != (8 if extended else 4):
+            raise CommandRefused(SW.CONDITIONS_NOT_SATISFIED, "challenge of the other mode")
+        if len(response) != header + response[header - 1]:
+            raise CommandRefused(SW.WRONG_DATA, "not an Open Secure Session answer")
+        if (response[header - 3], response[header - 2]) != (kif, kvc):
+            raise CommandRefused(SW.WRONG_DATA, "KIF/KVC differ from the card's answer")
+        card_challenge = response[: 3 + random_size]
         try:
-            ref = KeyRef(self._application.name, KeyRole.from_kif(kif), kvc)
-            key = self.card_key(self._card_serial, self._application, ref)
+            app, role = self._layout.key_by_kif(kif)
+            key = self.card_key(self._card_serial, app, KeyRef(app.name, role, kvc))
         except (SchemaError, KeyStoreError):
-            raise CommandRefused(SW.REFERENCED_DATA_NOT_FOUND, "no such master key") from None
+            raise CommandRefused(SW.RECORD_NOT_FOUND, "no such work key") from None
         sk = session_key(key, self._challenge, card_challenge)
         self._challenge = None  # a challenge serves one session only
+        self._reset_digest()
+        self._application = app
         self._digest = SessionDigest(sk, response)
-        self._closed = False
-        self._sv_expected = None
+        self._extended = extended
         return b""
 
     def _digest_update(self, cmd: CommandAPDU) -> bytes:
@@ -322,15 +364,18 @@ class EmulatedSAM:
         self._no_parameters(cmd)
         cmd.require_no_data()
         digest = self._require_digest()
-        if cmd.le not in (None, 0, SIGNATURE_SIZE):
-            raise CommandRefused(SW.WRONG_LE, sw2=SIGNATURE_SIZE)
+        size = 8 if self._extended else 4
+        if cmd.le != size:
+            raise CommandRefused(SW.WRONG_LENGTH, "Le is 04 (regular) or 08 (extended)")
         self._closed = True
-        return digest.terminal_signature()
+        return digest.terminal_signature(size)
 
     def _digest_authenticate(self, cmd: CommandAPDU) -> bytes:
         self._no_parameters(cmd)
-        signature = cmd.require_data(SIGNATURE_SIZE, SIGNATURE_SIZE)
+        signature = cmd.require_data(4, 8)
         digest = self._require_digest()
+        if len(signature) != (8 if self._extended else 4):
+            raise CommandRefused(SW.WRONG_LENGTH, "a card signature is 4 or 8 bytes by mode")
         if not self._closed:
             raise CommandRefused(SW.CONDITIONS_NOT_SATISFIED, "digest not closed")
         self._digest = None  # one attempt per session
@@ -404,10 +449,10 @@ class EmulatedSAM:
         """
         self._no_parameters(cmd)
         data = cmd.require_data(2 + WRAPPED_KEY_SIZE, 2 + WRAPPED_KEY_SIZE)
-        if self._card_serial is None or self._application is None:
+        if self._card_serial is None:
             raise CommandRefused(SW.CONDITIONS_NOT_SATISFIED, "select diversifier first")
         try:
-            role = KeyRole.from_kif(data[0])
+            application, role = self._layout.key_by_kif(data[0])
         except SchemaError:
             raise CommandRefused(SW.WRONG_DATA, "unknown KIF") from None
         unwrap = getattr(self._keys, "unwrap_card_key", None)
@@ -419,5 +464,5 @@ class EmulatedSAM:
             raise CommandRefused(SW.REFERENCED_DATA_NOT_FOUND, "no transport key") from None
         except KeyStoreError:
             raise CommandRefused(SW.WRONG_DATA, "wrapped key refused") from None
-        self._loaded_keys[(self._card_serial, self._application.name, role, data[1])] = bytes(key)
+        self._loaded_keys[(self._card_serial, application.name, role, data[1])] = bytes(key)
         return b""

@@ -193,7 +193,7 @@ def load_card_key(
         CommunicationError: the SAM's reader failed (``device == "sam"``).
         EngineError: the SAM refused the Select Diversifier.
     """
-    sam.select_diversifier(card_serial, df_name)
+    sam.select_diversifier(card_serial)
     try:
         sam.load_card_key(key.kif, key.version, key.wrapped_key)
     except SAMError as exc:

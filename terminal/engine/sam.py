@@ -1,8 +1,26 @@
-"""The SAM as a resource of the transaction engine: one method per SAM command.
+"""The SAM as a resource of the transaction engine: one method per SAM command (legacy Calypso SAM).
 
 The terminal never computes any cryptography itself: it forwards bytes between card and SAM
-(docs/secure-session.md). Every method sends exactly one SAM APDU (class ``80``) and checks its
-status word against :data:`terminal.engine.status.SAM_STATUS`.
+(docs/secure-session.md). Every method sends exactly one SAM APDU (class from the ATR: ``80``
+for SAM C1) and checks its status word against :data:`terminal.engine.status.SAM_STATUS`.
+
+Frames (builders are the methods of :class:`SAMResource`, in this order in a session):
+
+- :meth:`~SAMResource.get_challenge`: ``80 84 00 00 04|08`` (regular | extended).
+- :meth:`~SAMResource.select_diversifier`: ``80 14 00 00 08`` || card serial (keeps the
+  challenge).
+- :meth:`~SAMResource.digest_init`: ``80 8A 00|02 FF`` Lc KIF || KVC || Open Secure Session
+  answer (P1 ``02``: extended).
+- :meth:`~SAMResource.digest_update`: ``80 8C 00 00`` Lc element;
+  :meth:`~SAMResource.digest_update_multiple`: ``80 8C 80 00`` Lc (length || element)+.
+- :meth:`~SAMResource.digest_close`: ``80 8E 00 00 04|08``.
+- :meth:`~SAMResource.digest_authenticate`: ``80 82 00 00 04|08`` card signature.
+- :meth:`~SAMResource.sv_prepare`, :meth:`~SAMResource.sv_check`,
+  :meth:`~SAMResource.compute_signature` (PSO Compute Signature ``80 2A 9E 9A``),
+  :meth:`~SAMResource.get_data`, :meth:`~SAMResource.load_card_key`.
+
+The SAM's product (and so the session mode it can run and its digest buffer) comes from its ATR:
+:attr:`SAMResource.info` (:func:`card_schema.calypso.parse_sam_atr`).
 """
 
 from __future__ import annotations
@@ -11,9 +29,11 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from card_schema.calypso import SAMInfo, SessionMode, parse_sam_atr
+from card_schema.errors import SchemaError
 from firmware_host.readers.base import Reader, ReaderError
 from terminal.engine.channel import APDUChannel
-from terminal.engine.errors import CommunicationError
+from terminal.engine.errors import CommunicationError, EngineError
 from terminal.engine.stats import APDUCounter
 from terminal.engine.status import SAMCommand, check_sam
 
@@ -21,9 +41,10 @@ log = logging.getLogger(__name__)
 
 CLA_SAM = 0x80
 SIGNATURE_SIZE = 8
-CHALLENGE_SIZE = 8
 APDU_DATA_MAX = 255
 P1_DIGEST_UPDATE_MULTIPLE = 0x80
+P1_DIGEST_INIT_EXTENDED = 0x02
+P2_DIGEST_INIT = 0xFF
 
 
 @dataclass(frozen=True)
@@ -77,6 +98,8 @@ class SAMResource:
         self.reader = reader
         self.counter = counter if counter is not None else APDUCounter()
         self._channel = APDUChannel(reader, "sam", self.counter)
+        self._info: SAMInfo | None = None
+        self._info_read = False
 
     def _send(self, command: SAMCommand, apdu: bytes) -> bytes:
         if not self.reader.connected:
@@ -90,23 +113,76 @@ class SAMResource:
         check_sam(command, sw)
         return data
 
+    @property
+    def info(self) -> SAMInfo | None:
+        """What the SAM's ATR says (product, serial), or ``None`` for an ATR that is not a
+        Calypso SAM's (then regular sessions only). Connects the reader if needed.
+
+        Raises:
+            CommunicationError: the SAM reader cannot be connected.
+        """
+        if self._info is None and not self._info_read:
+            if not self.reader.connected:
+                try:
+                    self.reader.connect()
+                except ReaderError as exc:
+                    raise CommunicationError(
+                        SAMCommand.GET_CHALLENGE,
+                        "sam",
+                        f"SAM reader: {exc}",
+                        may_have_reached_card=False,
+                    ) from exc
+            try:
+                self._info = parse_sam_atr(self.reader.atr)
+            except SchemaError:
+                log.warning("SAM ATR %s is not a Calypso SAM's", self.reader.atr.hex())
+            self._info_read = True
+        return self._info
+
+    def session_mode(self, card_rev32: bool) -> SessionMode:
+        """The mode of a session with a card: extended when the card's startup information and
+        this SAM (SAM C1 family) both run Rev 3.2, regular otherwise (as the reference does)."""
+        info = self.info
+        if card_rev32 and info is not None and info.extended_mode:
+            return SessionMode.EXTENDED
+        return SessionMode.REGULAR
+
     def use_counter(self, counter: APDUCounter) -> None:
         """Count this SAM's APDUs in ``counter`` from now on."""
         self.counter = counter
         self._channel.counter = counter
 
     # -- secure session ---------------------------------------------------------------------
-    def select_diversifier(self, card_serial: bytes, df_name: bytes) -> None:
-        """Select the card (serial + DF name) whose keys the SAM derives; resets the SAM session."""
-        self._send(SAMCommand.SELECT_DIVERSIFIER, _apdu(0x14, card_serial + df_name))
+    def select_diversifier(self, card_serial: bytes) -> None:
+        """Select Diversifier: the card serial (4 or 8 bytes) the SAM diversifies card keys with.
 
-    def get_challenge(self) -> bytes:
-        """A fresh SAM challenge (8 bytes) for Open Secure Session."""
-        return self._send(SAMCommand.GET_CHALLENGE, _apdu(0x84, le=CHALLENGE_SIZE))
+        The challenge of a Get Challenge sent before stays valid.
+        """
+        self._send(SAMCommand.SELECT_DIVERSIFIER, _apdu(0x14, card_serial))
 
-    def digest_init(self, open_response: bytes) -> None:
-        """Start the session digest with the whole Open Secure Session response data."""
-        self._send(SAMCommand.DIGEST_INIT, _apdu(0x8A, open_response))
+    def get_challenge(self, mode: SessionMode = SessionMode.REGULAR) -> bytes:
+        """A fresh SAM challenge for Open Secure Session: 4 bytes (regular) or 8 (extended).
+
+        Raises:
+            EngineError: the SAM answered a challenge of another length.
+        """
+        challenge = self._send(SAMCommand.GET_CHALLENGE, _apdu(0x84, le=mode.challenge_size))
+        if len(challenge) != mode.challenge_size:
+            raise EngineError(f"SAM challenge of {len(challenge)} bytes, not {mode.challenge_size}")
+        return challenge
+
+    def digest_init(
+        self, kif: int, kvc: int, open_response: bytes, mode: SessionMode = SessionMode.REGULAR
+    ) -> None:
+        """Digest Init: the session key's KIF and KVC, then the Open Secure Session answer data.
+
+        P1 ``00`` (regular) or ``02`` (extended), P2 ``FF``.
+        """
+        p1 = P1_DIGEST_INIT_EXTENDED if mode is SessionMode.EXTENDED else 0x00
+        self._send(
+            SAMCommand.DIGEST_INIT,
+            _apdu(0x8A, bytes([kif, kvc]) + open_response, p1=p1, p2=P2_DIGEST_INIT),
+        )
 
     def digest_update(self, element: bytes) -> None:
         """Digest one card command APDU or one card response (data + SW), 1..255 bytes."""
@@ -157,9 +233,9 @@ class SAMResource:
             size += 1 + len(element)
         flush()
 
-    def digest_close(self) -> bytes:
-        """The terminal signature (8 bytes) for Close Secure Session."""
-        return self._send(SAMCommand.DIGEST_CLOSE, _apdu(0x8E, le=SIGNATURE_SIZE))
+    def digest_close(self, mode: SessionMode = SessionMode.REGULAR) -> bytes:
+        """The terminal signature for Close Secure Session: 4 bytes (regular) or 8 (extended)."""
+        return self._send(SAMCommand.DIGEST_CLOSE, _apdu(0x8E, le=mode.signature_size))
 
     def digest_authenticate(self, card_signature: bytes) -> None:
         """Check the card's close signature.

@@ -39,13 +39,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from card_schema.calypso import MODIFICATION_OVERHEAD, SessionMode
 from card_schema.crypto import KeyRole
 from card_schema.en1545 import EPOCH
 from card_schema.layout import COUNTER_SIZE, ApplicationLayout, FileLayout, FileType
 from firmware_host.readers.base import Reader
 from terminal.engine import commands as cmd
 from terminal.engine.channel import APDUChannel
-from terminal.engine.commands import PreparedCommand
+from terminal.engine.commands import PreparedCommand, digest_form, parse_fci, parse_records
 from terminal.engine.errors import (
     CardAuthenticationError,
     CardError,
@@ -79,6 +80,7 @@ class SessionOpening:
         kvc: key version.
         record: the record read by the opening (``b""`` if none).
         response: the whole response data (given to SAM Digest Init).
+        mode: regular or Rev 3.2 extended session.
     """
 
     transaction_counter: int
@@ -87,6 +89,7 @@ class SessionOpening:
     kvc: int
     record: bytes
     response: bytes
+    mode: SessionMode = SessionMode.REGULAR
 
 
 @dataclass(frozen=True)
@@ -114,6 +117,7 @@ class _Session:
     opening: SessionOpening
     modifications: int = 0
     buffer: int = 0
+    buffer_limit: int = 215  # the card's declared session buffer, bytes
     sv_state: bytes | None = None  # 5 bytes from the SV Get of this session
 
 
@@ -132,26 +136,6 @@ def sv_body(amount: int, when: datetime, location: int, *, signed: bool = False)
         + minutes.to_bytes(2, "big")
         + (location & 0xFFFFFFFF).to_bytes(4, "big")
     )
-
-
-def parse_records(response: bytes) -> dict[int, bytes]:
-    """Records of a Read Records answer (``number || length || data`` each).
-
-    Raises:
-        EngineError: the answer is malformed.
-    """
-    records: dict[int, bytes] = {}
-    i = 0
-    while i < len(response):
-        if i + 2 > len(response):
-            raise EngineError("truncated Read Records answer")
-        number, length = response[i], response[i + 1]
-        data = response[i + 2 : i + 2 + length]
-        if len(data) != length:
-            raise EngineError("truncated Read Records answer")
-        records[number] = data
-        i += 2 + length
-    return records
 
 
 class CardTransactionManager:
@@ -189,7 +173,7 @@ class CardTransactionManager:
         self._session: _Session | None = None
         self._committed_later: list[tuple[PreparedCommand, bytes]] = []
         self._digest_buffer: list[bytes] = []
-        self._digest_init_pending: bytes | None = None
+        self._digest_init_pending: SessionOpening | None = None
 
     # -- state ------------------------------------------------------------------------------
     @property
@@ -256,9 +240,10 @@ class CardTransactionManager:
             app = ApplicationImage(layout, name_used)
             self.card.applications[name] = app
         app.df_name, app.fci, app.invalidated = name_used, data, sw == 0x6283
-        serial = _fci_serial(data)
-        if serial:
-            self.card.serial = serial
+        fci = parse_fci(data)
+        app.startup_info = fci.startup_info
+        if len(fci.serial) == 8:
+            self.card.serial = fci.serial
         self.card.current = name
         for file in reads:
             self.prepare_read_records(file)
@@ -279,13 +264,12 @@ class CardTransactionManager:
     def _modification(self, prepared: PreparedCommand, lc: int) -> CardTransactionManager:
         if self._session is None:
             raise SessionStateError(f"{prepared.command.value} needs an open secure session")
-        layout = self.card.layout
         modifications = self._session.modifications + 1
-        buffer = self._session.buffer + lc + 6
-        if modifications > layout.session_modifications_max or buffer > layout.session_buffer_bytes:
+        buffer = self._session.buffer + lc + MODIFICATION_OVERHEAD
+        if buffer > self._session.buffer_limit:
             raise SessionStateError(
                 "too many modifications for one session "
-                f"({layout.session_modifications_max} commands, {layout.session_buffer_bytes} B)"
+                f"(the card's session buffer is {self._session.buffer_limit} bytes)"
             )
         self._session.modifications, self._session.buffer = modifications, buffer
         self._pending.append(prepared)
@@ -411,7 +395,7 @@ class CardTransactionManager:
             return
         data, sw = self._card.transmit(prepared.command, prepared.apdu)
         if session is not None:
-            self._digest_buffer += [prepared.apdu, data + sw.to_bytes(2, "big")]
+            self._digest_buffer += [digest_form(prepared.apdu), data + sw.to_bytes(2, "big")]
         check_card(prepared.command, sw)
         app = self._app()
         if prepared.command is CardCommand.READ_RECORDS:
@@ -443,7 +427,7 @@ class CardTransactionManager:
         mac = sam.sv_prepare(ins, session.sv_state, prepared.data)
         apdu = cmd.sv_operation(ins, prepared.data, mac)
         data, sw = self._card.transmit(prepared.command, apdu)
-        self._digest_buffer += [apdu, data + sw.to_bytes(2, "big")]
+        self._digest_buffer += [digest_form(apdu), data + sw.to_bytes(2, "big")]
         check_card(prepared.command, sw)
         self._flush_digest()
         try:
@@ -460,8 +444,10 @@ class CardTransactionManager:
         opening (:meth:`abandon_session`) costs the SAM nothing more than its challenge.
         """
         sam = self._require_sam()
-        if self._digest_init_pending is not None:
-            sam.digest_init(self._digest_init_pending)
+        opening = self._digest_init_pending
+        if opening is not None:
+            sam.select_diversifier(self.card.serial)
+            sam.digest_init(opening.kif, opening.kvc, opening.response, opening.mode)
             self._digest_init_pending = None
         elements, self._digest_buffer = self._digest_buffer, []
         if elements:
@@ -487,31 +473,31 @@ class CardTransactionManager:
         app = self._app()
         if not self.card.serial:
             raise SessionStateError("card serial unknown: select the application with its FCI")
-        sam.select_diversifier(self.card.serial, app.df_name)
-        challenge = sam.get_challenge()
+        mode = sam.session_mode(app.rev32_mode)
+        challenge = sam.get_challenge(mode)
         sfi, record = 0, 0
         if read is not None:
             sfi, record = app.layout.file(read[0]).sfi, read[1]
         data = self._send_checked(
             CardCommand.OPEN_SECURE_SESSION,
-            cmd.open_secure_session(role.kif, challenge, sfi, record),
+            cmd.open_secure_session(role.key_index, challenge, sfi, record, mode=mode),
         )
-        if len(data) < 15 or len(data) != 15 + data[14]:
-            raise EngineError("malformed Open Secure Session answer")
+        answer = cmd.parse_open_secure_session(data, mode)
         opening = SessionOpening(
-            transaction_counter=int.from_bytes(data[8:11], "big"),
-            previous_session_ratified=data[11] == 0x00,
-            kif=data[12],
-            kvc=data[13],
-            record=data[15:],
+            transaction_counter=answer.transaction_counter,
+            previous_session_ratified=answer.previous_session_ratified,
+            kif=answer.kif,
+            kvc=answer.kvc,
+            record=answer.record,
             response=data,
+            mode=mode,
         )
         self.card.transaction_counter = opening.transaction_counter
         self.card.previous_session_ratified = opening.previous_session_ratified
         if read is not None and opening.record:
             app.set_record(read[0], read[1], opening.record)
-        self._digest_init_pending = data  # sent with the first digest elements
-        self._session = _Session(app.layout, role, opening)
+        self._digest_init_pending = opening  # sent with the first digest elements
+        self._session = _Session(app.layout, role, opening, buffer_limit=app.session_buffer_bytes)
         self._committed_later = []
         self._digest_buffer = []
         queued, self._pending = self._pending, []
@@ -519,7 +505,7 @@ class CardTransactionManager:
             self._pending.append(prepared)
             if prepared.command.modifies:
                 self._session.modifications += 1
-                self._session.buffer += len(prepared.data) + 6
+                self._session.buffer += len(prepared.data) + MODIFICATION_OVERHEAD
         return opening
 
     def _anticipate(self, prepared: PreparedCommand) -> bytes | None:
@@ -592,9 +578,9 @@ class CardTransactionManager:
             if can_anticipate:
                 for prepared, answer in zip(pending, anticipated, strict=True):
                     assert answer is not None
-                    self._digest_buffer += [prepared.apdu, answer]
+                    self._digest_buffer += [digest_form(prepared.apdu), answer]
                 self._flush_digest()
-                signature = sam.digest_close()
+                signature = sam.digest_close(session.opening.mode)
                 for prepared, answer in zip(pending, anticipated, strict=True):
                     data, sw = self._card.transmit(prepared.command, prepared.apdu)
                     check_card(prepared.command, sw)
@@ -607,7 +593,7 @@ class CardTransactionManager:
                 for prepared in pending:
                     self._process_one(prepared)
                 self._flush_digest()
-                signature = sam.digest_close()
+                signature = sam.digest_close(session.opening.mode)
             if before_close is not None:
                 before_close()
         except CommunicationError:
@@ -627,7 +613,7 @@ class CardTransactionManager:
         self.card.transaction_counter = session.opening.transaction_counter - 1
         self.card.previous_session_ratified = ratify_now
         try:
-            sam.digest_authenticate(data[:8])
+            sam.digest_authenticate(data)
         except SAMError as exc:
             raise CardAuthenticationError(f"card close signature: {exc}") from exc
         except CommunicationError as exc:
@@ -635,7 +621,7 @@ class CardTransactionManager:
             # nothing proves it genuine. Uncertain, like a signature that did not verify.
             raise CardAuthenticationError(f"card close signature not checked: {exc}") from exc
         return SessionClosing(
-            card_signature=data[:8],
+            card_signature=data,
             transaction_counter=session.opening.transaction_counter - 1,
             ratified=ratify_now,
             anticipated=can_anticipate,
@@ -726,9 +712,3 @@ class CardTransactionManager:
             self.card.transaction_counter = int.from_bytes(data[10:13], "big")
         assert self.card.transaction_counter is not None
         return self.card.transaction_counter
-
-
-def _fci_serial(fci: bytes) -> bytes:
-    """Card serial from an FCI ``6F [84 ..] [A5 [BF0C [C7 serial] ...]]`` (empty if absent)."""
-    i = fci.find(b"\xc7\x08")
-    return fci[i + 2 : i + 10] if i >= 0 and len(fci) >= i + 10 else b""

@@ -51,7 +51,7 @@ def test_icc_file_under_the_mf_gives_the_serial(card: EmulatedCard) -> None:
 
 def test_legacy_class_in_a_secure_session(card: EmulatedCard) -> None:
     card.transmit(bytes.fromhex("94A4000002200000"))
-    assert sw(card.transmit(bytes.fromhex("948A000009300102030405060708"))) == 0x9000
+    assert sw(card.transmit(bytes.fromhex("948A03010401020304"))) == 0x9000
     assert card.in_session
     assert card.transmit(bytes.fromhex("948E000000")) == b"\x90\x00"
     assert not card.in_session

@@ -37,17 +37,22 @@ def run_session(keys: MasterKeyStore, tmp_path: Path) -> list[bytes]:
     sam.power_on()
     outputs = []
     assert card.transmit(bytes.fromhex("00A4040C08") + PLUM)[-2:] == OK
-    ok(sam, apdu(0x14, CARD_SERIAL + PLUM))
     challenge = ok(sam, apdu(0x84, le=8))
-    opened = card.transmit(bytes([0x00, 0x8A, 0, 0, 9, KeyRole.DEBIT.kif]) + challenge + b"\x00")
-    ok(sam, apdu(0x8A, opened[:-2]))
-    for command in (bytes.fromhex("00E2004003") + b"EVT", bytes.fromhex("003001C803000000")):
+    # Extended mode: P1 = key index 3 (debit), P2 = 02, data = 00 || challenge (8).
+    opened = card.transmit(bytes([0x00, 0x8A, KeyRole.DEBIT.key_index, 0x02, 9, 0]) + challenge)
+    assert opened[-2:] == OK
+    ok(sam, apdu(0x14, CARD_SERIAL))
+    ok(sam, apdu(0x8A, opened[9:11] + opened[:-2], p1=0x02, p2=0xFF))
+    for command, digested in (
+        (bytes.fromhex("00E2004003") + b"EVT", bytes.fromhex("00E2004003") + b"EVT"),
+        (bytes.fromhex("003001C80300000100"), bytes.fromhex("003001C803000001")),  # no Le
+    ):
         response = card.transmit(command)
-        ok(sam, apdu(0x8C, command))
+        ok(sam, apdu(0x8C, digested))
         ok(sam, apdu(0x8C, response))
     signature = ok(sam, apdu(0x8E, le=8))
     outputs.append(signature)
-    closed = card.transmit(b"\x00\x8e\x80\x00\x08" + signature + b"\x08")
+    closed = card.transmit(b"\x00\x8e\x80\x00\x08" + signature + b"\x00")
     assert closed[-2:] == OK
     ok(sam, apdu(0x82, closed[:8]))
     outputs.append(closed[:8])
@@ -74,11 +79,13 @@ def test_token_sam_and_key_file_sam_give_identical_results(
         (bytes.fromhex("0084000008"), 0x6E00),
         (bytes.fromhex("80FF000000"), 0x6D00),
         (bytes.fromhex("8084"), 0x6700),
-        (bytes.fromhex("8084000004"), 0x6C08),
+        (bytes.fromhex("8084000006"), 0x6700),  # Le is 04 or 08
+        (bytes.fromhex("8084000000"), 0x6700),
         (bytes.fromhex("8084010008"), 0x6B00),
-        (apdu(0x14, CARD_SERIAL + b"UNKNOWN"), 0x6A88),
-        (apdu(0x14, CARD_SERIAL), 0x6700),
-        (apdu(0x8A, bytes(15)), 0x6985),  # no diversifier, no challenge
+        (apdu(0x14, CARD_SERIAL + b"UNKNOWN"), 0x6700),  # a diversifier is 4 or 8 bytes
+        (apdu(0x14, CARD_SERIAL[:6]), 0x6700),
+        (apdu(0x8A, bytes(15), p2=0xFF), 0x6985),  # no diversifier, no challenge
+        (apdu(0x8A, bytes(15)), 0x6B00),  # P2 is FF
         (apdu(0x8C, b"\x00"), 0x6985),  # no digest
         (apdu(0x8E, le=8), 0x6985),
         (apdu(0x82, bytes(8)), 0x6985),
@@ -93,25 +100,52 @@ def test_refusals(sam: EmulatedSAM, command: bytes, status: int) -> None:
     assert sam.transmit(command) == status.to_bytes(2, "big")
 
 
+def _regular_open(kif: int, kvc: int, record: bytes = b"") -> bytes:
+    """A regular-mode open answer: counter (3) || random (1) || ratified || KIF || KVC || record."""
+    return b"\xff\xff\xff\x07\x00" + bytes([kif, kvc, len(record)]) + record
+
+
 def test_digest_needs_a_known_key(sam: EmulatedSAM) -> None:
-    ok(sam, apdu(0x14, CARD_SERIAL + PLUM))
-    ok(sam, apdu(0x84, le=8))
-    open_response = bytes(8) + b"\xff\xff\xff\x00" + bytes([KeyRole.DEBIT.kif, 7, 0])  # KVC 7
-    assert sam.transmit(apdu(0x8A, open_response)) == b"\x6a\x88"
-    ok(sam, apdu(0x84, le=8))
-    assert sam.transmit(apdu(0x8A, open_response + b"\x00")) == b"\x6a\x80"  # length mismatch
+    debit = KeyRole.DEBIT.kif
+    ok(sam, apdu(0x84, le=4))
+    ok(sam, apdu(0x14, CARD_SERIAL))
+    init = bytes([debit, 7]) + _regular_open(debit, 7)  # KVC 7: no such key
+    assert sam.transmit(apdu(0x8A, init, p2=0xFF)) == b"\x6a\x83"
+    ok(sam, apdu(0x84, le=4))
+    init = bytes([debit, 1]) + _regular_open(debit, 1) + b"\x00"
+    assert sam.transmit(apdu(0x8A, init, p2=0xFF)) == b"\x6a\x80"  # length mismatch
+    extended_answer = b"\xff\xff\xff" + bytes(5) + bytes([0, debit, 1, 0])
+    init = bytes([debit, 1]) + extended_answer
+    assert sam.transmit(apdu(0x8A, init, p1=0x02, p2=0xFF)) == b"\x69\x85"  # 4-byte challenge
+    init = bytes([debit, 2]) + _regular_open(debit, 1)
+    assert sam.transmit(apdu(0x8A, init, p2=0xFF)) == b"\x6a\x80"  # KVC differs from the answer
 
 
-def test_card_signature_is_checked_once(sam: EmulatedSAM) -> None:
-    ok(sam, apdu(0x14, CARD_SERIAL + PLUM))
-    ok(sam, apdu(0x84, le=8))
-    ok(sam, apdu(0x8A, bytes(8) + b"\xff\xff\xff\x00" + bytes([KeyRole.DEBIT.kif, 1, 0])))
-    assert sam.transmit(apdu(0x82, bytes(8))) == b"\x69\x85"  # digest not closed yet
+@pytest.mark.parametrize("extended", [False, True])
+def test_card_signature_is_checked_once(sam: EmulatedSAM, extended: bool) -> None:
+    size = 8 if extended else 4
+    debit = KeyRole.DEBIT.kif
+    ok(sam, apdu(0x84, le=size))
+    ok(sam, apdu(0x14, CARD_SERIAL))
+    answer = b"\xff\xff\xff" + bytes(5 if extended else 1) + bytes([0, debit, 1, 0])
+    ok(sam, apdu(0x8A, bytes([debit, 1]) + answer, p1=0x02 if extended else 0, p2=0xFF))
+    assert sam.transmit(apdu(0x82, bytes(size))) == b"\x69\x85"  # digest not closed yet
     ok(sam, apdu(0x8C, b"\x00\xb2\x01\x3c\x00"))
-    ok(sam, apdu(0x8E, le=8))
+    assert sam.transmit(apdu(0x8E, le=12 - size)) == b"\x67\x00"  # the other mode's length
+    ok(sam, apdu(0x8E, le=size))
     assert sam.transmit(apdu(0x8C, b"late")) == b"\x69\x85"
-    assert sam.transmit(apdu(0x82, bytes(8))) == b"\x69\x88"
-    assert sam.transmit(apdu(0x82, bytes(8))) == b"\x69\x85"  # no second try
+    assert sam.transmit(apdu(0x82, bytes(12 - size))) == b"\x67\x00"
+    assert sam.transmit(apdu(0x82, bytes(size))) == b"\x69\x88"
+    assert sam.transmit(apdu(0x82, bytes(size))) == b"\x69\x85"  # no second try
+
+
+def test_atr_is_a_calypso_sam_atr(sam: EmulatedSAM) -> None:
+    atr = sam.power_on()
+    # 3B 3F 96 00 || 80 5A || platform, type, subtype C1, issuer, version, revision || serial ||
+    # 82 90 00 (Keyple's legacy SAM ATR pattern 3B(.{6}|.{10})805A(.{20})829000).
+    assert atr[:6] == bytes.fromhex("3B3F9600805A")
+    assert atr[8] == 0xC1
+    assert atr[12:16] == SAM_SERIAL and atr[16:] == bytes.fromhex("829000")
 
 
 def test_traceable_signatures(sam: EmulatedSAM) -> None:
@@ -149,7 +183,7 @@ def test_signature_counter_survives_a_restart(tmp_path: Path) -> None:
 def test_fuzz_never_raises(commands: list[bytes]) -> None:
     sam = EmulatedSAM(key_file_store(), SAM_SERIAL)
     sam.power_on()
-    for command in [apdu(0x14, CARD_SERIAL + PLUM), apdu(0x84, le=8), *commands]:
+    for command in [apdu(0x84, le=8), apdu(0x14, CARD_SERIAL), *commands]:
         response = sam.transmit(command)
         assert len(response) >= 2 and response[-2:] != b"\x6f\x00"
 
@@ -174,7 +208,7 @@ def test_fuzz_structured_commands(
 ) -> None:
     sam = EmulatedSAM(key_file_store(), SAM_SERIAL)
     sam.power_on()
-    ok(sam, apdu(0x14, CARD_SERIAL + PLUM))
+    ok(sam, apdu(0x14, CARD_SERIAL))
     for cla, ins, (p1, p2), data, le in commands:
         command = bytes([cla, ins, p1, p2])
         command += (bytes([len(data)]) + data if data else b"") + (

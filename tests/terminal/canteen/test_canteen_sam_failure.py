@@ -47,16 +47,16 @@ _S = SAMCommand
 SAM_MEAL: tuple[tuple[str, SAMCommand], ...] = (
     # Cursus session (aid debit + meal log); its modifications are anticipated: the card gets
     # them after Digest Close.
-    ("cursus", _S.SELECT_DIVERSIFIER),
-    ("cursus", _S.GET_CHALLENGE),
+    ("cursus", _S.GET_CHALLENGE),  # before the card's Open Secure Session
+    ("cursus", _S.SELECT_DIVERSIFIER),  # after it, right before Digest Init
     ("cursus", _S.DIGEST_INIT),
     ("cursus", _S.DIGEST_UPDATE_MULTIPLE),
     ("cursus", _S.DIGEST_CLOSE),
     ("cursus", _S.PSO_COMPUTE_SIGNATURE),  # after the journal's begin, before the card's close
     ("cursus", _S.DIGEST_AUTHENTICATE),  # after the card answered its close: it committed
     # Wallet session (SV Debit of the rest).
-    ("wallet", _S.SELECT_DIVERSIFIER),
     ("wallet", _S.GET_CHALLENGE),
+    ("wallet", _S.SELECT_DIVERSIFIER),
     ("wallet", _S.DIGEST_INIT),
     ("wallet", _S.DIGEST_UPDATE_MULTIPLE),
     ("wallet", _S.SV_PREPARE_DEBIT),
@@ -72,6 +72,7 @@ _WIRE: dict[tuple[int, int], SAMCommand] = {
     (0x14, 0x00): _S.SELECT_DIVERSIFIER,
     (0x84, 0x00): _S.GET_CHALLENGE,
     (0x8A, 0x00): _S.DIGEST_INIT,
+    (0x8A, 0x02): _S.DIGEST_INIT,  # Rev 3.2 extended session
     (0x8C, 0x00): _S.DIGEST_UPDATE,
     (0x8C, 0x80): _S.DIGEST_UPDATE_MULTIPLE,
     (0x8E, 0x00): _S.DIGEST_CLOSE,
@@ -104,8 +105,8 @@ class RecordingSAM:
 def test_the_split_meal_sam_apdu_count_is_what_the_sam_tests_cover(tmp_path: Path) -> None:
     assert reference_meal(tmp_path).sam_apdus == SAM_APDU_COUNT
     assert len(SAM_MEAL) == SAM_APDU_COUNT
-    # The order, on the wire, and which session each APDU belongs to (the second Select
-    # Diversifier opens the wallet session).
+    # The order, on the wire, and which session each APDU belongs to (the second Get
+    # Challenge opens the wallet session).
     rig = TillRig(tmp_path, split_meal_card(tmp_path / "card.json"))
     recorder = RecordingSAM(rig.sam)
     rig.sam_reader.insert(recorder)
@@ -114,7 +115,7 @@ def test_the_split_meal_sam_apdu_count_is_what_the_sam_tests_cover(tmp_path: Pat
     rig.close()
     assert result.reason is MealReason.SERVED
     assert recorder.commands == [command for _, command in SAM_MEAL]
-    wallet_from = recorder.commands.index(_S.SELECT_DIVERSIFIER, 1)
+    wallet_from = recorder.commands.index(_S.GET_CHALLENGE, 1)
     assert [app for app, _ in SAM_MEAL] == ["cursus"] * wallet_from + ["wallet"] * (
         SAM_APDU_COUNT - wallet_from
     )

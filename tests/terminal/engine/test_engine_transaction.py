@@ -10,6 +10,7 @@ from enginekit import SERIAL, Rig, make_card
 
 from card_schema.crypto import KeyRole
 from terminal.engine import (
+    REGIONAL_CARD_ATR,
     APDUCounter,
     CardCommand,
     CardError,
@@ -56,8 +57,8 @@ def test_selection_reads_piggy_backed_and_serial_from_fci(rig: Rig) -> None:
 
 def test_selection_atr_filter(rig: Rig) -> None:
     with pytest.raises(SelectionError):
-        select_card(rig.reader, CardSelection("plum", atr_pattern="3B8F.*"))
-    card = select_card(rig.reader, CardSelection("plum", atr_pattern=r"3B8C8001.*"))
+        select_card(rig.reader, CardSelection("plum", atr_pattern="3B8C.*"))
+    card = select_card(rig.reader, CardSelection("plum", atr_pattern=REGIONAL_CARD_ATR))
     assert card.current == "plum"
 
 
@@ -82,8 +83,8 @@ def test_session_anticipated_close_commits_and_updates_image(rig: Rig) -> None:
     # Multiple for the 4 elements (2 commands, 2 anticipated answers)
     assert counter.card == 8
     assert counter.sam_commands == [
-        "Select Diversifier",
-        "Get Challenge",
+        "Get Challenge",  # before Open Secure Session (Le 04 or 08 by mode)
+        "Select Diversifier",  # the card serial alone, right before Digest Init
         "Digest Init",
         "Digest Update Multiple",
         "Digest Close",

@@ -25,7 +25,7 @@ def test_carnet_tap_writes_event_decreases_counter_and_journals(gate_rig: GateRi
     assert record.intent.written_event == gate_rig.events()[0]
     # PLUM select + 4 reads, open, decrease, append, close, ratification (no other application)
     assert result.card_apdus == 10
-    # Select Diversifier, Get Challenge, Digest Init, Digest Update Multiple (4 elements),
+    # Get Challenge, Select Diversifier, Digest Init, Digest Update Multiple (4 elements),
     # Digest Close, PSO Compute Signature, Digest Authenticate
     assert result.sam_apdus == 7
     assert "Bon voyage" in gate_rig.display.getvalue()
