@@ -115,8 +115,11 @@ SV_GET_RELOAD, SV_GET_DEBIT = 0x07, 0x09  # SV Get P2 (Calypso): which log comes
 SV_BODY_SIZE = 11  # amount (3) || date (2) || time (2) || location (4)
 SV_LOG_FORMAT = "date(2) time(2) amount(3,signed) balance(3,signed) tnum(2) location(4) kvc(1)"
 
-# The ICC file under the MF: the card serial, readable by anyone (traceability).
+# Files under the MF, readable by anyone: the ICC file (the card serial, traceability) and the
+# ID file (the card number field readers show). Legacy field readers select them by file
+# identifier whatever DF is current.
 ICC_SFI = 0x02
+ID_LID, ID_SFI = 0x0003, 0x03
 
 Reply = tuple[bytes, SW]
 FaultHook = Callable[[int], None]
@@ -193,6 +196,8 @@ class EmulatedCard:
         self._random = random
         self.fault_hook = fault_hook
         self._icc_file = FileLayout("icc", layout.icc_lid, ICC_SFI, FileType.LINEAR, 1, "icc")
+        self._id_file = FileLayout("id", ID_LID, ID_SFI, FileType.LINEAR, 1, "id")
+        self._mf_files = {f.lid: f for f in (self._icc_file, self._id_file)}
         self._handlers: dict[int, Callable[[CommandAPDU], Reply]] = {
             INS_SELECT: self._select,
             INS_GET_DATA: self._get_data,
@@ -374,23 +379,38 @@ class EmulatedCard:
         )
         return _tlv(b"\x6f", _tlv(b"\x84", self._df_name) + _tlv(b"\xa5", discretionary))
 
-    def _file_info(self, f: FileLayout | None) -> bytes:
-        """Calypso rev 1 style proprietary information (tag 85, 23 bytes) of a selected file."""
+    def _file_info(self, f: FileLayout | None, lid: int) -> bytes:
+        """Calypso proprietary information (tag ``85``, 23 bytes) of a selected file.
+
+        SFI (0), file type (1: ``01`` MF, ``02`` DF, ``04`` EF), EF type (2), record size (3),
+        number of records (4), access conditions (5..8: ``10`` in session, ``1F`` never, one
+        per operation), key indexes (9..12), DF status (13), KVCs (14..16), KIFs (17..19),
+        the file's own LID (21..22).
+        """
+        info = bytearray(23)
         if f is None:  # a DF or the MF
-            body = bytes([0x00, 0x02 if self._app else 0x01, 0x00, 0x00, 0x00])
+            info[1] = 0x02 if self._app else 0x01
+            if self._app is not None:
+                keys = self._view().applications[self._app.name].keys
+                for i, role in enumerate(KeyRole):
+                    key = keys.get(role)
+                    info[14 + i] = key.kvc if key is not None else 0
+                    info[17 + i] = self._app.kif(role)
         else:
-            subtype = {
+            info[0], info[1] = f.sfi, 0x04
+            info[2] = {
                 FileType.LINEAR: 0x02,
                 FileType.CYCLIC: 0x04,
                 FileType.COUNTERS: 0x09,
-                FileType.SV_LOG: 0x02,
+                FileType.SV_LOG: 0x04,
             }[f.type]
-            roles = [f.access.get(op) for op in Operation]
-            access = bytes(
-                0x1F if r is None else {"issuer": 1, "load": 2, "debit": 3}[r.value] for r in roles
-            )
-            body = bytes([f.sfi, 0x04, subtype, f.record_size, f.record_count]) + access
-        return _tlv(b"\x85", body.ljust(23, b"\x00"))
+            info[3], info[4] = f.record_size, f.record_count
+            for i, op in enumerate(Operation):
+                role = f.access.get(op)
+                info[5 + i] = 0x1F if role is None else 0x10
+                info[9 + i] = 0 if role is None else role.key_index
+        info[21:23] = lid.to_bytes(2, "big")
+        return _tlv(b"\x85", bytes(info))
 
     def _select(self, cmd: CommandAPDU) -> Reply:
         if cmd.p2 not in (0x00, 0x0C):
@@ -421,7 +441,10 @@ class EmulatedCard:
     def _select_fid(self, fid: int, p2: int) -> Reply:
         if fid == self._layout.mf_lid:
             self._enter_mf()
-            return _ok(self._file_info(None) if p2 == 0x00 else b"")
+            return _ok(self._file_info(None, fid) if p2 == 0x00 else b"")
+        if fid in self._mf_files:  # ICC and ID files: from the MF or from any application
+            self._ef = self._mf_files[fid]
+            return _ok(self._file_info(self._ef, fid) if p2 == 0x00 else b"")
         if self._app is not None:
             try:
                 ef = self._app.file_by_lid(fid)
@@ -429,10 +452,7 @@ class EmulatedCard:
                 pass
             else:
                 self._ef = ef
-                return _ok(self._file_info(ef) if p2 == 0x00 else b"")
-        elif fid == self._layout.icc_lid:
-            self._ef = self._icc_file
-            return _ok(self._file_info(self._icc_file) if p2 == 0x00 else b"")
+                return _ok(self._file_info(ef, fid) if p2 == 0x00 else b"")
         try:
             app = self._layout.application_by_lid(fid)
         except SchemaError:
@@ -464,9 +484,10 @@ class EmulatedCard:
                 raise CommandRefused(SW.NO_CURRENT_EF)
             return self._ef
         if self._app is None:
-            if sfi == ICC_SFI:
-                self._ef = self._icc_file
-                return self._icc_file
+            for f in self._mf_files.values():
+                if f.sfi == sfi:
+                    self._ef = f
+                    return f
             raise CommandRefused(SW.FILE_NOT_FOUND, "no application selected")
         try:
             self._ef = self._app.file_by_sfi(sfi)
@@ -475,7 +496,7 @@ class EmulatedCard:
         return self._ef
 
     def _records(self, f: FileLayout) -> list[bytes]:
-        if f is self._icc_file:
+        if f is self._icc_file or f is self._id_file:
             return [self._view().serial.ljust(RECORD_SIZE, b"\x00")]
         assert self._app is not None
         return self._view().applications[self._app.name].records[f.name]
@@ -490,7 +511,14 @@ class EmulatedCard:
         if cmd.p1 > len(records):
             raise CommandRefused(SW.RECORD_NOT_FOUND)
         if mode == READ_ONE:
-            return _ok(records[cmd.p1 - 1])
+            record = records[cmd.p1 - 1]
+            if f.type is FileType.COUNTERS and cmd.le:
+                # Read Counter: the reference asks Le = 3 * n for the first n counters and the
+                # card answers exactly those 3 * n bytes (Le beyond the record: 6Cxx).
+                if cmd.le > len(record):
+                    raise CommandRefused(SW.WRONG_LE, sw2=len(record))
+                return _ok(record[: cmd.le])
+            return _ok(record)
         out = b""
         for number in range(cmd.p1, len(records) + 1):
             item = bytes([number, f.record_size]) + records[number - 1]
@@ -507,7 +535,7 @@ class EmulatedCard:
         if session is None:
             raise CommandRefused(SW.SECURITY_NOT_SATISFIED, "modification outside a secure session")
         f = self._resolve_file(cmd.p2 >> 3)
-        if f is self._icc_file or operation not in f.access:
+        if f.lid in self._mf_files or operation not in f.access:
             raise CommandRefused(SW.CONDITIONS_NOT_SATISFIED, f"{operation.value} never allowed")
         if session.working.applications[session.application.name].invalidated:
             raise CommandRefused(SW.CONDITIONS_NOT_SATISFIED, "application invalidated")
