@@ -406,9 +406,9 @@ class EmulatedCard:
             }[f.type]
             info[3], info[4] = f.record_size, f.record_count
             for i, op in enumerate(Operation):
-                role = f.access.get(op)
-                info[5 + i] = 0x1F if role is None else 0x10
-                info[9 + i] = 0 if role is None else role.key_index
+                needed = f.access.get(op)
+                info[5 + i] = 0x1F if needed is None else 0x10
+                info[9 + i] = 0 if needed is None else needed.key_index
         info[21:23] = lid.to_bytes(2, "big")
         return _tlv(b"\x85", bytes(info))
 
