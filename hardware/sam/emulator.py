@@ -81,6 +81,9 @@ INS_SV_PREPARE_DEBIT = 0x54
 INS_SV_PREPARE_UNDEBIT = 0x5C
 INS_SV_CHECK = 0x58
 INS_PSO_SIGNATURE = 0x2A
+TRACE_KIF = 0x2E  # KIF of the traceable-signature key (its KVC is the key's version)
+PSO_TRACE_SIZE = 7  # SAM serial (4) || signature counter (3), written into the message
+PSO_MESSAGE_MAX = 206  # the reference's limit of a message in SAM traceability mode
 INS_GET_DATA = 0xCA
 INS_LOAD_CARD_KEY = 0xD8
 
@@ -414,23 +417,49 @@ class EmulatedSAM:
         return b""
 
     def _pso_signature(self, cmd: CommandAPDU) -> bytes:
+        """PSO Compute Signature ``80 2A 9E 9A`` in SAM traceability mode.
+
+        Data: ``FF`` || KIF || KVC of the signing key || operating mode || traceability offset
+        (2, in bits) || message (the reference's frame). The operating mode's high nibble is
+        ``6`` (full SAM serial inserted; ``E`` in busy mode), the low one the signature size
+        (8). The SAM writes its serial (4) and signature counter (3) into the message at the
+        offset (over 7 bytes the terminal leaves for them) and answers the message so
+        completed || the signature. The signature itself is ours
+        (:func:`card_schema.traceability.traceable_signature` over the message without those
+        7 bytes), so the backend verifies it with serial and counter as before.
+        """
         if (cmd.p1, cmd.p2) != (0x9E, 0x9A):
             raise CommandRefused(SW.WRONG_P1P2)
-        record = cmd.require_data(1, 255)
+        data = cmd.require_data(6 + PSO_TRACE_SIZE, 255)
+        if data[0] != 0xFF:
+            raise CommandRefused(SW.WRONG_DATA, "PSO Compute Signature data starts with FF")
+        if (data[1], data[2]) != (TRACE_KIF, TRACE_KEY.version):
+            raise CommandRefused(SW.RECORD_NOT_FOUND, "no such signing key")
+        mode, size = data[3] >> 4, data[3] & 0x0F
+        offset_bits = int.from_bytes(data[4:6], "big")
+        message = data[6:]
+        if (
+            mode & 0x07 != 0x06  # full-serial traceability mode only
+            or size != SIGNATURE_SIZE
+            or offset_bits % 8
+            or offset_bits // 8 + PSO_TRACE_SIZE > len(message)
+            or len(message) > PSO_MESSAGE_MAX
+        ):
+            raise CommandRefused(SW.WRONG_DATA, "operating mode, size or offset not supported")
+        offset = offset_bits // 8
+        record = message[:offset] + message[offset + PSO_TRACE_SIZE :]
         if self._counter > SAM_COUNTER_MAX:
-            raise CommandRefused(SW.CONDITIONS_NOT_SATISFIED, "signature counter exhausted")
+            raise CommandRefused(SW.TRANSACTION_COUNTER_EXHAUSTED, "signature counter exhausted")
         try:
             key = self._keys.diversify(TRACE_KEY, trace_diversification_input(self.serial))
         except KeyStoreError:
-            raise CommandRefused(SW.REFERENCED_DATA_NOT_FOUND, "no traceability key") from None
+            raise CommandRefused(SW.RECORD_NOT_FOUND, "no traceability key") from None
         counter = self._counter
         self._counter += 1
         self._save_counter()  # before answering: a signature is never issued twice with one number
-        return (
-            self.serial
-            + counter.to_bytes(3, "big")
-            + traceable_signature(key, self.serial, counter, record)
-        )
+        trace = self.serial + counter.to_bytes(3, "big")
+        signed = message[:offset] + trace + message[offset + PSO_TRACE_SIZE :]
+        return signed + traceable_signature(key, self.serial, counter, record)
 
     def _get_data(self, cmd: CommandAPDU) -> bytes:
         cmd.require_no_data()

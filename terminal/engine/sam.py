@@ -15,9 +15,12 @@ Frames (builders are the methods of :class:`SAMResource`, in this order in a ses
   :meth:`~SAMResource.digest_update_multiple`: ``80 8C 80 00`` Lc (length || element)+.
 - :meth:`~SAMResource.digest_close`: ``80 8E 00 00 04|08``.
 - :meth:`~SAMResource.digest_authenticate`: ``80 82 00 00 04|08`` card signature.
-- :meth:`~SAMResource.sv_prepare`, :meth:`~SAMResource.sv_check`,
-  :meth:`~SAMResource.compute_signature` (PSO Compute Signature ``80 2A 9E 9A``),
-  :meth:`~SAMResource.get_data`, :meth:`~SAMResource.load_card_key`.
+- :meth:`~SAMResource.sv_prepare`, :meth:`~SAMResource.sv_check` (our frames still: see
+  docs/calypso-conformance.md).
+- :meth:`~SAMResource.compute_signature`: PSO Compute Signature ``80 2A 9E 9A`` Lc ``FF`` ||
+  KIF || KVC || ``68`` || offset (2) || record || 7 bytes for serial and counter;
+  :func:`parse_pso_signature` splits the answer.
+- :meth:`~SAMResource.get_data`, :meth:`~SAMResource.load_card_key`.
 
 The SAM's product (and so the session mode it can run and its digest buffer) comes from its ATR:
 :attr:`SAMResource.info` (:func:`card_schema.calypso.parse_sam_atr`).
@@ -75,6 +78,26 @@ class TraceableSignature:
         if len(raw) != 15:
             raise ValueError("a traceable signature is 15 bytes")
         return cls(raw[:4], int.from_bytes(raw[4:7], "big"), raw[7:])
+
+
+TRACE_KIF, TRACE_KVC = 0x2E, 0x01  # the SAM's traceable-signature key
+PSO_MODE_TRACEABILITY_FULL = 0x68  # high nibble 6: full SAM serial inserted; low: 8-byte signature
+PSO_TRACE_SIZE = 7  # SAM serial (4) || counter (3), inserted by the SAM
+PSO_RECORD_MAX = 206 - PSO_TRACE_SIZE  # the reference's 206-byte message in traceability mode
+
+
+def parse_pso_signature(raw: bytes, record: bytes) -> TraceableSignature:
+    """Split a PSO Compute Signature answer (``record || serial || counter || signature``).
+
+    Raises:
+        EngineError: wrong length, or the SAM did not sign ``record``.
+    """
+    if len(raw) != len(record) + PSO_TRACE_SIZE + SIGNATURE_SIZE or raw[: len(record)] != record:
+        raise EngineError("PSO Compute Signature answer does not match the record")
+    trace = raw[len(record) : len(record) + PSO_TRACE_SIZE]
+    return TraceableSignature(
+        trace[:4], int.from_bytes(trace[4:], "big"), raw[len(record) + PSO_TRACE_SIZE :]
+    )
 
 
 def _apdu(ins: int, data: bytes = b"", le: int | None = None, p1: int = 0, p2: int = 0) -> bytes:
@@ -277,17 +300,27 @@ class SAMResource:
 
     # -- traceability ---------------------------------------------------------------------------
     def compute_signature(self, record: bytes) -> TraceableSignature:
-        """Traceable signature over ``record`` (1..255 bytes), PSO Compute Signature.
+        """Traceable signature over ``record``: PSO Compute Signature in SAM traceability mode.
+
+        Frame: ``80 2A 9E 9A`` Lc ``FF`` || KIF || KVC || mode ``68`` (full SAM serial
+        inserted, 8-byte signature) || offset in bits (2) || ``record`` || 7 bytes the SAM
+        fills with its serial (4) and signature counter (3). Answer: the completed message ||
+        signature (8).
 
         Raises:
-            ValueError: ``record`` is empty or longer than 255 bytes.
+            ValueError: ``record`` is empty or longer than :data:`PSO_RECORD_MAX` bytes.
+            EngineError: the answer does not echo the record.
         """
-        if not 1 <= len(record) <= 255:
-            raise ValueError("a signed record is 1 to 255 bytes")
-        raw = self._send(
-            SAMCommand.PSO_COMPUTE_SIGNATURE, _apdu(0x2A, record, le=0, p1=0x9E, p2=0x9A)
+        if not 1 <= len(record) <= PSO_RECORD_MAX:
+            raise ValueError(f"a signed record is 1 to {PSO_RECORD_MAX} bytes")
+        data = (
+            bytes([0xFF, TRACE_KIF, TRACE_KVC, PSO_MODE_TRACEABILITY_FULL])
+            + (len(record) * 8).to_bytes(2, "big")
+            + record
+            + bytes(PSO_TRACE_SIZE)
         )
-        return TraceableSignature.from_bytes(raw)
+        raw = self._send(SAMCommand.PSO_COMPUTE_SIGNATURE, _apdu(0x2A, data, p1=0x9E, p2=0x9A))
+        return parse_pso_signature(raw, record)
 
     def get_data(self) -> tuple[bytes, int]:
         """SAM serial (4) and the next signature counter value."""

@@ -19,6 +19,20 @@ from hardware.sam.emulator import EmulatedSAM
 from hardware.sam.keystore import MasterKeyStore, PKCS11KeyStore
 
 
+def pso(record: bytes, *, mode: int = 0x68, kif: int = 0x2E, offset: int | None = None) -> bytes:
+    """PSO Compute Signature: FF || KIF || KVC || mode || offset in bits (2) || message, the
+    message being ``record`` then 7 bytes the SAM fills with its serial and counter."""
+    bits = len(record) * 8 if offset is None else offset
+    data = bytes([0xFF, kif, 0x01, mode]) + bits.to_bytes(2, "big") + record + bytes(7)
+    return apdu(0x2A, data, p1=0x9E, p2=0x9A)
+
+
+def traceable(answer: bytes, record: bytes) -> bytes:
+    """serial (4) || counter (3) || signature (8) from the answer: message || signature."""
+    assert answer[: len(record)] == record
+    return answer[len(record) :]
+
+
 @pytest.fixture
 def sam() -> EmulatedSAM:
     sam = EmulatedSAM(key_file_store(), SAM_SERIAL, random=counting_random())
@@ -56,7 +70,7 @@ def run_session(keys: MasterKeyStore, tmp_path: Path) -> list[bytes]:
     assert closed[-2:] == OK
     ok(sam, apdu(0x82, closed[:8]))
     outputs.append(closed[:8])
-    outputs.append(ok(sam, apdu(0x2A, b"a transaction record", p1=0x9E, p2=0x9A)))
+    outputs.append(ok(sam, pso(b"a transaction record")))
     return outputs
 
 
@@ -93,6 +107,12 @@ def test_token_sam_and_key_file_sam_give_identical_results(
         (apdu(0x58, bytes(8)), 0x6985),
         (apdu(0x2A, b"x", p1=0x9E, p2=0x9B), 0x6B00),
         (apdu(0x2A, p1=0x9E, p2=0x9A), 0x6700),
+        (pso(b"x", mode=0x08), 0x6A80),  # normal mode: the emulated SAM signs traceably only
+        (pso(b"x", mode=0x64), 0x6A80),  # 4-byte signature
+        (pso(b"x", offset=3), 0x6A80),  # offset not on a byte
+        (pso(b"x", offset=16), 0x6A80),  # serial and counter would run past the message
+        (pso(b"x", kif=0x21), 0x6A83),  # not the signing key
+        (pso(bytes(200)), 0x6A80),  # 207 bytes: more than the 206 of a traceable message
         (apdu(0xCA, p1=0x9F, p2=0x7F), 0x6A88),
     ],
 )
@@ -150,8 +170,8 @@ def test_atr_is_a_calypso_sam_atr(sam: EmulatedSAM) -> None:
 
 def test_traceable_signatures(sam: EmulatedSAM) -> None:
     record = b"2026-11-27 gate 12 card 12345678"
-    first = ok(sam, apdu(0x2A, record, p1=0x9E, p2=0x9A))
-    second = ok(sam, apdu(0x2A, record, p1=0x9E, p2=0x9A))
+    first = traceable(ok(sam, pso(record)), record)
+    second = traceable(ok(sam, pso(record)), record)
     assert first[:4] == second[:4] == SAM_SERIAL
     assert (first[4:7], second[4:7]) == (b"\x00\x00\x00", b"\x00\x00\x01")
     assert ok(sam, apdu(0xCA, p1=0x00, p2=0xC0)) == SAM_SERIAL + b"\x00\x00\x02"
@@ -173,9 +193,9 @@ def test_signature_counter_survives_a_restart(tmp_path: Path) -> None:
     counter_file = tmp_path / "sam-counter.json"
     sam = EmulatedSAM(key_file_store(), SAM_SERIAL, counter_file=counter_file)
     for _ in range(3):
-        ok(sam, apdu(0x2A, b"r", p1=0x9E, p2=0x9A))
+        ok(sam, pso(b"r"))
     again = EmulatedSAM(key_file_store(), SAM_SERIAL, counter_file=counter_file)
-    assert ok(again, apdu(0x2A, b"r", p1=0x9E, p2=0x9A))[4:7] == b"\x00\x00\x03"
+    assert ok(again, pso(b"r"))[5:8] == b"\x00\x00\x03"
 
 
 @settings(max_examples=300, deadline=None)
