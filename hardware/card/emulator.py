@@ -191,6 +191,7 @@ class EmulatedCard:
         rev32_mode: bool = True,
     ) -> None:
         self.rev32_mode = rev32_mode
+        self.last_session_mode: SessionMode | None = None  # of the last session opened
         self._store = store
         self._layout = layout
         self._random = random
@@ -665,6 +666,7 @@ class EmulatedCard:
         working = image.copy()
         working.transaction_counter -= 1  # Calypso counts down, one step per session
         digest = SessionDigest(session_key(key.key, sam_challenge, card_challenge), response)
+        self.last_session_mode = mode
         self._session = SecureSession(
             app,
             role,
