@@ -228,11 +228,19 @@ class SAMResource:
         )
 
     def digest_elements(self, elements: Sequence[bytes]) -> None:
-        """Digest ``elements`` in order, in as few SAM APDUs as fit the 255-byte limit.
+        """Digest ``elements`` in order, in as few SAM APDUs as the SAM's digest buffer allows.
 
-        Consecutive elements are packed into Digest Update Multiple APDUs; an element alone in
-        its APDU (or too long for a length prefix: 255 bytes) goes in a plain Digest Update.
+        As the reference does: a SAM C1 or S1E1 (by its ATR) takes consecutive elements packed
+        into Digest Update Multiple APDUs of up to its digest buffer (255 or 240 bytes); an
+        element alone in its APDU, or too long for the buffer, goes in a plain Digest Update.
+        Other SAMs (S1Dx) take one Digest Update per element.
         """
+        info = self.info
+        if info is not None and info.application_subtype not in (0xC1, 0xE1):
+            for element in elements:
+                self.digest_update(element)
+            return
+        limit = APDU_DATA_MAX if info is None else min(info.digest_buffer, APDU_DATA_MAX)
         batch: list[bytes] = []
         size = 0
 
@@ -246,11 +254,11 @@ class SAMResource:
             size = 0
 
         for element in elements:
-            if len(element) >= APDU_DATA_MAX:
+            if len(element) >= limit:
                 flush()
                 self.digest_update(element)
                 continue
-            if size + 1 + len(element) > APDU_DATA_MAX:
+            if size + 1 + len(element) > limit:
                 flush()
             batch.append(element)
             size += 1 + len(element)
