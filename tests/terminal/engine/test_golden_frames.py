@@ -821,3 +821,62 @@ def test_emulated_sam_refuses_with_the_reference_status_word(
     _, sam = chips
     assert sw in golden("sam_session.json", name)["status_words"]["words"]
     assert xfer(sam, apdu) == (b"", unhex(sw))
+
+
+# -- 6. Keyple's whole exchanges (transcripts.json), SAM side --------------------------------------
+
+
+class ScriptedChip:
+    """A chip that expects the SAM APDUs of a golden transcript in order and answers each one
+    the golden response; anything else is answered ``6D00`` and kept for the assertion."""
+
+    def __init__(self, atr: bytes, steps: list[dict[str, str]]) -> None:
+        self.atr = atr
+        self.steps = list(steps)
+        self.received: list[str] = []
+
+    def power_on(self) -> bytes:
+        return self.atr
+
+    def power_off(self) -> None:
+        pass
+
+    def transmit(self, apdu: bytes) -> bytes:
+        self.received.append(apdu.hex().upper())
+        if self.steps and self.steps[0]["apdu"] == self.received[-1]:
+            return unhex(self.steps.pop(0)["response"])
+        return b"\x6d\x00"
+
+
+def transcript(name: str) -> dict[str, Any]:
+    found: dict[str, Any] = next(
+        t for t in document("transcripts.json")["transcripts"] if t["name"] == name
+    )
+    return found
+
+
+def test_engine_replays_keyple_sam_side_of_a_regular_session_with_a_sam_c1() -> None:
+    """Get Challenge, Select Diversifier, Digest Init, one Digest Update Multiple for the read
+    and its answer, Digest Close, Digest Authenticate: Keyple's bytes, in Keyple's order."""
+    script = transcript("regular_session_read_close_digest_update_multiple")
+    sam_steps = [s for s in script["steps"] if s["device"] == "sam"]
+    card = {s["apdu"][:10]: s for s in script["steps"] if s["device"] == "card"}
+    chip = ScriptedChip(unhex(script["sam_atr"]), sam_steps)
+    sam = SAMResource(InProcessReader(chip, name="golden-sam"))
+    mode = sam.session_mode(card_rev32=False)
+    challenge = sam.get_challenge(mode)
+    opened = unhex(card["008A030104"]["response"])[:-2]
+    read_command = unhex(card["00B2013C1D"]["apdu"])
+    read_answer = unhex(card["00B2013C1D"]["response"])
+    sam.select_diversifier(unhex("0000000011223344"))
+    answer = commands.parse_open_secure_session(opened, mode)
+    sam.digest_init(answer.kif, answer.kvc, opened, mode)
+    sam.digest_elements([commands.digest_form(read_command), read_answer])
+    signature = sam.digest_close(mode)
+    close = commands.close_secure_session(signature, ratify_now=True)
+    assert close.hex().upper() == next(
+        s["apdu"] for s in script["steps"] if s["apdu"][:4] == "008E"
+    )
+    sam.digest_authenticate(unhex("9ABCDEF0"))
+    assert challenge == unhex("C1C2C3C4")
+    assert chip.received == [s["apdu"] for s in sam_steps]
