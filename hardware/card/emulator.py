@@ -74,7 +74,6 @@ from hardware.card.image import (
     PowerCut,
 )
 from hardware.card.scheme import (
-    SIGNATURE_SIZE,
     SessionDigest,
     session_key,
     sv_card_signature,
@@ -112,8 +111,7 @@ READ_MULTIPLE = (
     0x05  # Read Record P2 low bits: records P1 to last, each as number || length || data
 )
 SV_GET_RELOAD, SV_GET_DEBIT = 0x07, 0x09  # SV Get P2 (Calypso): which log comes with the balance
-SV_BODY_SIZE = 11  # amount (3) || date (2) || time (2) || location (4)
-SV_LOG_FORMAT = "date(2) time(2) amount(3,signed) balance(3,signed) tnum(2) location(4) kvc(1)"
+SV_LOAD_LOG_SIZE, SV_DEBIT_LOG_SIZE = 22, 19  # Calypso SV logs (zero padded to 29 on the card)
 
 # Files under the MF, readable by anyone: the ICC file (the card serial, traceability) and the
 # ID file (the card number field readers show). Legacy field readers select them by file
@@ -690,12 +688,14 @@ class EmulatedCard:
         size = session.mode.signature_size
         if len(cmd.data) != size:  # e.g. a 4-byte signature closing an extended session
             raise CommandRefused(SW.WRONG_LENGTH)
-        _need_le(cmd, size)
+        # Postponed data first (each: length byte counting itself || data): the SV signatures.
+        postponed = b"".join(bytes([1 + len(p)]) + p for p in session.postponed)
+        _need_le(cmd, len(postponed) + size)
         try:
             session.digest.verify_terminal_signature(cmd.data)
         except VerificationError:
             raise CommandRefused(SW.INCORRECT_SIGNATURE, "session cancelled") from None
-        signature = session.digest.card_signature(size)
+        signature = postponed + session.digest.card_signature(size)
         committed = session.working
         committed.ratified = cmd.p1 == CLOSE_RATIFY_NOW
         self._commit(committed)
@@ -710,20 +710,48 @@ class EmulatedCard:
         return self._app
 
     def _sv_get(self, cmd: CommandAPDU) -> Reply:
+        """SV Get ``00 7C 00|01 07|09`` (Calypso): P1 ``01`` asks the Rev 3.2 layout.
+
+        Regular, P2 ``07``: KVC || SV tnum (2) || previous SV signature (5) || balance (3) ||
+        load log (22) = 33 bytes; P2 ``09``: the same with the debit log (19) = 30 bytes.
+        Extended: 8 bytes || KVC || SV tnum (2) || previous signature (6) || balance (3) || load
+        log (22) || debit log (19) = 61 bytes. KVC: of the load key (07) or debit key (09).
+        """
         cmd.require_no_data()
-        if cmd.p1 != 0 or cmd.p2 not in (SV_GET_RELOAD, SV_GET_DEBIT):
+        if cmd.p1 not in (0x00, 0x01) or cmd.p2 not in (SV_GET_RELOAD, SV_GET_DEBIT):
             raise CommandRefused(SW.WRONG_P1P2)
+        if cmd.p1 == 0x01 and not self.rev32_mode:
+            raise CommandRefused(SW.WRONG_P1P2, "no Rev 3.2 mode")
         app = self._sv_application()
         purse = self._view().applications[app.name]
-        log_file = "sv_load_log" if cmd.p2 == SV_GET_RELOAD else "sv_debit_log"
-        state = purse.sv_tnum.to_bytes(2, "big") + purse.sv_balance.to_bytes(3, "big", signed=True)
+        role = KeyRole.LOAD if cmd.p2 == SV_GET_RELOAD else KeyRole.DEBIT
+        key = purse.keys.get(role)
+        kvc = bytes([key.kvc if key is not None else 0])
+        tnum = purse.sv_tnum.to_bytes(2, "big")
+        balance = purse.sv_balance.to_bytes(3, "big", signed=True)
+        load_log = purse.records["sv_load_log"][0][:SV_LOAD_LOG_SIZE]
+        debit_log = purse.records["sv_debit_log"][0][:SV_DEBIT_LOG_SIZE]
+        if cmd.p1 == 0x01:
+            data = bytes(8) + kvc + tnum + bytes(6) + balance + load_log + debit_log
+        else:
+            log_part = load_log if cmd.p2 == SV_GET_RELOAD else debit_log
+            data = kvc + tnum + bytes(5) + balance + log_part
+        _need_le(cmd, len(data))
         if self._session is not None:
-            self._session.sv_state = state
-        return _ok(state + purse.records[log_file][0])
+            header = bytes([INS_SV_GET, cmd.p1, cmd.p2, len(data)])
+            self._session.sv_get = (header, data + SW.OK.to_bytes_sw(), cmd.p1 == 0x01)
+        return _ok(data)
 
     def _sv_operation(self, cmd: CommandAPDU) -> Reply:
-        if cmd.p1 != 0 or cmd.p2 != 0:
-            raise CommandRefused(SW.WRONG_P1P2)
+        """SV Reload ``B8`` / Debit ``BA`` / Undebit ``BC`` (Calypso), in a session.
+
+        P1 P2 and the first data byte: the SAM challenge of SV Prepare. Reload data: challenge
+        (1) || date (2) || free (1) || KVC || free (1) || amount (3) || time (2) || SAM id (4) ||
+        SAM tnum (3) || MAC (5|10). Debit / Undebit: challenge (1) || amount (2; negative for a
+        debit) || date (2) || time (2) || KVC || SAM id (4) || SAM tnum (3) || MAC (5|10). In a
+        session the answer is empty; the card's SV signature (3|6) comes in the Close Secure
+        Session answer, as postponed data.
+        """
         session = self._session
         if session is None:
             raise CommandRefused(SW.SECURITY_NOT_SATISFIED, "SV operation outside a secure session")
@@ -732,45 +760,58 @@ class EmulatedCard:
         if purse.invalidated:
             raise CommandRefused(SW.CONDITIONS_NOT_SATISFIED, "application invalidated")
         session.require_role(KeyRole.LOAD if cmd.ins == INS_SV_RELOAD else KeyRole.DEBIT)
-        if session.sv_state is None:
+        if session.sv_get is None:
             raise CommandRefused(
                 SW.CONDITIONS_NOT_SATISFIED, "SV Get must come first in the session"
             )
-        data = cmd.require_data(SV_BODY_SIZE + SIGNATURE_SIZE, SV_BODY_SIZE + SIGNATURE_SIZE)
-        _need_le(cmd, SIGNATURE_SIZE)
-        body, mac = data[:SV_BODY_SIZE], data[SV_BODY_SIZE:]
-        expected = sv_terminal_mac(session.digest.key, cmd.ins, session.sv_state, body)
+        header, sv_response, _ = session.sv_get
+        mac_size, sig_size = session.mode.sv_signature_size
+        body_size = 18 if cmd.ins == INS_SV_RELOAD else 15
+        data = cmd.require_data(body_size + mac_size, body_size + mac_size)
+        body, mac = data[:body_size], data[body_size:]
+        signed = bytes([cmd.ins, cmd.p1, cmd.p2, len(data)]) + body
+        expected = sv_terminal_mac(session.digest.key, header, sv_response, signed, mac_size)
         if not hmac.compare_digest(expected, mac):
             raise CommandRefused(SW.INCORRECT_SIGNATURE, "SV MAC")
         if cmd.ins == INS_SV_RELOAD:
-            amount = int.from_bytes(body[:3], "big", signed=True)
+            amount = int.from_bytes(body[6:9], "big", signed=True)
+            kvc, sam_id, sam_tnum = body[4], body[11:15], body[15:18]
         else:
-            amount = int.from_bytes(body[:3], "big")
-        balance = (
-            purse.sv_balance - amount if cmd.ins == INS_SV_DEBIT else purse.sv_balance + amount
-        )
+            amount = int.from_bytes(body[1:3], "big", signed=True)
+            kvc, sam_id, sam_tnum = body[7], body[8:12], body[12:15]
+            if (cmd.ins == INS_SV_DEBIT) != (amount <= 0):
+                raise CommandRefused(SW.WRONG_DATA, "a debit is negative, an undebit positive")
+        balance = purse.sv_balance + amount
         if not SV_BALANCE_MIN <= balance <= SV_BALANCE_MAX or purse.sv_tnum == 0xFFFF:
             raise CommandRefused(SW.WRONG_DATA, "balance out of range")
         session.reserve(len(cmd.data))
         purse.sv_balance = balance
         purse.sv_tnum += 1
-        session.sv_state = None  # each SV operation needs its own SV Get (the MAC covers the state)
-        logged = -amount if cmd.ins == INS_SV_UNDEBIT else amount
-        kvc = purse.keys[session.role].kvc
-        entry = (
-            body[3:7]  # date, time
-            + logged.to_bytes(3, "big", signed=True)
-            + balance.to_bytes(3, "big", signed=True)
-            + purse.sv_tnum.to_bytes(2, "big")
-            + body[7:11]
-            + bytes([kvc])
-        )
-        entry = entry.ljust(RECORD_SIZE, b"\x00")
+        session.sv_get = None  # each SV operation needs its own SV Get (the MAC covers it)
+        after = balance.to_bytes(3, "big", signed=True)
+        tnum_after = purse.sv_tnum.to_bytes(2, "big")
         if cmd.ins == INS_SV_RELOAD:
-            purse.records["sv_load_log"] = [entry]
+            entry = (
+                body[1:3]  # date
+                + body[3:4]  # free
+                + bytes([kvc])
+                + body[5:6]  # free
+                + after
+                + body[6:9]  # amount
+                + body[9:11]  # time
+                + sam_id
+                + sam_tnum
+                + tnum_after
+            )
+            purse.records["sv_load_log"] = [entry.ljust(RECORD_SIZE, b"\x00")]
         else:
-            purse.records["sv_debit_log"] = [entry, *purse.records["sv_debit_log"][:-1]]
-        return _ok(sv_card_signature(session.digest.key, cmd.ins, purse.sv_tnum, balance))
+            entry = body[1:7] + bytes([kvc]) + sam_id + sam_tnum + after + tnum_after
+            log_records = purse.records["sv_debit_log"]
+            purse.records["sv_debit_log"] = [entry.ljust(RECORD_SIZE, b"\x00"), *log_records[:-1]]
+        session.postponed.append(
+            sv_card_signature(session.digest.key, cmd.ins, purse.sv_tnum, balance, sig_size)
+        )
+        return _ok()
 
     # -- invalidation -----------------------------------------------------------------------------
 

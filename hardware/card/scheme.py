@@ -73,16 +73,23 @@ class SessionDigest:
         verify_cmac(self._key, label + self._value, signature)
 
 
-def sv_terminal_mac(key: bytes, ins: int, sv_state: bytes, body: bytes) -> bytes:
-    """MAC the SAM puts on an SV Reload / Debit / Undebit.
+def sv_terminal_mac(
+    key: bytes, sv_get_header: bytes, sv_get_response: bytes, command: bytes, size: int
+) -> bytes:
+    """MAC the SAM puts on an SV Reload / Debit / Undebit (5 bytes regular, 10 extended).
 
-    ``CMAC(SK, 40 || INS || SV tnum (2) || balance (3) || command body)[:8]``; the SV state is the
-    one the card answered to SV Get in the same session, so a MAC is valid for one operation only.
+    ``CMAC(SK, 40 || SV Get header (4) || SV Get answer (data and SW) || SV command)[:size]``,
+    where the SV command is ``INS P1 P2 Lc`` and its data without the MAC (the SAM challenge,
+    the SAM id and the SAM transaction number in it): the MAC is valid for one state of the
+    purse and one operation only.
     """
-    return aes_cmac(key, _SV_TERMINAL + bytes([ins]) + sv_state + body)[:SIGNATURE_SIZE]
+    return aes_cmac(key, _SV_TERMINAL + sv_get_header + sv_get_response + command)[:size]
 
 
-def sv_card_signature(key: bytes, ins: int, tnum_after: int, balance_after: int) -> bytes:
-    """Card's answer to an SV operation: ``CMAC(SK, 41 || INS || tnum || balance)[:8]`` after it."""
+def sv_card_signature(
+    key: bytes, ins: int, tnum_after: int, balance_after: int, size: int
+) -> bytes:
+    """Card's SV signature (3 bytes regular, 6 extended), postponed to the Close Secure Session
+    answer: ``CMAC(SK, 41 || INS || SV tnum (2) || balance (3))[:size]`` after the operation."""
     state = tnum_after.to_bytes(2, "big") + balance_after.to_bytes(3, "big", signed=True)
-    return aes_cmac(key, _SV_CARD + bytes([ins]) + state)[:SIGNATURE_SIZE]
+    return aes_cmac(key, _SV_CARD + bytes([ins]) + state)[:size]

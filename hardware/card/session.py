@@ -37,7 +37,10 @@ class SecureSession:
         working: the card image as the session has modified it so far.
         modifications: modifying commands accepted so far.
         buffer_used: bytes of session buffer used so far.
-        sv_state: SV tnum and balance (5 bytes) answered to SV Get in this session, if any.
+        sv_get: the SV Get of this session, if any: its header (INS P1 P2 Le), its answer (data
+            and SW: what the SV MAC covers) and whether it was the Rev 3.2 layout.
+        postponed: data the Close Secure Session answer carries before the signature (the SV
+            signatures, in order).
         mode: regular or Rev 3.2 extended (sizes of the close signatures and SV MACs).
         buffer_bytes: the session buffer budget the startup information declares.
     """
@@ -48,7 +51,8 @@ class SecureSession:
     working: CardImage
     modifications: int = 0
     buffer_used: int = 0
-    sv_state: bytes | None = field(default=None)
+    sv_get: tuple[bytes, bytes, bool] | None = field(default=None)
+    postponed: list[bytes] = field(default_factory=list)
     mode: SessionMode = SessionMode.REGULAR
     buffer_bytes: int = 215
 

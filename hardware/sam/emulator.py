@@ -154,7 +154,7 @@ class EmulatedSAM:
         self._layout = layout
         self._counter_file = counter_file
         self._random = random
-        self._counter = self._load_counter()
+        self._counter, self._sv_counter = self._load_counter()
         self._handlers: dict[int, Callable[[CommandAPDU], bytes]] = {
             INS_SELECT_DIVERSIFIER: self._select_diversifier,
             INS_GET_CHALLENGE: self._get_challenge,
@@ -238,14 +238,16 @@ class EmulatedSAM:
         self._digest: SessionDigest | None = None
         self._extended = False
         self._closed = False
-        self._sv_expected: bytes | None = None
+        self._sv_expected: list[bytes] = []  # card SV signatures to check, in order
 
-    def _load_counter(self) -> int:
+    def _load_counter(self) -> tuple[int, int]:
+        """The traceable-signature counter and the SV transaction counter saved last."""
         if self._counter_file is None or not self._counter_file.exists():
-            return 0
+            return 0, 0
         try:
-            return int(json.loads(self._counter_file.read_text(encoding="utf-8"))["counter"])
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+            saved = json.loads(self._counter_file.read_text(encoding="utf-8"))
+            return int(saved["counter"]), int(saved.get("sv_counter", 0))
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
             raise KeyStoreError(f"unreadable SAM counter file {self._counter_file}") from exc
 
     def _save_counter(self) -> None:
@@ -254,7 +256,8 @@ class EmulatedSAM:
         temp = self._counter_file.with_name(self._counter_file.name + ".tmp")
         fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
-            os.write(fd, json.dumps({"counter": self._counter}).encode())
+            saved = {"counter": self._counter, "sv_counter": self._sv_counter}
+            os.write(fd, json.dumps(saved).encode())
             os.fsync(fd)
         finally:
             os.close(fd)
@@ -389,29 +392,63 @@ class EmulatedSAM:
         return b""
 
     def _sv_prepare(self, cmd: CommandAPDU) -> bytes:
-        self._no_parameters(cmd)
-        data = cmd.require_data(5 + 11, 5 + 11)
+        """SV Prepare Load ``80 56 01 FF`` / Debit ``80 54 01 FF`` / Undebit ``80 5C 01 FF``.
+
+        Data: the SV Get header (INS P1 P2 Le) || the whole SV Get answer (data and SW) || the
+        SV command without its SAM fields (INS, P1 P2 ``00``, Lc, then its data up to the KVC:
+        11 bytes for a reload, 8 for a debit). Answer: SAM challenge (3: the SV command's P1,
+        P2 and first data byte) || SAM transaction number (3) || MAC (5 regular, 10 extended).
+        """
+        if (cmd.p1, cmd.p2) != (0x01, 0xFF):
+            raise CommandRefused(SW.WRONG_P1P2)
+        data = cmd.require_data(4 + 2 + 12, 255)
         digest = self._require_digest()
         card_ins = _SV_CARD_INS[cmd.ins]
-        state, body = data[:5], data[5:]
-        tnum = int.from_bytes(state[:2], "big")
-        balance = int.from_bytes(state[2:5], "big", signed=True)
+        header = data[:4]
+        if header[0] != 0x7C or header[1] not in (0, 1) or header[2] not in (0x07, 0x09):
+            raise CommandRefused(SW.WRONG_DATA, "not an SV Get header")
+        response = data[4 : 4 + header[3] + 2]
+        partial = data[4 + header[3] + 2 :]
+        partial_size = 15 if card_ins == 0xB8 else 12
+        if len(partial) != partial_size or partial[0] != card_ins or response[-2:] != b"\x90\x00":
+            raise CommandRefused(SW.WRONG_DATA, "SV Get answer or SV command malformed")
+        sv_get = response[:-2]
+        # Regular: KVC || tnum (2) || previous signature (5) || balance (3)...; Rev 3.2: 8 bytes
+        # || KVC || tnum (2) || previous signature (6) || balance (3)...
+        tnum_at, balance_at = (9, 17) if header[1] == 0x01 else (1, 8)
+        if len(sv_get) < balance_at + 3:
+            raise CommandRefused(SW.WRONG_DATA, "SV Get answer too short")
+        tnum = int.from_bytes(sv_get[tnum_at : tnum_at + 2], "big")
+        balance = int.from_bytes(sv_get[balance_at : balance_at + 3], "big", signed=True)
         if card_ins == 0xB8:
-            amount = int.from_bytes(body[:3], "big", signed=True)
+            amount = int.from_bytes(partial[10:13], "big", signed=True)
         else:
-            amount = int.from_bytes(body[:3], "big")
-        after = balance - amount if card_ins == 0xBA else balance + amount
+            amount = int.from_bytes(partial[5:7], "big", signed=True)
+        after = balance + amount
         if not -(1 << 23) <= after < 1 << 23 or tnum >= 0xFFFF:
             raise CommandRefused(SW.WRONG_DATA, "balance out of range")
-        self._sv_expected = sv_card_signature(digest.key, card_ins, tnum + 1, after)
-        return sv_terminal_mac(digest.key, card_ins, state, body)
+        mac_size, sig_size = (10, 6) if self._extended else (5, 3)
+        if partial[3] != partial_size + 7 - 4 + mac_size:
+            raise CommandRefused(SW.WRONG_DATA, "SV command Lc does not fit the session mode")
+        challenge = self._random(3)
+        sam_tnum = self._sv_counter.to_bytes(3, "big")
+        self._sv_counter += 1
+        self._save_counter()
+        body = bytes([challenge[2]]) + partial[5:] + self.serial + sam_tnum
+        signed = bytes([card_ins, challenge[0], challenge[1], partial[3]]) + body
+        self._sv_expected.append(sv_card_signature(digest.key, card_ins, tnum + 1, after, sig_size))
+        return (
+            challenge + sam_tnum + sv_terminal_mac(digest.key, header, response, signed, mac_size)
+        )
 
     def _sv_check(self, cmd: CommandAPDU) -> bytes:
+        """SV Check ``80 58 00 00`` with the card's SV signature (3 regular, 6 extended), taken
+        from the Close Secure Session answer; one per SV operation, in order."""
         self._no_parameters(cmd)
-        signature = cmd.require_data(SIGNATURE_SIZE, SIGNATURE_SIZE)
-        expected, self._sv_expected = self._sv_expected, None
-        if expected is None:
+        signature = cmd.require_data(3, 6)
+        if not self._sv_expected:
             raise CommandRefused(SW.CONDITIONS_NOT_SATISFIED, "no SV operation prepared")
+        expected = self._sv_expected.pop(0)
         if not hmac.compare_digest(expected, signature):
             raise CommandRefused(SW.INCORRECT_SIGNATURE, "card SV signature")
         return b""

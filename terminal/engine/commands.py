@@ -9,10 +9,13 @@ Builders (each returns the whole command APDU):
   + 2 extended, data = SAM challenge (4) or ``00`` || challenge (8)),
 - :func:`close_secure_session` (``8E``: signature 4 or 8 bytes), :func:`cancel_secure_session`
   (``8E 00 00`` Le ``00``), :func:`ratification` (``B2 00 00 00``),
-- :func:`sv_get` (``7C``), :func:`sv_operation` (``B8`` / ``BA`` / ``BC``),
+- :func:`sv_get` (``7C``, P1 mode, exact Le), :func:`sv_partial` (the SV command for SV
+  Prepare), :func:`sv_operation` (``B8`` / ``BA`` / ``BC``),
 - :func:`invalidate` (``04``), :func:`rehabilitate` (``44``).
 
 Parsers: :func:`parse_fci` -> :class:`FCI` (serial, startup information),
+:func:`parse_sv_get` -> :class:`SVGetAnswer`, :func:`parse_close_answer` (postponed SV
+signatures, card signature),
 :func:`parse_open_secure_session` -> :class:`OpenSessionAnswer`, :func:`parse_records`
 (Read Records answer), :func:`digest_form` (the form of a command the session digest takes: a
 case 4 command without its ``Le``).
@@ -252,14 +255,123 @@ def ratification() -> bytes:
     return bytes([CLA, 0xB2, 0x00, 0x00, 0x00])
 
 
-def sv_get(debit: bool) -> bytes:
-    """SV Get with the debit log (``09``) or the reload log (``07``)."""
-    return _apdu(0x7C, 0x00, SV_GET_DEBIT if debit else SV_GET_RELOAD, le=0x00)
+SV_GET_LENGTHS = {(False, SV_GET_RELOAD): 0x21, (False, SV_GET_DEBIT): 0x1E}
+SV_GET_EXTENDED_LENGTH = 0x3D
 
 
-def sv_operation(ins: int, body: bytes, mac: bytes) -> bytes:
-    """SV Debit / Reload / Undebit with its 11-byte body and the SAM's SV MAC."""
-    return _apdu(ins, 0x00, 0x00, body + mac, 0x00)
+def sv_get(debit: bool, mode: SessionMode = SessionMode.REGULAR) -> bytes:
+    """SV Get ``00 7C 00|01 07|09 Le``: P1 ``01`` for the Rev 3.2 layout, P2 ``09`` with the
+    debit log or ``07`` with the load log; Le exact (``1E`` / ``21`` regular, ``3D`` extended)."""
+    p2 = SV_GET_DEBIT if debit else SV_GET_RELOAD
+    if mode is SessionMode.EXTENDED:
+        return _apdu(0x7C, 0x01, p2, le=SV_GET_EXTENDED_LENGTH)
+    return _apdu(0x7C, 0x00, p2, le=SV_GET_LENGTHS[(False, p2)])
+
+
+def sv_get_header(apdu: bytes) -> bytes:
+    """The SV Get header SV Prepare takes: INS || P1 || P2 || Le."""
+    return apdu[1:5]
+
+
+@dataclass(frozen=True)
+class SVGetAnswer:
+    """An SV Get answer, split (Calypso).
+
+    Attributes:
+        kvc: KVC of the SV key.
+        tnum: SV transaction number.
+        balance: balance in eurocents (3 bytes signed).
+        load_log: the load log (22 bytes), if returned.
+        debit_log: the debit log (19 bytes), if returned.
+    """
+
+    kvc: int
+    tnum: int
+    balance: int
+    load_log: bytes | None
+    debit_log: bytes | None
+
+
+def parse_sv_get(data: bytes) -> SVGetAnswer:
+    """Split an SV Get answer by its length: ``21`` (reload), ``1E`` (debit), ``3D`` (Rev 3.2).
+
+    Regular: KVC || tnum (2) || previous signature (5) || balance (3) || log. Extended: 8 bytes
+    || KVC || tnum (2) || previous signature (6) || balance (3) || load log (22) || debit log (19).
+
+    Raises:
+        EngineError: another length.
+    """
+    if len(data) in (0x21, 0x1E):
+        log = data[11:]
+        return SVGetAnswer(
+            data[0],
+            int.from_bytes(data[1:3], "big"),
+            int.from_bytes(data[8:11], "big", signed=True),
+            log if len(data) == 0x21 else None,
+            log if len(data) == 0x1E else None,
+        )
+    if len(data) == SV_GET_EXTENDED_LENGTH:
+        return SVGetAnswer(
+            data[8],
+            int.from_bytes(data[9:11], "big"),
+            int.from_bytes(data[17:20], "big", signed=True),
+            data[20:42],
+            data[42:61],
+        )
+    raise EngineError(f"SV Get answer of {len(data)} bytes")
+
+
+def sv_partial(
+    ins: int, amount: int, date: bytes, time: bytes, kvc: int, mode: SessionMode
+) -> bytes:
+    """The SV command as SV Prepare takes it: INS || ``00 00`` || Lc || data up to the KVC.
+
+    Reload (``B8``): challenge placeholder || date (2) || free || KVC || free || amount (3,
+    signed) || time (2). Debit (``BA``) / Undebit (``BC``): placeholder || amount (2, signed:
+    negative for a debit) || date (2) || time (2) || KVC. The SAM fills in P1, P2, the
+    placeholder, its serial and transaction number, and the MAC (5|10 bytes).
+    """
+    mac_size = mode.sv_signature_size[0]
+    if ins == INS_SV_RELOAD:
+        data = (
+            b"\x00" + date + b"\x00" + bytes([kvc]) + b"\x00"
+            + amount.to_bytes(3, "big", signed=True) + time
+        )  # fmt: skip
+        return bytes([ins, 0, 0, 18 + mac_size]) + data
+    signed = -amount if ins == INS_SV_DEBIT else amount
+    data = b"\x00" + signed.to_bytes(2, "big", signed=True) + date + time + bytes([kvc])
+    return bytes([ins, 0, 0, 15 + mac_size]) + data
+
+
+def sv_operation(partial: bytes, sam_answer: bytes, sam_serial: bytes) -> bytes:
+    """The SV Reload / Debit / Undebit APDU (case 3 in a session) from :func:`sv_partial` and
+    the SAM's SV Prepare answer (challenge (3) || SAM transaction number (3) || MAC)."""
+    challenge, sam_tnum, mac = sam_answer[:3], sam_answer[3:6], sam_answer[6:]
+    data = bytes([challenge[2]]) + partial[5:] + sam_serial + sam_tnum + mac
+    if len(data) != partial[3]:
+        raise EngineError("SV Prepare answer does not fit the SV command")
+    return bytes([CLA, partial[0], challenge[0], challenge[1], len(data)]) + data
+
+
+def parse_close_answer(data: bytes, mode: SessionMode) -> tuple[list[bytes], bytes]:
+    """Split a Close Secure Session answer: postponed data (each ``length || data``, the
+    length counting itself: the SV signatures) then the card signature (4|8).
+
+    Raises:
+        EngineError: the postponed data do not add up.
+    """
+    size = mode.signature_size
+    postponed: list[bytes] = []
+    i = 0
+    while i < len(data) - size:
+        length = data[i]
+        if length < 1 or i + length > len(data) - size:
+            raise EngineError("malformed Close Secure Session answer")
+        postponed.append(data[i + 1 : i + length])
+        i += length
+    if len(data) - i != size:
+        raise EngineError("malformed Close Secure Session answer")
+    return postponed, data[i:]
 
 
 def invalidate() -> bytes:

@@ -22,12 +22,15 @@ class SVState:
     Attributes:
         tnum: SV transaction number.
         balance: balance in eurocents.
-        last_log: the log record returned with it (load or debit log, 29 bytes).
+        last_log: the log record returned with it (load or debit log, as the card's 29-byte
+            record: Calypso's 22 or 19 bytes, zero padded).
+        kvc: KVC of the SV key (from the SV Get).
     """
 
     tnum: int
     balance: int
     last_log: bytes = b""
+    kvc: int = 0
 
 
 @dataclass

@@ -15,8 +15,8 @@ Frames (builders are the methods of :class:`SAMResource`, in this order in a ses
   :meth:`~SAMResource.digest_update_multiple`: ``80 8C 80 00`` Lc (length || element)+.
 - :meth:`~SAMResource.digest_close`: ``80 8E 00 00 04|08``.
 - :meth:`~SAMResource.digest_authenticate`: ``80 82 00 00 04|08`` card signature.
-- :meth:`~SAMResource.sv_prepare`, :meth:`~SAMResource.sv_check` (our frames still: see
-  docs/calypso-conformance.md).
+- :meth:`~SAMResource.sv_prepare`: ``80 56|54|5C 01 FF`` Lc SV Get header || SV Get answer ||
+  partial SV command; :meth:`~SAMResource.sv_check`: ``80 58 00 00`` Lc SV signature (3|6).
 - :meth:`~SAMResource.compute_signature`: PSO Compute Signature ``80 2A 9E 9A`` Lc ``FF`` ||
   KIF || KVC || ``68`` || offset (2) || record || 7 bytes for serial and counter;
   :func:`parse_pso_signature` splits the answer.
@@ -122,7 +122,7 @@ class SAMResource:
         self.counter = counter if counter is not None else APDUCounter()
         self._channel = APDUChannel(reader, "sam", self.counter)
         self._info: SAMInfo | None = None
-        self._info_read = False
+        self._info_atr: bytes | None = None  # the ATR ``_info`` was read from
 
     def _send(self, command: SAMCommand, apdu: bytes) -> bytes:
         if not self.reader.connected:
@@ -139,27 +139,30 @@ class SAMResource:
     @property
     def info(self) -> SAMInfo | None:
         """What the SAM's ATR says (product, serial), or ``None`` for an ATR that is not a
-        Calypso SAM's (then regular sessions only). Connects the reader if needed.
+        Calypso SAM's (then regular sessions only). Connects the reader if needed; read again
+        whenever the ATR changes (another SAM put in the reader).
 
         Raises:
             CommunicationError: the SAM reader cannot be connected.
         """
-        if self._info is None and not self._info_read:
-            if not self.reader.connected:
-                try:
-                    self.reader.connect()
-                except ReaderError as exc:
-                    raise CommunicationError(
-                        SAMCommand.GET_CHALLENGE,
-                        "sam",
-                        f"SAM reader: {exc}",
-                        may_have_reached_card=False,
-                    ) from exc
+        if not self.reader.connected:
             try:
-                self._info = parse_sam_atr(self.reader.atr)
+                self.reader.connect()
+            except ReaderError as exc:
+                raise CommunicationError(
+                    SAMCommand.GET_CHALLENGE,
+                    "sam",
+                    f"SAM reader: {exc}",
+                    may_have_reached_card=False,
+                ) from exc
+        atr = self.reader.atr
+        if atr != self._info_atr:
+            self._info_atr = atr
+            try:
+                self._info = parse_sam_atr(atr)
             except SchemaError:
-                log.warning("SAM ATR %s is not a Calypso SAM's", self.reader.atr.hex())
-            self._info_read = True
+                log.warning("SAM ATR %s is not a Calypso SAM's", atr.hex())
+                self._info = None
         return self._info
 
     def session_mode(self, card_rev32: bool) -> SessionMode:
@@ -277,18 +280,22 @@ class SAMResource:
         self._send(SAMCommand.DIGEST_AUTHENTICATE, _apdu(0x82, card_signature))
 
     # -- stored value -------------------------------------------------------------------------
-    def sv_prepare(self, card_ins: int, sv_state: bytes, body: bytes) -> bytes:
-        """SV MAC (8) for the SV operation ``card_ins`` (``BA`` debit, ``B8`` reload, ``BC``
-        undebit) from the 5-byte state of the SV Get and the 11-byte body."""
+    def sv_prepare(self, sv_get_header: bytes, sv_get_response: bytes, partial: bytes) -> bytes:
+        """SV Prepare Load ``80 56 01 FF`` / Debit ``80 54`` / Undebit ``80 5C`` (by
+        ``partial[0]``: ``B8``, ``BA``, ``BC``): SV Get header (4) || the whole SV Get answer
+        (data and SW) || the SV command without its SAM fields. Returns the SAM challenge (3) ||
+        SAM transaction number (3) || MAC (5|10)."""
         ins, command = {
             0xBA: (0x54, SAMCommand.SV_PREPARE_DEBIT),
             0xB8: (0x56, SAMCommand.SV_PREPARE_LOAD),
             0xBC: (0x5C, SAMCommand.SV_PREPARE_UNDEBIT),
-        }[card_ins]
-        return self._send(command, _apdu(ins, sv_state + body, le=0))
+        }[partial[0]]
+        data = sv_get_header + sv_get_response + partial
+        return self._send(command, _apdu(ins, data, p1=0x01, p2=0xFF))
 
     def sv_check(self, card_sv_signature: bytes) -> None:
-        """Check the card's SV signature.
+        """SV Check ``80 58 00 00`` with the card's SV signature (3|6 bytes, postponed data of
+        the Close Secure Session answer).
 
         Raises:
             SAMError: ``6988``.

@@ -35,14 +35,20 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from card_schema.calypso import MODIFICATION_OVERHEAD, SessionMode
 from card_schema.crypto import KeyRole
 from card_schema.en1545 import EPOCH
-from card_schema.layout import COUNTER_SIZE, ApplicationLayout, FileLayout, FileType
+from card_schema.layout import (
+    COUNTER_SIZE,
+    RECORD_SIZE,
+    ApplicationLayout,
+    FileLayout,
+    FileType,
+)
 from firmware_host.readers.base import Reader
 from terminal.engine import commands as cmd
 from terminal.engine.channel import APDUChannel
@@ -64,7 +70,6 @@ log = logging.getLogger(__name__)
 
 PARIS = ZoneInfo("Europe/Paris")
 SW_OK = b"\x90\x00"
-SV_BODY_SIZE = 11
 
 
 @dataclass(frozen=True)
@@ -118,24 +123,44 @@ class _Session:
     modifications: int = 0
     buffer: int = 0
     buffer_limit: int = 215  # the card's declared session buffer, bytes
-    sv_state: bytes | None = None  # 5 bytes from the SV Get of this session
+    # The SV Get of this session not yet used by an SV operation: header, answer (data and
+    # SW) and its parsed form.
+    sv_get: tuple[bytes, bytes, cmd.SVGetAnswer] | None = None
+    sv_operations: list[SVOperation] = field(default_factory=list)
 
 
-def sv_body(amount: int, when: datetime, location: int, *, signed: bool = False) -> bytes:
-    """The 11-byte SV operation body: amount (3) || date (2) || time (2) || location (4).
+@dataclass(frozen=True)
+class SVOperation:
+    """An SV Reload / Debit / Undebit the card accepted in the session (committed at the close).
 
-    Date and time are Europe/Paris local (EN 1545: days since 1997-01-01, minutes since
-    midnight); a naive ``when`` is already local time.
+    Attributes:
+        command: which one.
+        amount: eurocents, as asked (positive for a debit).
+        date_time: date (2) || time (2) given to the card.
+        kvc: KVC of the SV key (from the SV Get).
+        sam_id: the SAM serial (4) written in the command and the card's log.
+        sam_tnum: the SAM's SV transaction number.
+        balance_after: the balance the card will have.
+        tnum_after: the SV transaction number the card will have.
     """
+
+    command: CardCommand
+    amount: int
+    date_time: bytes
+    kvc: int
+    sam_id: bytes
+    sam_tnum: int
+    balance_after: int
+    tnum_after: int
+
+
+def sv_date_time(when: datetime) -> bytes:
+    """Date (2) || time (2) of an SV command: Europe/Paris local EN 1545 days since 1997-01-01
+    and minutes since midnight; a naive ``when`` is already local time."""
     local = when.astimezone(PARIS).replace(tzinfo=None) if when.tzinfo else when
     days = (local.date() - EPOCH).days
     minutes = local.hour * 60 + local.minute
-    return (
-        amount.to_bytes(3, "big", signed=signed)
-        + days.to_bytes(2, "big")
-        + minutes.to_bytes(2, "big")
-        + (location & 0xFFFFFFFF).to_bytes(4, "big")
-    )
+    return days.to_bytes(2, "big") + minutes.to_bytes(2, "big")
 
 
 class CardTransactionManager:
@@ -325,41 +350,51 @@ class CardTransactionManager:
         )
 
     def prepare_sv_get(self, *, debit: bool = True) -> CardTransactionManager:
-        """Queue an SV Get (debit log with ``debit``, else the reload log)."""
-        self._pending.append(PreparedCommand(CardCommand.SV_GET, cmd.sv_get(debit)))
+        """Queue an SV Get (debit log with ``debit``, else the reload log): in the session's
+        mode inside a session (Rev 3.2 layout in extended mode), regular outside."""
+        mode = self._session.opening.mode if self._session is not None else SessionMode.REGULAR
+        self._pending.append(PreparedCommand(CardCommand.SV_GET, cmd.sv_get(debit, mode)))
         return self
 
-    def prepare_sv_debit(
-        self, amount: int, when: datetime, location: int
-    ) -> CardTransactionManager:
-        """Queue an SV Debit of ``amount`` eurocents (in a session on the SV application).
+    def prepare_sv_debit(self, amount: int, when: datetime) -> CardTransactionManager:
+        """Queue an SV Debit of ``amount`` eurocents, at most 32767 (in a session on the SV
+        application). An SV Get is queued first when the session has none yet (the SV MAC
+        covers its answer). The card's log names this terminal by its SAM's serial."""
+        if not 0 <= amount <= 0x7FFF:
+            raise SessionStateError("an SV debit is 0 to 32767 cents")
+        return self._sv(CardCommand.SV_DEBIT, sv_date_time(when), amount)
 
-        An SV Get is queued first when the session has none yet (the SV MAC covers its state).
-        """
-        return self._sv(CardCommand.SV_DEBIT, sv_body(amount, when, location), amount)
+    def prepare_sv_reload(self, amount: int, when: datetime) -> CardTransactionManager:
+        """Queue an SV Reload of ``amount`` eurocents (3 bytes signed; load key session)."""
+        if not -(1 << 23) <= amount < 1 << 23:
+            raise SessionStateError("an SV reload is 3 bytes signed")
+        return self._sv(CardCommand.SV_RELOAD, sv_date_time(when), amount)
 
-    def prepare_sv_reload(
-        self, amount: int, when: datetime, location: int
-    ) -> CardTransactionManager:
-        """Queue an SV Reload of ``amount`` eurocents (signed; load key session)."""
-        return self._sv(CardCommand.SV_RELOAD, sv_body(amount, when, location, signed=True), amount)
+    def prepare_sv_undebit(self, amount: int, when: datetime) -> CardTransactionManager:
+        """Queue an SV Undebit of ``amount`` eurocents, at most 32767 (cancels a debit)."""
+        if not 0 <= amount <= 0x7FFF:
+            raise SessionStateError("an SV undebit is 0 to 32767 cents")
+        return self._sv(CardCommand.SV_UNDEBIT, sv_date_time(when), amount)
 
-    def prepare_sv_undebit(
-        self, amount: int, when: datetime, location: int
-    ) -> CardTransactionManager:
-        """Queue an SV Undebit of ``amount`` eurocents (cancels a debit)."""
-        return self._sv(CardCommand.SV_UNDEBIT, sv_body(amount, when, location), amount)
-
-    def _sv(self, command: CardCommand, body: bytes, amount: int) -> CardTransactionManager:
-        if self._session is None:
+    def _sv(self, command: CardCommand, date_time: bytes, amount: int) -> CardTransactionManager:
+        session = self._session
+        if session is None:
             raise SessionStateError("SV operations need an open secure session")
         if not self._app().layout.stored_value:
             raise SessionStateError("this application has no stored value")
         if not any(p.command is CardCommand.SV_GET for p in self._pending):
             self.prepare_sv_get(debit=command is not CardCommand.SV_RELOAD)
-        return self._modification(
-            PreparedCommand(command, b"", data=body, amount=amount), SV_BODY_SIZE + 8
-        )
+        mac_size = session.opening.mode.sv_signature_size[0]
+        lc = (18 if command is CardCommand.SV_RELOAD else 15) + mac_size
+        return self._modification(PreparedCommand(command, b"", data=date_time, amount=amount), lc)
+
+    @property
+    def last_sv_operation(self) -> SVOperation | None:
+        """The last SV operation the card accepted in the open session (for the journal intent,
+        built right before the close: the card's SV log entry is then fully known)."""
+        if self._session is None or not self._session.sv_operations:
+            return None
+        return self._session.sv_operations[-1]
 
     def prepare_invalidate(self) -> CardTransactionManager:
         """Queue an Invalidate of the current application (in session)."""
@@ -403,38 +438,62 @@ class CardTransactionManager:
             for number, record in parse_records(data).items():
                 app.set_record(prepared.file, number, record)
         elif prepared.command is CardCommand.SV_GET:
+            answer = cmd.parse_sv_get(data)
+            debit = prepared.apdu[3] == cmd.SV_GET_DEBIT
+            log_record = answer.debit_log if debit else answer.load_log
             app.sv = SVState(
-                int.from_bytes(data[:2], "big"),
-                int.from_bytes(data[2:5], "big", signed=True),
-                data[5:],
+                answer.tnum,
+                answer.balance,
+                (log_record or b"").ljust(RECORD_SIZE, b"\x00"),
+                answer.kvc,
             )
             if session is not None:
-                session.sv_state = data[:5]
+                header = cmd.sv_get_header(prepared.apdu)
+                session.sv_get = (header, data + sw.to_bytes(2, "big"), answer)
         elif session is not None:
             self._committed_later.append((prepared, data))
 
     def _process_sv(self, prepared: PreparedCommand) -> None:
+        """SV Prepare in the SAM, then the SV command to the card (Calypso order). The card's SV
+        signature comes with its Close Secure Session answer; SV Check follows the close."""
         session = self._session
         sam = self._require_sam()
-        if session is None or session.sv_state is None:
+        if session is None or session.sv_get is None:
             raise SessionStateError("SV operation without an SV Get in the session")
+        info = sam.info
+        if info is None:
+            raise EngineError("SV operations need a Calypso SAM (its serial goes in the command)")
         ins = {
             CardCommand.SV_DEBIT: cmd.INS_SV_DEBIT,
             CardCommand.SV_RELOAD: cmd.INS_SV_RELOAD,
             CardCommand.SV_UNDEBIT: cmd.INS_SV_UNDEBIT,
         }[prepared.command]
+        header, response, answer = session.sv_get
+        mode = session.opening.mode
+        date_time = prepared.data
+        partial = cmd.sv_partial(
+            ins, prepared.amount, date_time[:2], date_time[2:], answer.kvc, mode
+        )
         self._flush_digest()
-        mac = sam.sv_prepare(ins, session.sv_state, prepared.data)
-        apdu = cmd.sv_operation(ins, prepared.data, mac)
+        prepared_by_sam = sam.sv_prepare(header, response, partial)
+        apdu = cmd.sv_operation(partial, prepared_by_sam, info.serial)
         data, sw = self._card.transmit(prepared.command, apdu)
         self._digest_buffer += [digest_form(apdu), data + sw.to_bytes(2, "big")]
         check_card(prepared.command, sw)
-        self._flush_digest()
-        try:
-            sam.sv_check(data[:8])
-        except SAMError as exc:
-            raise CardAuthenticationError(f"card SV signature: {exc}") from exc
-        session.sv_state = None
+        delta = -prepared.amount if prepared.command is CardCommand.SV_DEBIT else prepared.amount
+        session.sv_operations.append(
+            SVOperation(
+                prepared.command,
+                prepared.amount,
+                date_time,
+                answer.kvc,
+                info.serial,
+                int.from_bytes(prepared_by_sam[3:6], "big"),
+                answer.balance + delta,
+                answer.tnum + 1,
+            )
+        )
+        session.sv_get = None
         self._committed_later.append((prepared, data))
 
     def _flush_digest(self) -> None:
@@ -613,15 +672,23 @@ class CardTransactionManager:
         self.card.transaction_counter = session.opening.transaction_counter - 1
         self.card.previous_session_ratified = ratify_now
         try:
-            sam.digest_authenticate(data)
+            postponed, card_signature = cmd.parse_close_answer(data, session.opening.mode)
+        except EngineError as exc:
+            raise CardAuthenticationError(f"card close answer: {exc}") from exc
+        try:
+            sam.digest_authenticate(card_signature)
+            if len(postponed) != len(session.sv_operations):
+                raise CardAuthenticationError("the card's SV signatures are missing")
+            for sv_signature in postponed:  # SV Check after the close, as the reference does
+                sam.sv_check(sv_signature)
         except SAMError as exc:
-            raise CardAuthenticationError(f"card close signature: {exc}") from exc
+            raise CardAuthenticationError(f"card signature: {exc}") from exc
         except CommunicationError as exc:
             # The SAM reader failed after the card answered its close: the card committed, and
             # nothing proves it genuine. Uncertain, like a signature that did not verify.
-            raise CardAuthenticationError(f"card close signature not checked: {exc}") from exc
+            raise CardAuthenticationError(f"card signature not checked: {exc}") from exc
         return SessionClosing(
-            card_signature=data,
+            card_signature=card_signature,
             transaction_counter=session.opening.transaction_counter - 1,
             ratified=ratify_now,
             anticipated=can_anticipate,
@@ -659,7 +726,7 @@ class CardTransactionManager:
                         if prepared.command is CardCommand.SV_DEBIT
                         else (prepared.amount)
                     )
-                    app.sv = SVState(app.sv.tnum + 1, app.sv.balance + delta, b"")
+                    app.sv = SVState(app.sv.tnum + 1, app.sv.balance + delta, b"", app.sv.kvc)
             elif prepared.command is CardCommand.INVALIDATE:
                 app.invalidated = True
             elif prepared.command is CardCommand.REHABILITATE:

@@ -106,7 +106,7 @@ class Terminal:
 
     def close(self, *, ratify: bool = True) -> bytes:
         response = self.card.transmit(self.close_apdu(ratify=ratify))
-        if response[-2:] == OK:
+        if response[-2:] == OK:  # postponed data (SV signatures) || card signature
             size = self.signature_size
-            self.sam_ok(bytes([0x80, 0x82, 0x00, 0x00, size]) + response[:size])
+            self.sam_ok(bytes([0x80, 0x82, 0x00, 0x00, size]) + response[-2 - size : -2])
         return response

@@ -103,8 +103,10 @@ def test_token_sam_and_key_file_sam_give_identical_results(
         (apdu(0x8C, b"\x00"), 0x6985),  # no digest
         (apdu(0x8E, le=8), 0x6985),
         (apdu(0x82, bytes(8)), 0x6985),
-        (apdu(0x54, bytes(16)), 0x6985),
-        (apdu(0x58, bytes(8)), 0x6985),
+        (apdu(0x54, bytes(18), p1=0x01, p2=0xFF), 0x6985),  # SV Prepare: no digest
+        (apdu(0x54, bytes(18)), 0x6B00),  # SV Prepare is 01 FF
+        (apdu(0x58, bytes(3)), 0x6985),  # SV Check: nothing prepared
+        (apdu(0x58, bytes(8)), 0x6700),  # 3 or 6 bytes
         (apdu(0x2A, b"x", p1=0x9E, p2=0x9B), 0x6B00),
         (apdu(0x2A, p1=0x9E, p2=0x9A), 0x6700),
         (pso(b"x", mode=0x08), 0x6A80),  # normal mode: the emulated SAM signs traceably only

@@ -7,8 +7,9 @@ command never reached it (``reached=False``). Then:
 
 - the till says the SAM is out of order (not "tap again": a dead SAM is not fixed by the pupil);
 - each session is on the card entirely or not at all, and the journal agrees with the card;
-- a session whose card close was answered before the SAM failed (Digest Authenticate, the only
-  SAM command after the card's close) is UNCERTAIN, never ABORTED: the card committed it;
+- a session whose card close was answered before the SAM failed (Digest Authenticate, and SV
+  Check of the wallet session: the SAM commands after the card's close) is UNCERTAIN, never
+  ABORTED: the card committed it;
 - the SAM is put back, the pupil taps again (twice), and ends with exactly one meal, one aid
   debit, one wallet debit, all COMMITTED, nothing uncertain, served once.
 
@@ -61,10 +62,10 @@ SAM_MEAL: tuple[tuple[str, SAMCommand], ...] = (
     ("wallet", _S.DIGEST_UPDATE_MULTIPLE),
     ("wallet", _S.SV_PREPARE_DEBIT),
     ("wallet", _S.DIGEST_UPDATE_MULTIPLE),
-    ("wallet", _S.SV_CHECK),
     ("wallet", _S.DIGEST_CLOSE),
     ("wallet", _S.PSO_COMPUTE_SIGNATURE),
-    ("wallet", _S.DIGEST_AUTHENTICATE),
+    ("wallet", _S.DIGEST_AUTHENTICATE),  # after the card answered its close: it committed
+    ("wallet", _S.SV_CHECK),  # the card's SV signature came with its close answer
 )
 
 # The SAM commands as they go on the wire (INS, and P1 for Digest Update / Update Multiple).
@@ -77,7 +78,7 @@ _WIRE: dict[tuple[int, int], SAMCommand] = {
     (0x8C, 0x80): _S.DIGEST_UPDATE_MULTIPLE,
     (0x8E, 0x00): _S.DIGEST_CLOSE,
     (0x82, 0x00): _S.DIGEST_AUTHENTICATE,
-    (0x54, 0x00): _S.SV_PREPARE_DEBIT,
+    (0x54, 0x01): _S.SV_PREPARE_DEBIT,
     (0x58, 0x00): _S.SV_CHECK,
     (0x2A, 0x9E): _S.PSO_COMPUTE_SIGNATURE,
     (0xCA, 0x00): _S.GET_DATA,
@@ -123,7 +124,7 @@ def test_the_split_meal_sam_apdu_count_is_what_the_sam_tests_cover(tmp_path: Pat
 
 def _status_after_sam_failure(command: SAMCommand) -> str:
     """How the session whose SAM command failed ends (whatever ``reached``)."""
-    if command is _S.DIGEST_AUTHENTICATE:
+    if command in (_S.DIGEST_AUTHENTICATE, _S.SV_CHECK):
         return SessionOutcome.UNCERTAIN  # the card answered its close: it committed
     if command is _S.PSO_COMPUTE_SIGNATURE:
         return SessionOutcome.ABORTED  # journaled, close never sent
@@ -170,7 +171,7 @@ def test_sam_reader_fails_at_each_sam_apdu_then_retry(
         journaled.append((app, TransactionState.UNCERTAIN))
     records = rig.journal.records()
     assert [(r.intent.application, r.state) for r in records] == journaled
-    if command is _S.DIGEST_AUTHENTICATE:
+    if command in (_S.DIGEST_AUTHENTICATE, _S.SV_CHECK):
         # The card answered its close, so it committed: never ABORTED.
         assert records[-1].state is TransactionState.UNCERTAIN
     # The card: the Cursus session committed if the wallet session ran or if only the SAM's

@@ -99,7 +99,7 @@ def test_sv_debit_in_wallet_session(rig: Rig) -> None:
     manager, _ = _session(rig)
     manager.process_select_application("wallet")
     manager.process_opening(KeyRole.DEBIT)
-    manager.prepare_sv_debit(180, datetime(2025, 9, 15, 8, 0), location=101)
+    manager.prepare_sv_debit(180, datetime(2025, 9, 15, 8, 0))
     closing = manager.process_closing(ratify_now=True)
     assert not closing.anticipated
     sv = manager.card.application("wallet").sv

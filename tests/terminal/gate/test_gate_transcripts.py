@@ -167,3 +167,46 @@ def test_season_pass_transcript(gate_rig: GateRig, mode: str) -> None:
     assert_session_framing(t, extended, record_sfi=0x19)
     append = t.card[6][0]
     assert digested_elements(t) == [append, t.card[6][1]]  # case 3: digested whole
+
+
+def test_pay_as_you_go_sv_debit_transcript(gate_rig: GateRig, mode: str) -> None:
+    """The wallet session of a pay-as-you-go ride: SV Get, SV Prepare Debit, SV Debit, the SV
+    signature postponed to the close answer, SV Check after Digest Authenticate."""
+    from test_gate_payg import BALANCE, FARE
+
+    extended = mode == "extended"
+    gate_rig.rig.personalise(make_card(sv_balance=BALANCE))
+    t, outcome = tap(gate_rig, extended)
+    assert outcome is TapOutcome.COMMITTED
+    size, (mac_size, sig_size) = (8, (10, 6)) if extended else (4, (5, 3))
+    sv_gets = [(c, r) for c, r in t.card if c[1] == 0x7C]
+    (sv_get_cmd, sv_get_answer) = sv_gets[-1]  # the one of the wallet session
+    # SV Get: P1 01 (Rev 3.2 layout) or 00, P2 09 (debit log), Le exact: 3D or 1E.
+    assert sv_get_cmd == (bytes.fromhex("007C01093D") if extended else bytes.fromhex("007C00091E"))
+    assert len(sv_get_answer) == sv_get_cmd[4] + 2
+    (debit_cmd, debit_answer) = next((c, r) for c, r in t.card if c[1] == 0xBA)
+    # SV Debit: P1 P2 = SAM challenge[0..1]; Lc 14 or 19; data: challenge[2] || amount (2,
+    # negative) || date || time || KVC || SAM id || SAM tnum || MAC; no Le in a session.
+    assert debit_cmd[4] == 15 + mac_size and len(debit_cmd) == 5 + debit_cmd[4]
+    assert int.from_bytes(debit_cmd[6:8], "big", signed=True) == -FARE
+    assert debit_cmd[13:17] == gate_rig.rig.sam.serial
+    assert debit_answer == b"\x90\x00"
+    (_, close_answer) = [(c, r) for c, r in t.card if c[1] == 0x8E][-1]
+    assert close_answer[0] == 1 + sig_size and len(close_answer) == 1 + sig_size + size + 2
+    # SAM, wallet session: Get Challenge, Select Diversifier, Digest Init, Digest Update
+    # Multiple (the SV Get), SV Prepare Debit, Digest Update Multiple (the SV Debit), Digest
+    # Close, PSO Compute Signature, Digest Authenticate, SV Check.
+    sam = [c for c, _ in t.sam]
+    wallet = sam[[i for i, c in enumerate(sam) if c[1] == 0x84][-1] :]
+    assert [c[1] for c in wallet] == [0x84, 0x14, 0x8A, 0x8C, 0x54, 0x8C, 0x8E, 0x2A, 0x82, 0x58]
+    prepare = wallet[4]
+    header = bytes([0x7C, sv_get_cmd[2], 0x09, sv_get_cmd[4]])
+    assert prepare[:4] == bytes([0x80, 0x54, 0x01, 0xFF])
+    assert (
+        prepare[5:]
+        == header + sv_get_answer + bytes([0xBA, 0, 0, debit_cmd[4]]) + bytes([0]) + debit_cmd[6:13]
+    )
+    prepared = next(r for c, r in t.sam if c == prepare)[:-2]
+    assert debit_cmd[2:4] + debit_cmd[5:6] == prepared[:3]  # the SAM challenge
+    assert debit_cmd[17:20] == prepared[3:6] and debit_cmd[20:] == prepared[6:]
+    assert wallet[-1] == bytes([0x80, 0x58, 0x00, 0x00, sig_size]) + close_answer[1 : 1 + sig_size]
