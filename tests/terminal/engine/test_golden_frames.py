@@ -12,7 +12,14 @@ The frames were read from Keyple's public source, never recorded from this proje
    commands and reads the golden answers (through an in-process reader whose chip answers the
    golden response);
 5. the emulated card and SAM take commands of the golden shape and answer in the golden layout
-   and lengths (cryptographic values differ; lengths and fixed fields do not).
+   and lengths (cryptographic values differ; lengths and fixed fields do not), and refuse
+   frames made wrong with the word the reference's status table gives;
+6. the SAM side of one of Keyple's whole sessions (``transcripts.json``) is replayed byte for
+   byte through the engine's SAM resource;
+7. an SV debit in golden shapes runs on the emulated card and SAM, and its log has Calypso's
+   19-byte layout;
+8. the engine builds the golden SV Get, SV Prepare Debit, SV Debit and SV Check frames and
+   parses the golden SV Get and Close answers.
 
 Golden frames the engine does not match yet are not listed in the tables below; each table is
 checked to name only entries that exist, so that a renamed entry cannot silently drop a check.
@@ -880,3 +887,168 @@ def test_engine_replays_keyple_sam_side_of_a_regular_session_with_a_sam_c1() -> 
     sam.digest_authenticate(unhex("9ABCDEF0"))
     assert challenge == unhex("C1C2C3C4")
     assert chip.received == [s["apdu"] for s in sam_steps]
+
+
+# -- 7. stored value on the emulated card and SAM --------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "sv_get_reload_regular",
+        "sv_get_debit_regular",
+        "sv_get_reload_extended",
+        "sv_get_debit_extended",
+    ],
+)
+def test_emulated_card_answers_the_golden_sv_get_in_its_layout(
+    chips: tuple[EmulatedCard, EmulatedSAM], name: str
+) -> None:
+    card, _ = chips
+    entry = golden("card_sv.json", name)
+    select(card, CARD_LAYOUT.application("wallet").aid)
+    answer = ok(card, entry["apdu"])
+    want, _ = split_response(entry)
+    assert len(answer) == len(want) == entry["apdu_fields"]["le"]
+    balance_at = 17 if entry["mode"] == "extended" else 8
+    assert int.from_bytes(answer[balance_at : balance_at + 3], "big", signed=True) == 1000
+
+
+@pytest.mark.parametrize("mode", [SessionMode.REGULAR, SessionMode.EXTENDED])
+def test_an_sv_debit_in_a_session_in_golden_shapes_logs_in_the_golden_layout(
+    chips: tuple[EmulatedCard, EmulatedSAM], mode: SessionMode
+) -> None:
+    """In a secure session (Keyple's in-session form): SV Get, SAM SV Prepare Debit, card SV
+    Debit without Le (answer postponed), close with the SV signature as postponed
+    data, SAM Digest Authenticate and SV Check; then the debit log has the golden layout."""
+    card, sam = chips
+    extended = mode is SessionMode.EXTENDED
+    terminal_mac, card_mac = (10, 6) if extended else (5, 3)
+    size = mode.signature_size
+    select(card, CARD_LAYOUT.application("wallet").aid)
+    challenge = ok(sam, b"\x80\x84\x00\x00" + bytes([mode.challenge_size]))
+    open_data = (b"\x00" if extended else b"") + challenge
+    opened = ok(card, b"\x00\x8a\x03" + bytes([mode.open_p2_mode]) + lv(open_data) + b"\x00")
+    kif, kvc = key_fields("wallet")
+    ok(sam, b"\x80\x14\x00\x00" + lv(SERIAL))
+    ok(
+        sam,
+        b"\x80\x8a" + bytes([0x02 if extended else 0x00, 0xFF]) + lv(bytes([kif, kvc]) + opened),
+    )
+    sv_get = b"\x00\x7c" + (b"\x01\x09\x3d" if extended else b"\x00\x09\x1e")
+    before = ok(card, sv_get)
+    ok(sam, b"\x80\x8c\x00\x00" + lv(sv_get))
+    ok(sam, b"\x80\x8c\x00\x00" + lv(before + b"\x90\x00"))
+    sv_kvc = before[8] if extended else before[0]
+    tnum = int.from_bytes(before[9:11] if extended else before[1:3], "big")
+    date, time = b"\x12\x34", b"\x56\x78"
+    partial = bytes([0xBA, 0x00, 0x00, 15 + terminal_mac, 0x00])
+    partial += (-100).to_bytes(2, "big", signed=True) + date + time + bytes([sv_kvc])
+    prepared = ok(sam, b"\x80\x54\x01\xff" + lv(sv_get[1:] + before + b"\x90\x00" + partial))
+    assert len(prepared) == 6 + terminal_mac
+    debit = (
+        b"\x00\xba"
+        + prepared[:2]
+        + lv(prepared[2:3] + partial[5:] + SAM_SERIAL + prepared[3:6] + prepared[6:])
+    )
+    data, sw = xfer(card, debit)
+    # In a session the card's SV signature is postponed to the close: no data, 9000 or 6200
+    # (both successful in the reference's SV Debit table).
+    assert data == b""
+    assert sw.hex().upper() in golden("card_sv.json", "sv_debit_regular")["status_words"]["words"]
+    assert sw in (b"\x90\x00", b"\x62\x00")
+    ok(sam, b"\x80\x8c\x00\x00" + lv(debit))
+    ok(sam, b"\x80\x8c\x00\x00" + lv(sw))
+    terminal_signature = ok(sam, b"\x80\x8e\x00\x00" + bytes([size]))
+    closed = ok(card, b"\x00\x8e\x80\x00" + lv(terminal_signature) + b"\x00")
+    # Postponed data: length (counting itself) || SV signature, then the card signature.
+    assert len(closed) == 1 + card_mac + size and closed[0] == 1 + card_mac
+    ok(sam, b"\x80\x82\x00\x00" + lv(closed[-size:]))
+    ok(sam, b"\x80\x58\x00\x00" + lv(closed[1 : 1 + card_mac]))
+    card.power_on()
+    select(card, CARD_LAYOUT.application("wallet").aid)
+    log = ok(card, sv_get)[-19:]
+    assert int.from_bytes(log[0:2], "big", signed=True) == -100
+    assert (log[2:4], log[4:6], log[6]) == (date, time, sv_kvc)
+    assert log[7:11] == SAM_SERIAL and log[11:14] == prepared[3:6]
+    assert int.from_bytes(log[14:17], "big", signed=True) == 900
+    assert int.from_bytes(log[17:19], "big") == tnum + 1
+
+
+# -- 8. stored value in the engine -----------------------------------------------------------------
+
+SV_GET_NAMES = [
+    "sv_get_reload_regular",
+    "sv_get_debit_regular",
+    "sv_get_reload_extended",
+    "sv_get_debit_extended",
+]
+
+
+@pytest.mark.parametrize("name", SV_GET_NAMES)
+def test_engine_builds_the_golden_sv_get_and_parses_its_answer(name: str) -> None:
+    entry = golden("card_sv.json", name)
+    fields = entry["response_fields"]
+    debit = entry["apdu_fields"]["operation"] == "debit"
+    assert commands.sv_get(debit, mode_of(entry)).hex().upper() == entry["apdu"]
+    data, _ = split_response(entry)
+    answer = commands.parse_sv_get(data)
+    assert (answer.kvc, answer.tnum, answer.balance) == (
+        int(fields["kvc"], 16),
+        fields["tnum"],
+        fields["balance"],
+    )
+    logs = document("card_sv.json")["sv_logs"]
+    expected_load = unhex(logs["load_log_22"]["hex"]) if "load_log" in fields else None
+    expected_debit = unhex(logs["debit_log_19"]["hex"]) if "debit_log" in fields else None
+    assert (answer.load_log, answer.debit_log) == (expected_load, expected_debit)
+
+
+SV_DEBIT_PAIRS = [
+    ("sv_prepare_debit_regular", "sv_debit_regular"),
+    ("sv_prepare_debit_extended", "sv_debit_extended"),
+]
+
+
+@pytest.mark.parametrize(("prepare", "operation"), SV_DEBIT_PAIRS)
+def test_engine_sv_debit_frames_are_the_golden_ones(prepare: str, operation: str) -> None:
+    """SV Prepare Debit (SAM) and SV Debit (card) from Keyple's SV Get answer and values."""
+    entry = golden("sam_sv.json", prepare)
+    fields = entry["apdu_fields"]
+    card_fields = golden("card_sv.json", operation)["apdu_fields"]
+    mode = mode_of(entry)
+    partial = commands.sv_partial(
+        0xBA,
+        card_fields["debited"],
+        unhex(card_fields["date"]),
+        unhex(card_fields["time"]),
+        int(card_fields["kvc"], 16),
+        mode,
+    )
+    assert partial.hex().upper() == fields["sv_command_partial"]
+    chip = GoldenChip(unhex(entry["response"]))
+    sam = SAMResource(InProcessReader(chip, name="golden-sam"))
+    prepared = sam.sv_prepare(
+        unhex(fields["sv_get_header"]), unhex(fields["sv_get_response"]), partial
+    )
+    assert [a.hex().upper() for a in chip.received] == [entry["apdu"]]
+    assert prepared == split_response(entry)[0]
+    debit = commands.sv_operation(partial, prepared, unhex(card_fields["sam_id"]))
+    assert debit.hex().upper() == golden("card_sv.json", operation)["apdu"]
+
+
+@pytest.mark.parametrize("name", ["sv_check_regular", "sv_check_extended"])
+def test_engine_sends_the_golden_sv_check(name: str) -> None:
+    entry = golden("sam_sv.json", name)
+    chip = GoldenChip(unhex(entry["response"]))
+    sam = SAMResource(InProcessReader(chip, name="golden-sam"))
+    sam.sv_check(unhex(entry["apdu_fields"]["card_sv_signature"]))
+    assert [a.hex().upper() for a in chip.received] == [entry["apdu"]]
+
+
+@pytest.mark.parametrize("name", ["close_regular_ratify_now", "close_extended_ratify_now"])
+def test_engine_splits_the_golden_close_answer(name: str) -> None:
+    entry = golden("card_session.json", name)
+    data, _ = split_response(entry)
+    postponed, signature = commands.parse_close_answer(data, mode_of(entry))
+    assert (postponed, signature) == ([], unhex(entry["response_fields"]["card_signature"]))
