@@ -48,6 +48,7 @@ from card_schema.calypso import (
 from card_schema.crypto import KeyRole
 from card_schema.errors import SchemaError
 from card_schema.layout import CARD_LAYOUT
+from card_schema.records import decode_record, encode_record
 from firmware_host.readers.inprocess import InProcessReader
 from hardware.card.emulator import EmulatedCard
 from hardware.card.image import CardImageStore
@@ -1052,3 +1053,73 @@ def test_engine_splits_the_golden_close_answer(name: str) -> None:
     data, _ = split_response(entry)
     postponed, signature = commands.parse_close_answer(data, mode_of(entry))
     assert (postponed, signature) == ([], unhex(entry["response_fields"]["card_signature"]))
+
+
+SV_OPERATIONS = [
+    ("sv_prepare_load_regular", "sv_reload_regular"),
+    ("sv_prepare_load_extended", "sv_reload_extended"),
+    ("sv_prepare_debit_regular", "sv_debit_regular"),
+    ("sv_prepare_debit_extended", "sv_debit_extended"),
+    ("sv_prepare_undebit_regular", "sv_undebit_regular"),
+]
+
+
+@pytest.mark.parametrize(("prepare", "operation"), SV_OPERATIONS)
+def test_engine_sv_prepare_and_sv_command_from_golden_parts(prepare: str, operation: str) -> None:
+    """SV Prepare Load / Debit / Undebit from Keyple's SV Get header, answer and partial
+    command; the card's SV command from the partial command and the SAM's answer."""
+    entry = golden("sam_sv.json", prepare)
+    fields = entry["apdu_fields"]
+    chip = GoldenChip(unhex(entry["response"]))
+    sam = SAMResource(InProcessReader(chip, name="golden-sam"))
+    partial = unhex(fields["sv_command_partial"])
+    prepared = sam.sv_prepare(
+        unhex(fields["sv_get_header"]), unhex(fields["sv_get_response"]), partial
+    )
+    assert [a.hex().upper() for a in chip.received] == [entry["apdu"]]
+    card_command = golden("card_sv.json", operation)
+    sam_id = unhex(card_command["apdu_fields"]["sam_id"])
+    built = commands.sv_operation(partial, prepared, sam_id)
+    assert built.hex().upper() == card_command["apdu"]
+
+
+@pytest.mark.parametrize(
+    ("record_type", "key", "log"),
+    [
+        ("wallet.sv_load_log", "read_reload_log", "record"),
+        ("wallet.sv_debit_log", "read_debit_log", "response_first_record"),
+    ],
+)
+def test_sv_log_records_of_the_card_decode_as_calypso_logs(
+    record_type: str, key: str, log: str
+) -> None:
+    """The 29-byte log records Keyple reads from the SV log files (SFI 14h, 15h)."""
+    files = document("card_sv.json")["sv_logs"]["log_files"]
+    raw = unhex(files[key][log])
+    if key == "read_debit_log":
+        raw = raw[2:]  # Read Records: record number || length || record
+    assert len(raw) == files["record_length"]
+    fields = decode_record(record_type, raw)
+    layout = document("card_sv.json")["sv_logs"][
+        "load_log_22" if "load" in record_type else "debit_log_19"
+    ]["layout"]
+    size = 22 if "load" in record_type else 19
+    assert raw[size:] == bytes(29 - size)  # the log, then zero padding
+    offsets: dict[str, int] = {}
+    at = 0
+    for part in layout:  # e.g. "balance(3, signed)"
+        name, width = part.split("(")[0], int(part.split("(")[1].split(",")[0].rstrip(")"))
+        offsets[name] = at
+        at += width
+    signed = {"amount": True, "balance": True}
+    for name, width in (("amount", 3 if size == 22 else 2), ("balance", 3), ("sv_tnum", 2)):
+        value = int.from_bytes(
+            raw[offsets[name] : offsets[name] + width], "big", signed=signed.get(name, False)
+        )
+        assert fields[name] == value, name
+    assert fields["kvc"] == raw[offsets["kvc"]]
+    assert fields["sam_id"] == int.from_bytes(raw[offsets["sam_id"] : offsets["sam_id"] + 4], "big")
+    assert fields["sam_tnum"] == int.from_bytes(
+        raw[offsets["sam_tnum"] : offsets["sam_tnum"] + 3], "big"
+    )
+    assert encode_record(record_type, fields) == raw
