@@ -223,8 +223,11 @@ class GateValidator:
         place: where the gate stands (station id, zone, network, mode, line).
         clock: the terminal's clock, timezone-aware.
         kind: validator, bike-shelter door or inspector's reader.
-        ratify_now: close with immediate ratification instead of a ratification command (the
-            default follows Keyple: deferred, then the ratification command).
+        ratify_now: close with immediate ratification (P1 ``80``, the default: Keyple's when
+            its ratification mechanism is off; 9 card APDUs for a carnet trip) or, with
+            ``False``, close P1 ``00`` then the ratification command (one APDU more). Recovery
+            of a torn session never depends on the ratification flag: it reads the journal, the
+            transaction counter and the card's logs.
         passage_timeout: seconds the barrier waits for the passage.
         barrier_log: where the barrier outcome of each validation is kept (a file next to the
             journal in production: ``regioncard gate`` uses ``<journal>.barrier``); in memory by
@@ -242,7 +245,7 @@ class GateValidator:
         *,
         clock: Callable[[], datetime] = _utc_now,
         kind: GateKind = GateKind.GATE,
-        ratify_now: bool = False,
+        ratify_now: bool = True,
         passage_timeout: float = PASSAGE_TIMEOUT_S,
         barrier_log: BarrierLog | None = None,
     ) -> None:

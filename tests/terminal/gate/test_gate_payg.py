@@ -86,8 +86,8 @@ def _cut_at(index: int) -> object:
 
 # PLUM select + 4 reads, open (0-5); Cursus select + read, employment select + read, wallet
 # select + SV Get (6-11); PLUM select, open, append, close (12-15); wallet select + debit log,
-# open, SV Get, SV Debit, close (16-21); ratification (22).
-PAYG_APDUS = 23
+# open, SV Get, SV Debit, close (16-21); both closes ratify at once (P1 80): no ratification.
+PAYG_APDUS = 22
 
 
 def test_payg_apdu_count(gate_rig: GateRig) -> None:
