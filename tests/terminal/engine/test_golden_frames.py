@@ -54,6 +54,7 @@ from hardware.card.emulator import EmulatedCard
 from hardware.card.image import CardImageStore
 from hardware.sam.emulator import EmulatedSAM
 from terminal.engine import commands
+from terminal.engine.errors import SAMError
 from terminal.engine.sam import SAMResource
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "calypso"
@@ -1123,3 +1124,14 @@ def test_sv_log_records_of_the_card_decode_as_calypso_logs(
         raw[offsets["sam_tnum"] : offsets["sam_tnum"] + 3], "big"
     )
     assert encode_record(record_type, fields) == raw
+
+
+def test_engine_raises_on_the_golden_incorrect_card_signature() -> None:
+    """Keyple's Digest Authenticate answered ``6988``: the engine raises, naming the word."""
+    entry = golden("sam_session.json", "digest_authenticate_failed")
+    chip = GoldenChip(unhex(entry["response"]))
+    sam = SAMResource(InProcessReader(chip, name="golden-sam"))
+    with pytest.raises(SAMError) as raised:
+        sam.digest_authenticate(unhex(entry["apdu_fields"]["card_signature"]))
+    assert raised.value.sw == 0x6988
+    assert [a.hex().upper() for a in chip.received] == [entry["apdu"]]
