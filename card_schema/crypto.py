@@ -181,6 +181,18 @@ class KeyRole(Enum):
         """Key identifier byte used in APDUs (Calypso KIF values for issuer, load, debit)."""
         return {KeyRole.ISSUER: 0x21, KeyRole.LOAD: 0x27, KeyRole.DEBIT: 0x30}[self]
 
+    @property
+    def key_index(self) -> int:
+        """Calypso key index in Open Secure Session P1: 1 issuer, 2 load, 3 debit."""
+        return {KeyRole.ISSUER: 1, KeyRole.LOAD: 2, KeyRole.DEBIT: 3}[self]
+
+    @classmethod
+    def from_key_index(cls, index: int) -> KeyRole:
+        for role in cls:
+            if role.key_index == index:
+                return role
+        raise SchemaError(f"unknown key index {index}", field="key_index")
+
     @classmethod
     def from_kif(cls, kif: int) -> KeyRole:
         for role in cls:

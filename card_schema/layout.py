@@ -138,6 +138,8 @@ class ApplicationLayout:
         stored_value: whether the application carries a Calypso stored-value purse.
         simulated_counters: files that hold no data of their own and show one counter of a
             counters file in ``files`` (looked up by name, SFI and LID like the others).
+        kifs: the KIF of its issuer, load and debit keys. A SAM finds a work key by KIF and KVC
+            alone (Digest Init carries no application name), so each application has its own.
     """
 
     name: str
@@ -147,6 +149,7 @@ class ApplicationLayout:
     files: tuple[FileLayout, ...]
     stored_value: bool = False
     simulated_counters: tuple[FileLayout, ...] = ()
+    kifs: tuple[int, int, int] = (0x21, 0x27, 0x30)
 
     def __post_init__(self) -> None:
         for f in self.simulated_counters:
@@ -158,6 +161,10 @@ class ApplicationLayout:
                     f"shares {f.shares!r}, not a counters file of the application",
                     field=f"{self.name}.{f.name}",
                 )
+
+    def kif(self, role: KeyRole) -> int:
+        """KIF of this application's ``role`` key."""
+        return self.kifs[role.key_index - 1]
 
     @property
     def aid(self) -> bytes:
@@ -212,6 +219,18 @@ class CardLayout:
             if df_name in app.df_names:
                 return app
         raise SchemaError(f"no application with DF name {df_name!r}", field="df_name")
+
+    def key_by_kif(self, kif: int) -> tuple[ApplicationLayout, KeyRole]:
+        """The application and key role a KIF names.
+
+        Raises:
+            SchemaError: no application key has this KIF.
+        """
+        for app in self.applications:
+            for role in KeyRole:
+                if app.kif(role) == kif:
+                    return app, role
+        raise SchemaError(f"unknown key identifier 0x{kif:02X}", field="kif")
 
     def application_by_lid(self, lid: int) -> ApplicationLayout:
         for app in self.applications:
@@ -290,6 +309,7 @@ WALLET = ApplicationLayout(
     df_names=(b"HDF.WALLET",),
     lid=0x3000,
     stored_value=True,
+    kifs=(0x22, 0x28, 0x31),
     files=(
         FileLayout(
             "services", 0x3001, 0x01, FileType.LINEAR, 1, "wallet.services", {_R.UPDATE: ISSUER}
@@ -305,6 +325,7 @@ CURSUS = ApplicationLayout(
     title="Cursus — carte tous services jeunes",
     df_names=(b"HDF.CURSUS",),
     lid=0x4000,
+    kifs=(0x23, 0x29, 0x32),
     files=(
         FileLayout(
             "student", 0x4001, 0x01, FileType.LINEAR, 1, "cursus.student", {_R.UPDATE: ISSUER}
@@ -336,6 +357,7 @@ EMPLOYMENT = ApplicationLayout(
     title="Mes droits pour l'emploi",
     df_names=(b"HDF.EMPLOI",),
     lid=0x5000,
+    kifs=(0x24, 0x2A, 0x33),
     files=(
         FileLayout(
             "situation",

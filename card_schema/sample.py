@@ -148,22 +148,26 @@ SAMPLE_RECORDS: Mapping[str, Mapping[str, list[dict[str, Any]]]] = {
         "sv_load_log": [
             {
                 "date": "2026-11-02",
-                "time": "17:05",
-                "amount": 2000,
-                "balance": 2350,
+                "free_1": 0,
                 "kvc": 1,
-                "terminal_id": 0x1A2B3C4D,
+                "free_2": 0,
+                "balance": 2350,
+                "amount": 2000,
+                "time": "17:05",
+                "sam_id": 0x1A2B3C4D,
+                "sam_tnum": 41,
                 "sv_tnum": 12,
             }
         ],
         "sv_debit_log": [
             {
+                "amount": -60,
                 "date": "2026-11-26",
                 "time": "12:31",
-                "amount": 60,
-                "balance": 2290,
                 "kvc": 1,
-                "terminal_id": 0x0C0FFEE0,
+                "sam_id": 0x0C0FFEE0,
+                "sam_tnum": 7,
+                "balance": 2290,
                 "sv_tnum": 13,
             }
         ],

@@ -67,7 +67,7 @@ def card_keys(
         for role in KeyRole:
             ref = KeyRef(layout.name, role, version)
             wrapped = keys.wrapped_card_key(ref, (serial + layout.aid)[:31], TRANSPORT_LABEL)
-            out.append(WrappedKey(layout.name, role.value, role.kif, version, wrapped))
+            out.append(WrappedKey(layout.name, role.value, layout.kif(role), version, wrapped))
     return out
 
 

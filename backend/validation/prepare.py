@@ -30,8 +30,12 @@ import msgspec
 
 from backend.validation.providers import CardPseudonymizer, TraceKeyProvider
 from card_schema.errors import VerificationError
-from card_schema.traceability import TraceableSignature, verify_traceable_signatures
-from card_schema.uploads.signing import sam_signature_input, wire_record_signing_bytes
+from card_schema.traceability import (
+    TraceableSignature,
+    verify_traceable_signature,
+    verify_traceable_signatures,
+)
+from card_schema.uploads.signing import sam_signature_inputs, wire_record_signing_bytes
 
 PREPARED_FORMAT = "regioncard.prepared/1"
 _JSON_DECODE = msgspec.json.Decoder().decode
@@ -100,6 +104,7 @@ class RecordPreparer:
         digests: list[str] = []
         pseudonyms: list[str] = []
         by_sam: dict[bytes, tuple[list[int], list[tuple[bytes, bytes]]]] = {}
+        legacy: dict[int, bytes] = {}  # index -> input signed before Calypso PSO framing
         for index, record in enumerate(records):
             signed = wire_record_signing_bytes(record)
             digests.append(hashlib.sha256(signed).hexdigest()[:32])
@@ -109,11 +114,20 @@ class RecordPreparer:
                 raw = bytes.fromhex(sam_hex)
                 indexes, items = by_sam.setdefault(raw[:4], ([], []))
                 indexes.append(index)
-                items.append((raw, sam_signature_input(signed)))
+                inputs = sam_signature_inputs(signed)
+                items.append((raw, inputs[0]))
+                if len(inputs) > 1:
+                    legacy[index] = inputs[1]
         checks: list[TraceableSignature | VerificationError | None] = [None] * len(records)
         for serial, (indexes, items) in by_sam.items():
-            results = verify_traceable_signatures(self.sam_key(serial), items)
-            for index, result in zip(indexes, results, strict=True):
+            key = self.sam_key(serial)
+            results = verify_traceable_signatures(key, items)
+            for index, (raw, _), result in zip(indexes, items, results, strict=True):
+                if isinstance(result, VerificationError) and index in legacy:
+                    try:
+                        result = verify_traceable_signature(key, raw, legacy[index])
+                    except VerificationError as exc:
+                        result = exc
                 checks[index] = result
         out: list[Prepared] = []
         for digest, pseudonym, check in zip(digests, pseudonyms, checks, strict=True):

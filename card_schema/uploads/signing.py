@@ -16,8 +16,10 @@ of the record, :data:`SIGNED_FIELDS`, and nothing else. Left out on purpose:
   used for recovery, not part of the charged transaction (the batch's Ed25519 signature covers it).
 
 What goes into the SAM's PSO Compute Signature is :func:`sam_signature_input` of those bytes:
-the bytes themselves when they fit one command (255 bytes), else their SHA-256 (a record
-carrying a card log record in hex is about 430 bytes, so in practice the digest).
+the bytes themselves when they fit one Calypso PSO Compute Signature message (199 bytes), else
+their SHA-256 (a record carrying a card log record in hex is about 430 bytes, so in practice the
+digest). Before Calypso framing the limit was 255 bytes: :func:`sam_signature_inputs` gives both
+inputs for the lengths where the rules differ, and the backend accepts either.
 """
 
 from __future__ import annotations
@@ -30,7 +32,14 @@ import msgspec
 
 from card_schema.uploads.records import JournalRecord, TransactionIntent, canonical_json
 
-PSO_MAX_DATA = 255  # bytes of data one PSO Compute Signature command takes
+PSO_MAX_DATA = 199
+"""Signing bytes given to the SAM as they are (longer ones: their SHA-256). Calypso's PSO Compute
+Signature in SAM traceability mode takes a 206-byte message, 7 of which the SAM fills with its
+serial and counter."""
+
+LEGACY_PSO_MAX_DATA = 255
+"""The limit before the PSO frame became Calypso's (batches stored then: 200 to 255 signing bytes
+were signed as they are)."""
 
 SIGNED_FIELDS: tuple[str, ...] = (
     "terminal_id",
@@ -104,6 +113,16 @@ def sam_signature_input(signing_bytes: bytes) -> bytes:
     if len(signing_bytes) <= PSO_MAX_DATA:
         return signing_bytes
     return hashlib.sha256(signing_bytes).digest()
+
+
+def sam_signature_inputs(signing_bytes: bytes) -> tuple[bytes, ...]:
+    """Every input a SAM may have signed for these signing bytes: :func:`sam_signature_input`,
+    then, for 200 to 255 bytes only, the bytes themselves as signed before Calypso framing
+    (:data:`LEGACY_PSO_MAX_DATA`), so that batches stored then stay verifiable."""
+    current = sam_signature_input(signing_bytes)
+    if PSO_MAX_DATA < len(signing_bytes) <= LEGACY_PSO_MAX_DATA:
+        return (current, signing_bytes)
+    return (current,)
 
 
 def intent_sam_input(terminal_id: str, terminal_seq: int, intent: TransactionIntent) -> bytes:

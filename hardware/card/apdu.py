@@ -30,6 +30,7 @@ class SW(IntEnum):
     OK = 0x9000
     INVALIDATED = 0x6283
     SESSION_BUFFER_FULL = 0x6400
+    TRANSACTION_COUNTER_EXHAUSTED = 0x6900
     WRONG_LENGTH = 0x6700
     FILE_TYPE_MISMATCH = 0x6981
     SECURITY_NOT_SATISFIED = 0x6982
@@ -60,7 +61,8 @@ class SW(IntEnum):
 SW_MEANINGS: dict[SW, str] = {
     SW.OK: "command completed",
     SW.INVALIDATED: "selected application is invalidated (selection still done)",
-    SW.SESSION_BUFFER_FULL: "too many modifications in the secure session (buffer or count limit)",
+    SW.SESSION_BUFFER_FULL: "session buffer full: the modifications exceed the declared budget",
+    SW.TRANSACTION_COUNTER_EXHAUSTED: "transaction counter is 0: no more secure sessions",
     SW.WRONG_LENGTH: "wrong length: Lc or Le does not fit the command, extended length, truncated",
     SW.FILE_TYPE_MISMATCH: "command incompatible with the file structure",
     SW.SECURITY_NOT_SATISFIED: "security status not satisfied: no session or wrong key role",
@@ -156,6 +158,18 @@ def parse_apdu(raw: bytes) -> CommandAPDU:
     if len(body) == 2 + lc:
         return CommandAPDU(cla, ins, p1, p2, bytes(body[1:-1]), body[-1], bytes(raw))
     raise CommandRefused(SW.WRONG_LENGTH, "Lc does not match the data length")
+
+
+def digested_command(raw: bytes) -> bytes:
+    """The form of a command APDU a secure-session digest takes: a case 4 command without Le.
+
+    Calypso digests the command as the card received it minus the trailing ``Le`` of a command
+    that carries both data and ``Le`` (the reference's terminal does the same before giving the
+    command to the SAM). Other cases are digested whole.
+    """
+    if len(raw) > 5 and raw[4] != 0 and len(raw) == 6 + raw[4]:
+        return raw[:-1]
+    return raw
 
 
 Handler = TypeVar("Handler")

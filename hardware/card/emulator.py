@@ -35,6 +35,16 @@ import threading
 from collections.abc import Callable
 
 from card_schema.apdu_trace import trace
+from card_schema.calypso import (
+    APP_TYPE_RATIFICATION_COMMAND_REQUIRED,
+    APP_TYPE_REV3,
+    APP_TYPE_REV32_MODE,
+    APP_TYPE_SV,
+    SESSION_BUFFER_SIZES,
+    SessionMode,
+    StartupInfo,
+    card_atr,
+)
 from card_schema.crypto import KeyRole
 from card_schema.errors import SchemaError, VerificationError
 from card_schema.layout import (
@@ -48,7 +58,14 @@ from card_schema.layout import (
     FileType,
     Operation,
 )
-from hardware.card.apdu import SW, CommandAPDU, CommandRefused, handler_for, parse_apdu
+from hardware.card.apdu import (
+    SW,
+    CommandAPDU,
+    CommandRefused,
+    digested_command,
+    handler_for,
+    parse_apdu,
+)
 from hardware.card.image import (
     SV_BALANCE_MAX,
     SV_BALANCE_MIN,
@@ -57,15 +74,12 @@ from hardware.card.image import (
     PowerCut,
 )
 from hardware.card.scheme import (
-    CHALLENGE_SIZE,
-    SIGNATURE_SIZE,
     SessionDigest,
     session_key,
     sv_card_signature,
     sv_terminal_mac,
 )
 from hardware.card.session import SecureSession
-from hardware.icc import with_tck
 
 log = logging.getLogger(__name__)
 
@@ -97,18 +111,45 @@ READ_MULTIPLE = (
     0x05  # Read Record P2 low bits: records P1 to last, each as number || length || data
 )
 SV_GET_RELOAD, SV_GET_DEBIT = 0x07, 0x09  # SV Get P2 (Calypso): which log comes with the balance
-SV_BODY_SIZE = 11  # amount (3) || date (2) || time (2) || location (4)
-SV_LOG_FORMAT = "date(2) time(2) amount(3,signed) balance(3,signed) tnum(2) location(4) kvc(1)"
+SV_LOAD_LOG_SIZE, SV_DEBIT_LOG_SIZE = 22, 19  # Calypso SV logs (zero padded to 29 on the card)
 
-# The ICC file under the MF: the card serial, readable by anyone (traceability).
+# Files under the MF, readable by anyone: the ICC file (the card serial, traceability) and the
+# ID file (the card number field readers show). Legacy field readers select them by file
+# identifier whatever DF is current.
 ICC_SFI = 0x02
+ID_LID, ID_SFI = 0x0003, 0x03
 
 Reply = tuple[bytes, SW]
 FaultHook = Callable[[int], None]
 
 
-ATR = with_tck(bytes.fromhex("3B8C8001") + b"HDFREGIONCRD")
-"""ISO 14443-4 card ATR as PC/SC builds it: T=0/T=1 indicators, 12 historical bytes, TCK."""
+SESSION_BUFFER_INDEX = 6  # startup information: 215 bytes of session buffer
+PLATFORM = 0x3C  # startup information platform byte of the emulated chip
+APPLICATION_SUBTYPE = 0x11  # anything but 00 and FF (the reference refuses both)
+SOFTWARE_ISSUER, SOFTWARE_VERSION, SOFTWARE_REVISION = 0x0A, 0x01, 0x00
+
+
+def startup_info(*, stored_value: bool, rev32_mode: bool) -> StartupInfo:
+    """The startup information the card answers in an application's FCI (tag ``53``).
+
+    The application type says what the card has: the ratification command is required (the
+    card ratifies at the next command, not at deselection), SV when the application has a purse,
+    and the Rev 3.2 extended mode when the card runs it.
+    """
+    app_type = APP_TYPE_REV3 | APP_TYPE_RATIFICATION_COMMAND_REQUIRED
+    if stored_value:
+        app_type |= APP_TYPE_SV
+    if rev32_mode:
+        app_type |= APP_TYPE_REV32_MODE
+    return StartupInfo(
+        SESSION_BUFFER_INDEX,
+        PLATFORM,
+        app_type,
+        APPLICATION_SUBTYPE,
+        SOFTWARE_ISSUER,
+        SOFTWARE_VERSION,
+        SOFTWARE_REVISION,
+    )
 
 
 def _ok(data: bytes = b"") -> Reply:
@@ -132,6 +173,8 @@ class EmulatedCard:
         store: the card image file (read at power-on, committed atomically at session close).
         layout: the card layout the card follows.
         random: source of card challenges (``os.urandom``; tests may fix it).
+        rev32_mode: whether the card runs the Calypso Rev 3.2 extended mode (said in its startup
+            information; ``False`` makes a regular Rev 3 card that refuses extended opens).
         fault_hook: called after each APDU with its index since power-on (0-based); raising
             :class:`PowerCut` from it cuts the power: the response is lost and the session dropped.
     """
@@ -143,12 +186,17 @@ class EmulatedCard:
         layout: CardLayout = CARD_LAYOUT,
         random: Callable[[int], bytes] = os.urandom,
         fault_hook: FaultHook | None = None,
+        rev32_mode: bool = True,
     ) -> None:
+        self.rev32_mode = rev32_mode
+        self.last_session_mode: SessionMode | None = None  # of the last session opened
         self._store = store
         self._layout = layout
         self._random = random
         self.fault_hook = fault_hook
         self._icc_file = FileLayout("icc", layout.icc_lid, ICC_SFI, FileType.LINEAR, 1, "icc")
+        self._id_file = FileLayout("id", ID_LID, ID_SFI, FileType.LINEAR, 1, "id")
+        self._mf_files = {f.lid: f for f in (self._icc_file, self._id_file)}
         self._handlers: dict[int, Callable[[CommandAPDU], Reply]] = {
             INS_SELECT: self._select,
             INS_GET_DATA: self._get_data,
@@ -182,7 +230,13 @@ class EmulatedCard:
         with self._lock:
             self._reset()
             self._image = self._store.load()
-            return ATR
+            return self.atr
+
+    @property
+    def atr(self) -> bytes:
+        """The ATR a contactless PC/SC reader builds from this card (Calypso historical bytes)."""
+        serial = self._image.serial if self._image is not None else bytes(8)
+        return card_atr(startup_info(stored_value=False, rev32_mode=self.rev32_mode), serial)
 
     def power_off(self) -> None:
         """Leave the field: any open session is abandoned, so its modifications are cancelled."""
@@ -289,7 +343,7 @@ class EmulatedCard:
             and session is self._session
             and not (len(raw) >= 2 and raw[1] in (INS_OPEN_SESSION, INS_CLOSE_SESSION))
         ):
-            session.digest.update(raw)
+            session.digest.update(digested_command(raw))
             session.digest.update(response)
         return response
 
@@ -316,44 +370,51 @@ class EmulatedCard:
         ``6F [84 DF name] [A5 [BF0C [C7 serial] [53 startup information]]]``.
         """
         assert self._app is not None
-        startup = bytes(
-            [
-                self._layout.session_modifications_max,
-                0x00,  # platform
-                0x20 | (0x02 if self._app.stored_value else 0x00),  # application type: bit 1 = SV
-                0x00,  # subtype
-                0x00,  # software issuer
-                0x01,  # software version
-                0x00,  # software revision
-            ]
-        )
+        startup = startup_info(
+            stored_value=self._app.stored_value, rev32_mode=self.rev32_mode
+        ).to_bytes()
         discretionary = _tlv(
             b"\xbf\x0c", _tlv(b"\xc7", self._view().serial) + _tlv(b"\x53", startup)
         )
         return _tlv(b"\x6f", _tlv(b"\x84", self._df_name) + _tlv(b"\xa5", discretionary))
 
-    def _file_info(self, f: FileLayout | None) -> bytes:
-        """Calypso rev 1 style proprietary information (tag 85, 23 bytes) of a selected file."""
+    def _file_info(self, f: FileLayout | None, lid: int) -> bytes:
+        """Calypso proprietary information (tag ``85``, 23 bytes) of a selected file.
+
+        SFI (0), file type (1: ``01`` MF, ``02`` DF, ``04`` EF), EF type (2), record size (3),
+        number of records (4), access conditions (5..8: ``10`` in session, ``1F`` never, one
+        per operation), key indexes (9..12), DF status (13), KVCs (14..16), KIFs (17..19),
+        the file's own LID (21..22).
+        """
+        info = bytearray(23)
         if f is None:  # a DF or the MF
-            body = bytes([0x00, 0x02 if self._app else 0x01, 0x00, 0x00, 0x00])
+            info[1] = 0x02 if self._app else 0x01
+            if self._app is not None:
+                keys = self._view().applications[self._app.name].keys
+                for i, role in enumerate(KeyRole):
+                    key = keys.get(role)
+                    info[14 + i] = key.kvc if key is not None else 0
+                    info[17 + i] = self._app.kif(role)
         else:
-            subtype = {
+            info[0], info[1] = f.sfi, 0x04
+            info[2] = {
                 FileType.LINEAR: 0x02,
                 FileType.CYCLIC: 0x04,
                 FileType.COUNTERS: 0x09,
-                FileType.SV_LOG: 0x02,
+                FileType.SV_LOG: 0x04,
                 FileType.SIMULATED_COUNTER: 0x08,
             }[f.type]
-            roles = [f.access.get(op) for op in Operation]
-            access = bytes(
-                0x1F if r is None else {"issuer": 1, "load": 2, "debit": 3}[r.value] for r in roles
-            )
-            body = bytes([f.sfi, 0x04, subtype, f.record_size, f.record_count]) + access
+            info[3], info[4] = f.record_size, f.record_count
+            for i, op in enumerate(Operation):
+                needed = f.access.get(op)
+                info[5 + i] = 0x1F if needed is None else 0x10
+                info[9 + i] = 0 if needed is None else needed.key_index
             if f.type is FileType.SIMULATED_COUNTER and self._app is not None:
-                # after the key indexes and DF status: the counters file's SFI, the counter number
+                # An EF's data reference (14..15): the counters file's SFI, the counter number.
                 shared = self._app.file(f.shares or "")
-                body = body.ljust(14, b"\x00") + bytes([shared.sfi, f.counter_number])
-        return _tlv(b"\x85", body.ljust(23, b"\x00"))
+                info[14], info[15] = shared.sfi, f.counter_number
+        info[21:23] = lid.to_bytes(2, "big")
+        return _tlv(b"\x85", bytes(info))
 
     def _select(self, cmd: CommandAPDU) -> Reply:
         if cmd.p2 not in (0x00, 0x0C):
@@ -384,7 +445,10 @@ class EmulatedCard:
     def _select_fid(self, fid: int, p2: int) -> Reply:
         if fid == self._layout.mf_lid:
             self._enter_mf()
-            return _ok(self._file_info(None) if p2 == 0x00 else b"")
+            return _ok(self._file_info(None, fid) if p2 == 0x00 else b"")
+        if fid in self._mf_files:  # ICC and ID files: from the MF or from any application
+            self._ef = self._mf_files[fid]
+            return _ok(self._file_info(self._ef, fid) if p2 == 0x00 else b"")
         if self._app is not None:
             try:
                 ef = self._app.file_by_lid(fid)
@@ -392,10 +456,7 @@ class EmulatedCard:
                 pass
             else:
                 self._ef = ef
-                return _ok(self._file_info(ef) if p2 == 0x00 else b"")
-        elif fid == self._layout.icc_lid:
-            self._ef = self._icc_file
-            return _ok(self._file_info(self._icc_file) if p2 == 0x00 else b"")
+                return _ok(self._file_info(ef, fid) if p2 == 0x00 else b"")
         try:
             app = self._layout.application_by_lid(fid)
         except SchemaError:
@@ -427,9 +488,10 @@ class EmulatedCard:
                 raise CommandRefused(SW.NO_CURRENT_EF)
             return self._ef
         if self._app is None:
-            if sfi == ICC_SFI:
-                self._ef = self._icc_file
-                return self._icc_file
+            for f in self._mf_files.values():
+                if f.sfi == sfi:
+                    self._ef = f
+                    return f
             raise CommandRefused(SW.FILE_NOT_FOUND, "no application selected")
         try:
             self._ef = self._app.file_by_sfi(sfi)
@@ -438,7 +500,7 @@ class EmulatedCard:
         return self._ef
 
     def _records(self, f: FileLayout) -> list[bytes]:
-        if f is self._icc_file:
+        if f is self._icc_file or f is self._id_file:
             return [self._view().serial.ljust(RECORD_SIZE, b"\x00")]
         assert self._app is not None
         records = self._view().applications[self._app.name].records
@@ -456,7 +518,14 @@ class EmulatedCard:
         if cmd.p1 > len(records):
             raise CommandRefused(SW.RECORD_NOT_FOUND)
         if mode == READ_ONE:
-            return _ok(records[cmd.p1 - 1])
+            record = records[cmd.p1 - 1]
+            if f.type is FileType.COUNTERS and cmd.le:
+                # Read Counter: the reference asks Le = 3 * n for the first n counters and the
+                # card answers exactly those 3 * n bytes (Le beyond the record: 6Cxx).
+                if cmd.le > len(record):
+                    raise CommandRefused(SW.WRONG_LE, sw2=len(record))
+                return _ok(record[: cmd.le])
+            return _ok(record)
         out = b""
         for number in range(cmd.p1, len(records) + 1):
             item = bytes([number, f.record_size]) + records[number - 1]
@@ -473,7 +542,7 @@ class EmulatedCard:
         if session is None:
             raise CommandRefused(SW.SECURITY_NOT_SATISFIED, "modification outside a secure session")
         f = self._resolve_file(cmd.p2 >> 3)
-        if f is self._icc_file or operation not in f.access:
+        if f.lid in self._mf_files or operation not in f.access:
             raise CommandRefused(SW.CONDITIONS_NOT_SATISFIED, f"{operation.value} never allowed")
         if session.working.applications[session.application.name].invalidated:
             raise CommandRefused(SW.CONDITIONS_NOT_SATISFIED, "application invalidated")
@@ -497,7 +566,7 @@ class EmulatedCard:
         records = self._records(f)
         if cmd.p1 > len(records):
             raise CommandRefused(SW.RECORD_NOT_FOUND)
-        session.reserve(self._layout, len(cmd.data))
+        session.reserve(len(cmd.data))
         if write:  # Write Record ORs the data into the record (ISO 7816-4 "logical OR")
             data = bytes(a | b for a, b in zip(records[cmd.p1 - 1], data, strict=True))
         records[cmd.p1 - 1] = data
@@ -510,7 +579,7 @@ class EmulatedCard:
         if f.type is not FileType.CYCLIC:
             raise CommandRefused(SW.FILE_TYPE_MISMATCH)
         data = self._record_data(cmd, f)
-        session.reserve(self._layout, len(cmd.data))
+        session.reserve(len(cmd.data))
         records = self._records(f)
         records[:] = [data, *records[:-1]]  # newest first, oldest dropped
         return _ok()
@@ -537,7 +606,7 @@ class EmulatedCard:
         value = value + amount if operation is Operation.INCREASE else value - amount
         if not 0 <= value < 1 << (8 * COUNTER_SIZE):
             raise CommandRefused(SW.WRONG_DATA, "counter overflow or underflow")
-        session.reserve(self._layout, len(cmd.data))
+        session.reserve(len(cmd.data))
         new = value.to_bytes(COUNTER_SIZE, "big")
         records[0] = records[0][:start] + new + records[0][start + COUNTER_SIZE :]
         return _ok(new)
@@ -545,44 +614,73 @@ class EmulatedCard:
     # -- secure session ---------------------------------------------------------------------------
 
     def _open_session(self, cmd: CommandAPDU) -> Reply:
-        if cmd.p2 & 0x07:
-            raise CommandRefused(SW.WRONG_P1P2)
-        data = cmd.require_data(1 + CHALLENGE_SIZE, 1 + CHALLENGE_SIZE)
+        """Open Secure Session, Calypso Rev 3.
+
+        P1 = record * 8 + key index (1 issuer, 2 load, 3 debit); P2 = SFI * 8 + 1 (regular:
+        data = SAM challenge (4)) or + 2 (Rev 3.2 extended: data = ``00`` || SAM challenge (8)).
+        Answer: transaction counter (3) || random (1, or 5 extended) || ratification byte (``00``
+        ratified, else ``01``; extended: bit 0 not ratified, bit 1 session management allowed) ||
+        KIF || KVC || record length || record.
+        """
+        key_index, record_number = cmd.p1 & 0x07, cmd.p1 >> 3
+        sfi, p2_mode = cmd.p2 >> 3, cmd.p2 & 0x07
+        if p2_mode == 1:
+            mode = SessionMode.REGULAR
+        elif p2_mode == 2 and self.rev32_mode:
+            mode = SessionMode.EXTENDED
+        else:
+            raise CommandRefused(SW.WRONG_P1P2, "session mode not supported")
+        try:
+            role = KeyRole.from_key_index(key_index)
+        except SchemaError:
+            raise CommandRefused(SW.WRONG_P1P2, "key index") from None
+        if mode is SessionMode.EXTENDED:
+            data = cmd.require_data(9, 9)
+            if data[0] != 0x00:
+                raise CommandRefused(SW.WRONG_DATA)
+            sam_challenge = data[1:]
+        else:
+            sam_challenge = cmd.require_data(4, 4)
         self._abort_session("new session opened")
         if self._app is None:
             raise CommandRefused(SW.CONDITIONS_NOT_SATISFIED, "no application selected")
         app = self._app
         image = self._view()
-        try:
-            role = KeyRole.from_kif(data[0])
-        except SchemaError:
-            raise CommandRefused(SW.REFERENCED_DATA_NOT_FOUND, "unknown KIF") from None
         key = image.applications[app.name].keys.get(role)
         if key is None:
             raise CommandRefused(SW.REFERENCED_DATA_NOT_FOUND, f"no {role.value} key")
         if image.transaction_counter == 0:
-            raise CommandRefused(SW.CONDITIONS_NOT_SATISFIED, "transaction counter exhausted")
+            raise CommandRefused(SW.TRANSACTION_COUNTER_EXHAUSTED)
         record = b""
-        if cmd.p1:
-            if not cmd.p2 >> 3:
+        if record_number:
+            if not sfi:
                 raise CommandRefused(SW.WRONG_P1P2)
-            f = self._resolve_file(cmd.p2 >> 3)
+            f = self._resolve_file(sfi)
             records = self._records(f)
-            if cmd.p1 > len(records):
+            if record_number > len(records):
                 raise CommandRefused(SW.RECORD_NOT_FOUND)
-            record = records[cmd.p1 - 1]
-        card_challenge = self._random(CHALLENGE_SIZE)
+            record = records[record_number - 1]
+        counter = image.transaction_counter.to_bytes(3, "big")
+        card_challenge = counter + self._random(mode.card_random_size)
+        ratification = 0x00 if image.ratified else 0x01
+        if mode is SessionMode.EXTENDED:
+            ratification |= 0x02  # session management allowed
         response = (
-            card_challenge
-            + image.transaction_counter.to_bytes(3, "big")
-            + bytes([0x00 if image.ratified else 0x01, role.kif, key.kvc, len(record)])
-            + record
+            card_challenge + bytes([ratification, app.kif(role), key.kvc, len(record)]) + record
         )
         _need_le(cmd, len(response))
         working = image.copy()
         working.transaction_counter -= 1  # Calypso counts down, one step per session
-        digest = SessionDigest(session_key(key.key, data[1:], card_challenge), response)
-        self._session = SecureSession(app, role, digest, working)
+        digest = SessionDigest(session_key(key.key, sam_challenge, card_challenge), response)
+        self.last_session_mode = mode
+        self._session = SecureSession(
+            app,
+            role,
+            digest,
+            working,
+            mode=mode,
+            buffer_bytes=SESSION_BUFFER_SIZES[SESSION_BUFFER_INDEX],
+        )
         return _ok(response)
 
     def _close_session(self, cmd: CommandAPDU) -> Reply:
@@ -595,14 +693,17 @@ class EmulatedCard:
             return _ok()
         if cmd.p1 not in (0x00, CLOSE_RATIFY_NOW) or cmd.p2 != 0:
             raise CommandRefused(SW.WRONG_P1P2)
-        if len(cmd.data) != SIGNATURE_SIZE:
+        size = session.mode.signature_size
+        if len(cmd.data) != size:  # e.g. a 4-byte signature closing an extended session
             raise CommandRefused(SW.WRONG_LENGTH)
-        _need_le(cmd, SIGNATURE_SIZE)
+        # Postponed data first (each: length byte counting itself || data): the SV signatures.
+        postponed = b"".join(bytes([1 + len(p)]) + p for p in session.postponed)
+        _need_le(cmd, len(postponed) + size)
         try:
             session.digest.verify_terminal_signature(cmd.data)
         except VerificationError:
             raise CommandRefused(SW.INCORRECT_SIGNATURE, "session cancelled") from None
-        signature = session.digest.card_signature()
+        signature = postponed + session.digest.card_signature(size)
         committed = session.working
         committed.ratified = cmd.p1 == CLOSE_RATIFY_NOW
         self._commit(committed)
@@ -617,20 +718,48 @@ class EmulatedCard:
         return self._app
 
     def _sv_get(self, cmd: CommandAPDU) -> Reply:
+        """SV Get ``00 7C 00|01 07|09`` (Calypso): P1 ``01`` asks the Rev 3.2 layout.
+
+        Regular, P2 ``07``: KVC || SV tnum (2) || previous SV signature (5) || balance (3) ||
+        load log (22) = 33 bytes; P2 ``09``: the same with the debit log (19) = 30 bytes.
+        Extended: 8 bytes || KVC || SV tnum (2) || previous signature (6) || balance (3) || load
+        log (22) || debit log (19) = 61 bytes. KVC: of the load key (07) or debit key (09).
+        """
         cmd.require_no_data()
-        if cmd.p1 != 0 or cmd.p2 not in (SV_GET_RELOAD, SV_GET_DEBIT):
+        if cmd.p1 not in (0x00, 0x01) or cmd.p2 not in (SV_GET_RELOAD, SV_GET_DEBIT):
             raise CommandRefused(SW.WRONG_P1P2)
+        if cmd.p1 == 0x01 and not self.rev32_mode:
+            raise CommandRefused(SW.WRONG_P1P2, "no Rev 3.2 mode")
         app = self._sv_application()
         purse = self._view().applications[app.name]
-        log_file = "sv_load_log" if cmd.p2 == SV_GET_RELOAD else "sv_debit_log"
-        state = purse.sv_tnum.to_bytes(2, "big") + purse.sv_balance.to_bytes(3, "big", signed=True)
+        role = KeyRole.LOAD if cmd.p2 == SV_GET_RELOAD else KeyRole.DEBIT
+        key = purse.keys.get(role)
+        kvc = bytes([key.kvc if key is not None else 0])
+        tnum = purse.sv_tnum.to_bytes(2, "big")
+        balance = purse.sv_balance.to_bytes(3, "big", signed=True)
+        load_log = purse.records["sv_load_log"][0][:SV_LOAD_LOG_SIZE]
+        debit_log = purse.records["sv_debit_log"][0][:SV_DEBIT_LOG_SIZE]
+        if cmd.p1 == 0x01:
+            data = bytes(8) + kvc + tnum + bytes(6) + balance + load_log + debit_log
+        else:
+            log_part = load_log if cmd.p2 == SV_GET_RELOAD else debit_log
+            data = kvc + tnum + bytes(5) + balance + log_part
+        _need_le(cmd, len(data))
         if self._session is not None:
-            self._session.sv_state = state
-        return _ok(state + purse.records[log_file][0])
+            header = bytes([INS_SV_GET, cmd.p1, cmd.p2, len(data)])
+            self._session.sv_get = (header, data + SW.OK.to_bytes_sw(), cmd.p1 == 0x01)
+        return _ok(data)
 
     def _sv_operation(self, cmd: CommandAPDU) -> Reply:
-        if cmd.p1 != 0 or cmd.p2 != 0:
-            raise CommandRefused(SW.WRONG_P1P2)
+        """SV Reload ``B8`` / Debit ``BA`` / Undebit ``BC`` (Calypso), in a session.
+
+        P1 P2 and the first data byte: the SAM challenge of SV Prepare. Reload data: challenge
+        (1) || date (2) || free (1) || KVC || free (1) || amount (3) || time (2) || SAM id (4) ||
+        SAM tnum (3) || MAC (5|10). Debit / Undebit: challenge (1) || amount (2; negative for a
+        debit) || date (2) || time (2) || KVC || SAM id (4) || SAM tnum (3) || MAC (5|10). In a
+        session the answer is empty; the card's SV signature (3|6) comes in the Close Secure
+        Session answer, as postponed data.
+        """
         session = self._session
         if session is None:
             raise CommandRefused(SW.SECURITY_NOT_SATISFIED, "SV operation outside a secure session")
@@ -639,45 +768,58 @@ class EmulatedCard:
         if purse.invalidated:
             raise CommandRefused(SW.CONDITIONS_NOT_SATISFIED, "application invalidated")
         session.require_role(KeyRole.LOAD if cmd.ins == INS_SV_RELOAD else KeyRole.DEBIT)
-        if session.sv_state is None:
+        if session.sv_get is None:
             raise CommandRefused(
                 SW.CONDITIONS_NOT_SATISFIED, "SV Get must come first in the session"
             )
-        data = cmd.require_data(SV_BODY_SIZE + SIGNATURE_SIZE, SV_BODY_SIZE + SIGNATURE_SIZE)
-        _need_le(cmd, SIGNATURE_SIZE)
-        body, mac = data[:SV_BODY_SIZE], data[SV_BODY_SIZE:]
-        expected = sv_terminal_mac(session.digest.key, cmd.ins, session.sv_state, body)
+        header, sv_response, _ = session.sv_get
+        mac_size, sig_size = session.mode.sv_signature_size
+        body_size = 18 if cmd.ins == INS_SV_RELOAD else 15
+        data = cmd.require_data(body_size + mac_size, body_size + mac_size)
+        body, mac = data[:body_size], data[body_size:]
+        signed = bytes([cmd.ins, cmd.p1, cmd.p2, len(data)]) + body
+        expected = sv_terminal_mac(session.digest.key, header, sv_response, signed, mac_size)
         if not hmac.compare_digest(expected, mac):
             raise CommandRefused(SW.INCORRECT_SIGNATURE, "SV MAC")
         if cmd.ins == INS_SV_RELOAD:
-            amount = int.from_bytes(body[:3], "big", signed=True)
+            amount = int.from_bytes(body[6:9], "big", signed=True)
+            kvc, sam_id, sam_tnum = body[4], body[11:15], body[15:18]
         else:
-            amount = int.from_bytes(body[:3], "big")
-        balance = (
-            purse.sv_balance - amount if cmd.ins == INS_SV_DEBIT else purse.sv_balance + amount
-        )
+            amount = int.from_bytes(body[1:3], "big", signed=True)
+            kvc, sam_id, sam_tnum = body[7], body[8:12], body[12:15]
+            if (cmd.ins == INS_SV_DEBIT) != (amount <= 0):
+                raise CommandRefused(SW.WRONG_DATA, "a debit is negative, an undebit positive")
+        balance = purse.sv_balance + amount
         if not SV_BALANCE_MIN <= balance <= SV_BALANCE_MAX or purse.sv_tnum == 0xFFFF:
             raise CommandRefused(SW.WRONG_DATA, "balance out of range")
-        session.reserve(self._layout, len(cmd.data))
+        session.reserve(len(cmd.data))
         purse.sv_balance = balance
         purse.sv_tnum += 1
-        session.sv_state = None  # each SV operation needs its own SV Get (the MAC covers the state)
-        logged = -amount if cmd.ins == INS_SV_UNDEBIT else amount
-        kvc = purse.keys[session.role].kvc
-        entry = (
-            body[3:7]  # date, time
-            + logged.to_bytes(3, "big", signed=True)
-            + balance.to_bytes(3, "big", signed=True)
-            + purse.sv_tnum.to_bytes(2, "big")
-            + body[7:11]
-            + bytes([kvc])
-        )
-        entry = entry.ljust(RECORD_SIZE, b"\x00")
+        session.sv_get = None  # each SV operation needs its own SV Get (the MAC covers it)
+        after = balance.to_bytes(3, "big", signed=True)
+        tnum_after = purse.sv_tnum.to_bytes(2, "big")
         if cmd.ins == INS_SV_RELOAD:
-            purse.records["sv_load_log"] = [entry]
+            entry = (
+                body[1:3]  # date
+                + body[3:4]  # free
+                + bytes([kvc])
+                + body[5:6]  # free
+                + after
+                + body[6:9]  # amount
+                + body[9:11]  # time
+                + sam_id
+                + sam_tnum
+                + tnum_after
+            )
+            purse.records["sv_load_log"] = [entry.ljust(RECORD_SIZE, b"\x00")]
         else:
-            purse.records["sv_debit_log"] = [entry, *purse.records["sv_debit_log"][:-1]]
-        return _ok(sv_card_signature(session.digest.key, cmd.ins, purse.sv_tnum, balance))
+            entry = body[1:7] + bytes([kvc]) + sam_id + sam_tnum + after + tnum_after
+            log_records = purse.records["sv_debit_log"]
+            purse.records["sv_debit_log"] = [entry.ljust(RECORD_SIZE, b"\x00"), *log_records[:-1]]
+        session.postponed.append(
+            sv_card_signature(session.digest.key, cmd.ins, purse.sv_tnum, balance, sig_size)
+        )
+        return _ok()
 
     # -- invalidation -----------------------------------------------------------------------------
 
@@ -699,6 +841,6 @@ class EmulatedCard:
             raise CommandRefused(SW.CONDITIONS_NOT_SATISFIED, "already in that state")
         # A validator (debit key) may invalidate a listed card; a desk (load key) rehabilitates.
         session.require_role(KeyRole.DEBIT if invalidated else KeyRole.LOAD)
-        session.reserve(self._layout, 0)
+        session.reserve(0)
         app.invalidated = invalidated
         return _ok()

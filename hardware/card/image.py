@@ -13,7 +13,6 @@ The image file holds card keys, like a real card's memory: it is created with mo
 from __future__ import annotations
 
 import contextlib
-import copy
 import json
 import os
 from collections.abc import Callable
@@ -97,7 +96,23 @@ class CardImage:
         return cls(serial=serial, applications=apps)
 
     def copy(self) -> CardImage:
-        return copy.deepcopy(self)
+        """A deep copy (bytes are immutable, so the record lists and key entries are what is
+        copied); the session's working copy is made at every open, so this stays cheap."""
+        return CardImage(
+            serial=self.serial,
+            transaction_counter=self.transaction_counter,
+            ratified=self.ratified,
+            applications={
+                name: ApplicationImage(
+                    invalidated=app.invalidated,
+                    keys={role: CardKey(k.kvc, k.key) for role, k in app.keys.items()},
+                    records={f: list(records) for f, records in app.records.items()},
+                    sv_balance=app.sv_balance,
+                    sv_tnum=app.sv_tnum,
+                )
+                for name, app in self.applications.items()
+            },
+        )
 
     def to_json(self) -> dict[str, Any]:
         """The JSON document of the image (keys in hex: the file is as secret as the card)."""

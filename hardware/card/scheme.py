@@ -13,8 +13,9 @@ from __future__ import annotations
 from card_schema.crypto import aes_cmac, verify_cmac
 from card_schema.errors import VerificationError
 
-CHALLENGE_SIZE = 8
-SIGNATURE_SIZE = 8  # session signatures, SV MACs and traceable signatures are truncated CMACs
+CHALLENGE_SIZE = 8  # the largest SAM challenge (Rev 3.2 extended mode); regular mode uses 4
+SIGNATURE_SIZE = 8  # SV MACs and traceable signatures are truncated CMACs
+SESSION_SIGNATURE_SIZES = (4, 8)  # Close Secure Session: 4 bytes regular, 8 extended
 
 _SESSION_KEY = b"\x10"
 _DIGEST_INIT = b"\x20"
@@ -50,13 +51,13 @@ class SessionDigest:
         """Chain one command or response into the digest."""
         self._value = aes_cmac(self._key, _DIGEST_STEP + self._value + element)
 
-    def terminal_signature(self) -> bytes:
-        """What the SAM sends in Close Secure Session: ``CMAC(SK, 30 || D)[:8]``."""
-        return aes_cmac(self._key, _TERMINAL_SIGNATURE + self._value)[:SIGNATURE_SIZE]
+    def terminal_signature(self, size: int = SIGNATURE_SIZE) -> bytes:
+        """What the SAM sends in Close Secure Session: ``CMAC(SK, 30 || D)[:size]`` (4 or 8)."""
+        return aes_cmac(self._key, _TERMINAL_SIGNATURE + self._value)[:size]
 
-    def card_signature(self) -> bytes:
-        """What the card answers to a correct Close Secure Session: ``CMAC(SK, 31 || D)[:8]``."""
-        return aes_cmac(self._key, _CARD_SIGNATURE + self._value)[:SIGNATURE_SIZE]
+    def card_signature(self, size: int = SIGNATURE_SIZE) -> bytes:
+        """What the card answers to a correct Close Secure Session: ``CMAC(SK, 31 || D)[:size]``."""
+        return aes_cmac(self._key, _CARD_SIGNATURE + self._value)[:size]
 
     def verify_terminal_signature(self, signature: bytes) -> None:
         """Raises VerificationError unless ``signature`` is the terminal signature."""
@@ -67,21 +68,28 @@ class SessionDigest:
         self._verify(_CARD_SIGNATURE, signature)
 
     def _verify(self, label: bytes, signature: bytes) -> None:
-        if len(signature) != SIGNATURE_SIZE:
-            raise VerificationError(f"a session signature is {SIGNATURE_SIZE} bytes")
+        if len(signature) not in SESSION_SIGNATURE_SIZES:
+            raise VerificationError("a session signature is 4 or 8 bytes")
         verify_cmac(self._key, label + self._value, signature)
 
 
-def sv_terminal_mac(key: bytes, ins: int, sv_state: bytes, body: bytes) -> bytes:
-    """MAC the SAM puts on an SV Reload / Debit / Undebit.
+def sv_terminal_mac(
+    key: bytes, sv_get_header: bytes, sv_get_response: bytes, command: bytes, size: int
+) -> bytes:
+    """MAC the SAM puts on an SV Reload / Debit / Undebit (5 bytes regular, 10 extended).
 
-    ``CMAC(SK, 40 || INS || SV tnum (2) || balance (3) || command body)[:8]``; the SV state is the
-    one the card answered to SV Get in the same session, so a MAC is valid for one operation only.
+    ``CMAC(SK, 40 || SV Get header (4) || SV Get answer (data and SW) || SV command)[:size]``,
+    where the SV command is ``INS P1 P2 Lc`` and its data without the MAC (the SAM challenge,
+    the SAM id and the SAM transaction number in it): the MAC is valid for one state of the
+    purse and one operation only.
     """
-    return aes_cmac(key, _SV_TERMINAL + bytes([ins]) + sv_state + body)[:SIGNATURE_SIZE]
+    return aes_cmac(key, _SV_TERMINAL + sv_get_header + sv_get_response + command)[:size]
 
 
-def sv_card_signature(key: bytes, ins: int, tnum_after: int, balance_after: int) -> bytes:
-    """Card's answer to an SV operation: ``CMAC(SK, 41 || INS || tnum || balance)[:8]`` after it."""
+def sv_card_signature(
+    key: bytes, ins: int, tnum_after: int, balance_after: int, size: int
+) -> bytes:
+    """Card's SV signature (3 bytes regular, 6 extended), postponed to the Close Secure Session
+    answer: ``CMAC(SK, 41 || INS || SV tnum (2) || balance (3))[:size]`` after the operation."""
     state = tnum_after.to_bytes(2, "big") + balance_after.to_bytes(3, "big", signed=True)
-    return aes_cmac(key, _SV_CARD + bytes([ins]) + state)[:SIGNATURE_SIZE]
+    return aes_cmac(key, _SV_CARD + bytes([ins]) + state)[:size]

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from card_schema.calypso import MODIFICATION_OVERHEAD, SessionMode
 from card_schema.crypto import KeyRole
-from card_schema.layout import ApplicationLayout, CardLayout
+from card_schema.layout import ApplicationLayout
 from hardware.card.apdu import SW, CommandRefused
 from hardware.card.image import CardImage
 from hardware.card.scheme import SessionDigest
-
-MODIFICATION_OVERHEAD = 6  # Calypso rev 3: a modification takes Lc + 6 bytes of session buffer
 
 # Calypso access levels are nested: a session opened with the issuer key may do what the load and
 # debit keys may, and a load session what a debit session may.
@@ -38,7 +37,12 @@ class SecureSession:
         working: the card image as the session has modified it so far.
         modifications: modifying commands accepted so far.
         buffer_used: bytes of session buffer used so far.
-        sv_state: SV tnum and balance (5 bytes) answered to SV Get in this session, if any.
+        sv_get: the SV Get of this session, if any: its header (INS P1 P2 Le), its answer (data
+            and SW: what the SV MAC covers) and whether it was the Rev 3.2 layout.
+        postponed: data the Close Secure Session answer carries before the signature (the SV
+            signatures, in order).
+        mode: regular or Rev 3.2 extended (sizes of the close signatures and SV MACs).
+        buffer_bytes: the session buffer budget the startup information declares.
     """
 
     application: ApplicationLayout
@@ -47,7 +51,10 @@ class SecureSession:
     working: CardImage
     modifications: int = 0
     buffer_used: int = 0
-    sv_state: bytes | None = field(default=None)
+    sv_get: tuple[bytes, bytes, bool] | None = field(default=None)
+    postponed: list[bytes] = field(default_factory=list)
+    mode: SessionMode = SessionMode.REGULAR
+    buffer_bytes: int = 215
 
     def require_role(self, needed: KeyRole) -> None:
         """Refuse with ``6982`` unless the session key role grants ``needed``."""
@@ -57,13 +64,11 @@ class SecureSession:
                 f"{needed.value} key needed, session is {self.role.value}",
             )
 
-    def reserve(self, layout: CardLayout, data_length: int) -> None:
-        """Count one modification of ``data_length`` bytes, refusing ``6400`` beyond the limits."""
+    def reserve(self, data_length: int) -> None:
+        """Count one modification of ``data_length`` bytes (``Lc + 6`` bytes of session
+        buffer), refusing ``6400`` beyond the byte budget of the startup information."""
         cost = data_length + MODIFICATION_OVERHEAD
-        if (
-            self.modifications + 1 > layout.session_modifications_max
-            or self.buffer_used + cost > layout.session_buffer_bytes
-        ):
+        if self.buffer_used + cost > self.buffer_bytes:
             raise CommandRefused(SW.SESSION_BUFFER_FULL)
         self.modifications += 1
         self.buffer_used += cost

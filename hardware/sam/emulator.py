@@ -42,20 +42,19 @@ from collections.abc import Callable
 from pathlib import Path
 
 from card_schema.apdu_trace import trace
+from card_schema.calypso import SAM_SUBTYPE_C1, SAMInfo, sam_atr
 from card_schema.crypto import KeyRef, KeyRole
 from card_schema.errors import SchemaError, VerificationError
 from card_schema.layout import CARD_LAYOUT, ApplicationLayout, CardLayout
 from card_schema.traceability import traceable_signature
 from hardware.card.apdu import SW, CommandAPDU, CommandRefused, handler_for, parse_apdu
 from hardware.card.scheme import (
-    CHALLENGE_SIZE,
     SIGNATURE_SIZE,
     SessionDigest,
     session_key,
     sv_card_signature,
     sv_terminal_mac,
 )
-from hardware.icc import with_tck
 from hardware.sam.keystore import (
     TRACE_KEY,
     WRAPPED_KEY_SIZE,
@@ -82,12 +81,22 @@ INS_SV_PREPARE_DEBIT = 0x54
 INS_SV_PREPARE_UNDEBIT = 0x5C
 INS_SV_CHECK = 0x58
 INS_PSO_SIGNATURE = 0x2A
+TRACE_KIF = 0x2E  # KIF of the traceable-signature key (its KVC is the key's version)
+PSO_TRACE_SIZE = 7  # SAM serial (4) || signature counter (3), written into the message
+PSO_MESSAGE_MAX = 206  # the reference's limit of a message in SAM traceability mode
 INS_GET_DATA = 0xCA
 INS_LOAD_CARD_KEY = 0xD8
 
 # The card INS each SV Prepare signs for (SV Reload B8, SV Debit BA, SV Undebit BC).
 _SV_CARD_INS = {INS_SV_PREPARE_LOAD: 0xB8, INS_SV_PREPARE_DEBIT: 0xBA, INS_SV_PREPARE_UNDEBIT: 0xBC}
-_OPEN_HEADER = CHALLENGE_SIZE + 3 + 4  # challenge, counter, ratified, KIF, KVC, record length
+P1_DIGEST_INIT_EXTENDED = 0x02  # Digest Init P1 bit: Rev 3.2 extended session
+P2_DIGEST_INIT = 0xFF
+CHALLENGE_SIZES = (4, 8)  # Get Challenge Le: 04 regular, 08 extended
+
+# Emulated SAM identity in its ATR (after 80 5A): platform, application type, subtype C1,
+# software issuer (not 08, which names an HSM), version, revision.
+SAM_PLATFORM, SAM_APPLICATION_TYPE = 0x00, 0x80
+SAM_SOFTWARE_ISSUER, SAM_SOFTWARE_VERSION, SAM_SOFTWARE_REVISION = 0x20, 0x01, 0x00
 
 
 def trace_diversification_input(sam_serial: bytes) -> bytes:
@@ -123,6 +132,8 @@ class EmulatedSAM:
         counter_file: where the traceable-signature counter survives restarts (JSON, written
             atomically); ``None`` keeps it in memory, starting at 0.
         random: source of SAM challenges.
+        subtype: ATR application subtype; ``C1`` (SAM C1, the default) runs Rev 3.2 extended
+            sessions, another value (``D0``: S1D) regular sessions only.
     """
 
     def __init__(
@@ -133,7 +144,9 @@ class EmulatedSAM:
         layout: CardLayout = CARD_LAYOUT,
         counter_file: Path | None = None,
         random: Callable[[int], bytes] = os.urandom,
+        subtype: int = SAM_SUBTYPE_C1,
     ) -> None:
+        self.subtype = subtype
         if len(serial) != SAM_SERIAL_SIZE:
             raise SchemaError("a SAM serial is 4 bytes", field="sam_serial")
         self._keys = keys
@@ -141,7 +154,7 @@ class EmulatedSAM:
         self._layout = layout
         self._counter_file = counter_file
         self._random = random
-        self._counter = self._load_counter()
+        self._counter, self._sv_counter = self._load_counter()
         self._handlers: dict[int, Callable[[CommandAPDU], bytes]] = {
             INS_SELECT_DIVERSIFIER: self._select_diversifier,
             INS_GET_CHALLENGE: self._get_challenge,
@@ -164,7 +177,20 @@ class EmulatedSAM:
 
     @property
     def atr(self) -> bytes:
-        return with_tck(bytes.fromhex("3B8B8001") + b"RCSAM" + self.serial + b"\x00\x00")
+        """Legacy Calypso SAM ATR: ``3B 3F 96 00 80 5A`` ‖ identity (6) ‖ serial ‖ ``82 90 00``."""
+        return sam_atr(self.info)
+
+    @property
+    def info(self) -> SAMInfo:
+        return SAMInfo(
+            SAM_PLATFORM,
+            SAM_APPLICATION_TYPE,
+            self.subtype,
+            SAM_SOFTWARE_ISSUER,
+            SAM_SOFTWARE_VERSION,
+            SAM_SOFTWARE_REVISION,
+            self.serial,
+        )
 
     @property
     def counter(self) -> int:
@@ -204,18 +230,24 @@ class EmulatedSAM:
 
     def _reset(self) -> None:
         self._card_serial: bytes | None = None
-        self._application: ApplicationLayout | None = None
         self._challenge: bytes | None = None
-        self._digest: SessionDigest | None = None
-        self._closed = False
-        self._sv_expected: bytes | None = None
+        self._reset_digest()
 
-    def _load_counter(self) -> int:
+    def _reset_digest(self) -> None:
+        self._application: ApplicationLayout | None = None
+        self._digest: SessionDigest | None = None
+        self._extended = False
+        self._closed = False
+        self._sv_expected: list[bytes] = []  # card SV signatures to check, in order
+
+    def _load_counter(self) -> tuple[int, int]:
+        """The traceable-signature counter and the SV transaction counter saved last."""
         if self._counter_file is None or not self._counter_file.exists():
-            return 0
+            return 0, 0
         try:
-            return int(json.loads(self._counter_file.read_text(encoding="utf-8"))["counter"])
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+            saved = json.loads(self._counter_file.read_text(encoding="utf-8"))
+            return int(saved["counter"]), int(saved.get("sv_counter", 0))
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
             raise KeyStoreError(f"unreadable SAM counter file {self._counter_file}") from exc
 
     def _save_counter(self) -> None:
@@ -224,7 +256,8 @@ class EmulatedSAM:
         temp = self._counter_file.with_name(self._counter_file.name + ".tmp")
         fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
-            os.write(fd, json.dumps({"counter": self._counter}).encode())
+            saved = {"counter": self._counter, "sv_counter": self._sv_counter}
+            os.write(fd, json.dumps(saved).encode())
             os.fsync(fd)
         finally:
             os.close(fd)
@@ -259,45 +292,60 @@ class EmulatedSAM:
     # -- commands ---------------------------------------------------------------------------------
 
     def _select_diversifier(self, cmd: CommandAPDU) -> bytes:
+        """Select Diversifier ``80 14 00 00 04|08``: the card serial alone; keeps the challenge."""
         self._no_parameters(cmd)
-        data = cmd.require_data(8 + 1, 8 + 16)
-        try:
-            app = self._layout.application_by_df_name(data[8:])
-        except SchemaError:
-            raise CommandRefused(SW.REFERENCED_DATA_NOT_FOUND, "unknown application") from None
-        self._reset()
-        if any(loaded[0] != data[:8] for loaded in self._loaded_keys):
+        serial = cmd.require_data(4, 8)
+        if len(serial) not in (4, 8):
+            raise CommandRefused(SW.WRONG_LENGTH, "a diversifier is 4 or 8 bytes")
+        self._reset_digest()
+        if any(loaded[0] != serial for loaded in self._loaded_keys):
             self._loaded_keys.clear()  # another card: its predecessor's keys go
-        self._card_serial, self._application = data[:8], app
+        self._card_serial = serial
         return b""
 
     def _get_challenge(self, cmd: CommandAPDU) -> bytes:
+        """Get Challenge ``80 84 00 00 04|08``: 4 bytes (regular) or 8 (extended)."""
         self._no_parameters(cmd)
         cmd.require_no_data()
-        if cmd.le not in (None, 0, CHALLENGE_SIZE):
-            raise CommandRefused(SW.WRONG_LE, sw2=CHALLENGE_SIZE)
-        self._challenge = self._random(CHALLENGE_SIZE)
+        if cmd.le not in CHALLENGE_SIZES:
+            raise CommandRefused(SW.WRONG_LENGTH, "Le is 04 or 08")
+        self._challenge = self._random(cmd.le)
         return self._challenge
 
     def _digest_init(self, cmd: CommandAPDU) -> bytes:
-        self._no_parameters(cmd)
-        response = cmd.require_data(_OPEN_HEADER, 255)
-        if self._card_serial is None or self._application is None or self._challenge is None:
+        """Digest Init ``80 8A 00|02 FF``: KIF || KVC || Open Secure Session answer.
+
+        P1 ``02`` is a Rev 3.2 extended session (8-byte challenge, 5 random bytes in the card
+        answer, 8-byte signatures); ``00`` a regular one. The work key is the card key of the
+        application and role the KIF names, version KVC, diversified with the selected serial.
+        """
+        if cmd.p1 not in (0x00, P1_DIGEST_INIT_EXTENDED) or cmd.p2 != P2_DIGEST_INIT:
+            raise CommandRefused(SW.WRONG_P1P2)
+        extended = cmd.p1 == P1_DIGEST_INIT_EXTENDED
+        random_size = 5 if extended else 1
+        header = 3 + random_size + 4  # counter, random, ratification, KIF, KVC, length
+        data = cmd.require_data(2 + header, 255)
+        kif, kvc, response = data[0], data[1], data[2:]
+        if self._card_serial is None or self._challenge is None:
             raise CommandRefused(SW.CONDITIONS_NOT_SATISFIED, "select diversifier, get challenge")
-        if len(response) != _OPEN_HEADER + response[_OPEN_HEADER - 1]:
-            raise CommandRefused(SW.WRONG_DATA, "not an Open Secure Session response")
-        card_challenge = response[:CHALLENGE_SIZE]
-        kif, kvc = response[CHALLENGE_SIZE + 4], response[CHALLENGE_SIZE + 5]
+        if len(self._challenge) != (8 if extended else 4):
+            raise CommandRefused(SW.CONDITIONS_NOT_SATISFIED, "challenge of the other mode")
+        if len(response) != header + response[header - 1]:
+            raise CommandRefused(SW.WRONG_DATA, "not an Open Secure Session answer")
+        if (response[header - 3], response[header - 2]) != (kif, kvc):
+            raise CommandRefused(SW.WRONG_DATA, "KIF/KVC differ from the card's answer")
+        card_challenge = response[: 3 + random_size]
         try:
-            ref = KeyRef(self._application.name, KeyRole.from_kif(kif), kvc)
-            key = self.card_key(self._card_serial, self._application, ref)
+            app, role = self._layout.key_by_kif(kif)
+            key = self.card_key(self._card_serial, app, KeyRef(app.name, role, kvc))
         except (SchemaError, KeyStoreError):
-            raise CommandRefused(SW.REFERENCED_DATA_NOT_FOUND, "no such master key") from None
+            raise CommandRefused(SW.RECORD_NOT_FOUND, "no such work key") from None
         sk = session_key(key, self._challenge, card_challenge)
         self._challenge = None  # a challenge serves one session only
+        self._reset_digest()
+        self._application = app
         self._digest = SessionDigest(sk, response)
-        self._closed = False
-        self._sv_expected = None
+        self._extended = extended
         return b""
 
     def _digest_update(self, cmd: CommandAPDU) -> bytes:
@@ -322,15 +370,18 @@ class EmulatedSAM:
         self._no_parameters(cmd)
         cmd.require_no_data()
         digest = self._require_digest()
-        if cmd.le not in (None, 0, SIGNATURE_SIZE):
-            raise CommandRefused(SW.WRONG_LE, sw2=SIGNATURE_SIZE)
+        size = 8 if self._extended else 4
+        if cmd.le != size:
+            raise CommandRefused(SW.WRONG_LENGTH, "Le is 04 (regular) or 08 (extended)")
         self._closed = True
-        return digest.terminal_signature()
+        return digest.terminal_signature(size)
 
     def _digest_authenticate(self, cmd: CommandAPDU) -> bytes:
         self._no_parameters(cmd)
-        signature = cmd.require_data(SIGNATURE_SIZE, SIGNATURE_SIZE)
+        signature = cmd.require_data(4, 8)
         digest = self._require_digest()
+        if len(signature) != (8 if self._extended else 4):
+            raise CommandRefused(SW.WRONG_LENGTH, "a card signature is 4 or 8 bytes by mode")
         if not self._closed:
             raise CommandRefused(SW.CONDITIONS_NOT_SATISFIED, "digest not closed")
         self._digest = None  # one attempt per session
@@ -341,51 +392,111 @@ class EmulatedSAM:
         return b""
 
     def _sv_prepare(self, cmd: CommandAPDU) -> bytes:
-        self._no_parameters(cmd)
-        data = cmd.require_data(5 + 11, 5 + 11)
+        """SV Prepare Load ``80 56 01 FF`` / Debit ``80 54 01 FF`` / Undebit ``80 5C 01 FF``.
+
+        Data: the SV Get header (INS P1 P2 Le) || the whole SV Get answer (data and SW) || the
+        SV command without its SAM fields (INS, P1 P2 ``00``, Lc, then its data up to the KVC:
+        11 bytes for a reload, 8 for a debit). Answer: SAM challenge (3: the SV command's P1,
+        P2 and first data byte) || SAM transaction number (3) || MAC (5 regular, 10 extended).
+        """
+        if (cmd.p1, cmd.p2) != (0x01, 0xFF):
+            raise CommandRefused(SW.WRONG_P1P2)
+        data = cmd.require_data(4 + 2 + 12, 255)
         digest = self._require_digest()
         card_ins = _SV_CARD_INS[cmd.ins]
-        state, body = data[:5], data[5:]
-        tnum = int.from_bytes(state[:2], "big")
-        balance = int.from_bytes(state[2:5], "big", signed=True)
+        header = data[:4]
+        if header[0] != 0x7C or header[1] not in (0, 1) or header[2] not in (0x07, 0x09):
+            raise CommandRefused(SW.WRONG_DATA, "not an SV Get header")
+        response = data[4 : 4 + header[3] + 2]
+        partial = data[4 + header[3] + 2 :]
+        partial_size = 15 if card_ins == 0xB8 else 12
+        if len(partial) != partial_size or partial[0] != card_ins or response[-2:] != b"\x90\x00":
+            raise CommandRefused(SW.WRONG_DATA, "SV Get answer or SV command malformed")
+        sv_get = response[:-2]
+        # Regular: KVC || tnum (2) || previous signature (5) || balance (3)...; Rev 3.2: 8 bytes
+        # || KVC || tnum (2) || previous signature (6) || balance (3)...
+        tnum_at, balance_at = (9, 17) if header[1] == 0x01 else (1, 8)
+        if len(sv_get) < balance_at + 3:
+            raise CommandRefused(SW.WRONG_DATA, "SV Get answer too short")
+        tnum = int.from_bytes(sv_get[tnum_at : tnum_at + 2], "big")
+        balance = int.from_bytes(sv_get[balance_at : balance_at + 3], "big", signed=True)
         if card_ins == 0xB8:
-            amount = int.from_bytes(body[:3], "big", signed=True)
+            amount = int.from_bytes(partial[10:13], "big", signed=True)
         else:
-            amount = int.from_bytes(body[:3], "big")
-        after = balance - amount if card_ins == 0xBA else balance + amount
+            amount = int.from_bytes(partial[5:7], "big", signed=True)
+        after = balance + amount
         if not -(1 << 23) <= after < 1 << 23 or tnum >= 0xFFFF:
             raise CommandRefused(SW.WRONG_DATA, "balance out of range")
-        self._sv_expected = sv_card_signature(digest.key, card_ins, tnum + 1, after)
-        return sv_terminal_mac(digest.key, card_ins, state, body)
+        mac_size, sig_size = (10, 6) if self._extended else (5, 3)
+        if partial[3] != partial_size + 7 - 4 + mac_size:
+            raise CommandRefused(SW.WRONG_DATA, "SV command Lc does not fit the session mode")
+        challenge = self._random(3)
+        sam_tnum = self._sv_counter.to_bytes(3, "big")
+        self._sv_counter += 1
+        self._save_counter()
+        body = bytes([challenge[2]]) + partial[5:] + self.serial + sam_tnum
+        signed = bytes([card_ins, challenge[0], challenge[1], partial[3]]) + body
+        self._sv_expected.append(sv_card_signature(digest.key, card_ins, tnum + 1, after, sig_size))
+        return (
+            challenge + sam_tnum + sv_terminal_mac(digest.key, header, response, signed, mac_size)
+        )
 
     def _sv_check(self, cmd: CommandAPDU) -> bytes:
+        """SV Check ``80 58 00 00`` with the card's SV signature (3 regular, 6 extended), taken
+        from the Close Secure Session answer; one per SV operation, in order."""
         self._no_parameters(cmd)
-        signature = cmd.require_data(SIGNATURE_SIZE, SIGNATURE_SIZE)
-        expected, self._sv_expected = self._sv_expected, None
-        if expected is None:
+        signature = cmd.require_data(3, 6)
+        if not self._sv_expected:
             raise CommandRefused(SW.CONDITIONS_NOT_SATISFIED, "no SV operation prepared")
+        expected = self._sv_expected.pop(0)
         if not hmac.compare_digest(expected, signature):
             raise CommandRefused(SW.INCORRECT_SIGNATURE, "card SV signature")
         return b""
 
     def _pso_signature(self, cmd: CommandAPDU) -> bytes:
+        """PSO Compute Signature ``80 2A 9E 9A`` in SAM traceability mode.
+
+        Data: ``FF`` || KIF || KVC of the signing key || operating mode || traceability offset
+        (2, in bits) || message (the reference's frame). The operating mode's high nibble is
+        ``6`` (full SAM serial inserted; ``E`` in busy mode), the low one the signature size
+        (8). The SAM writes its serial (4) and signature counter (3) into the message at the
+        offset (over 7 bytes the terminal leaves for them) and answers the message so
+        completed || the signature. The signature itself is ours
+        (:func:`card_schema.traceability.traceable_signature` over the message without those
+        7 bytes), so the backend verifies it with serial and counter as before.
+        """
         if (cmd.p1, cmd.p2) != (0x9E, 0x9A):
             raise CommandRefused(SW.WRONG_P1P2)
-        record = cmd.require_data(1, 255)
+        data = cmd.require_data(6 + PSO_TRACE_SIZE, 255)
+        if data[0] != 0xFF:
+            raise CommandRefused(SW.WRONG_DATA, "PSO Compute Signature data starts with FF")
+        if (data[1], data[2]) != (TRACE_KIF, TRACE_KEY.version):
+            raise CommandRefused(SW.RECORD_NOT_FOUND, "no such signing key")
+        mode, size = data[3] >> 4, data[3] & 0x0F
+        offset_bits = int.from_bytes(data[4:6], "big")
+        message = data[6:]
+        if (
+            mode & 0x07 != 0x06  # full-serial traceability mode only
+            or size != SIGNATURE_SIZE
+            or offset_bits % 8
+            or offset_bits // 8 + PSO_TRACE_SIZE > len(message)
+            or len(message) > PSO_MESSAGE_MAX
+        ):
+            raise CommandRefused(SW.WRONG_DATA, "operating mode, size or offset not supported")
+        offset = offset_bits // 8
+        record = message[:offset] + message[offset + PSO_TRACE_SIZE :]
         if self._counter > SAM_COUNTER_MAX:
-            raise CommandRefused(SW.CONDITIONS_NOT_SATISFIED, "signature counter exhausted")
+            raise CommandRefused(SW.TRANSACTION_COUNTER_EXHAUSTED, "signature counter exhausted")
         try:
             key = self._keys.diversify(TRACE_KEY, trace_diversification_input(self.serial))
         except KeyStoreError:
-            raise CommandRefused(SW.REFERENCED_DATA_NOT_FOUND, "no traceability key") from None
+            raise CommandRefused(SW.RECORD_NOT_FOUND, "no traceability key") from None
         counter = self._counter
         self._counter += 1
         self._save_counter()  # before answering: a signature is never issued twice with one number
-        return (
-            self.serial
-            + counter.to_bytes(3, "big")
-            + traceable_signature(key, self.serial, counter, record)
-        )
+        trace = self.serial + counter.to_bytes(3, "big")
+        signed = message[:offset] + trace + message[offset + PSO_TRACE_SIZE :]
+        return signed + traceable_signature(key, self.serial, counter, record)
 
     def _get_data(self, cmd: CommandAPDU) -> bytes:
         cmd.require_no_data()
@@ -404,10 +515,10 @@ class EmulatedSAM:
         """
         self._no_parameters(cmd)
         data = cmd.require_data(2 + WRAPPED_KEY_SIZE, 2 + WRAPPED_KEY_SIZE)
-        if self._card_serial is None or self._application is None:
+        if self._card_serial is None:
             raise CommandRefused(SW.CONDITIONS_NOT_SATISFIED, "select diversifier first")
         try:
-            role = KeyRole.from_kif(data[0])
+            application, role = self._layout.key_by_kif(data[0])
         except SchemaError:
             raise CommandRefused(SW.WRONG_DATA, "unknown KIF") from None
         unwrap = getattr(self._keys, "unwrap_card_key", None)
@@ -419,5 +530,5 @@ class EmulatedSAM:
             raise CommandRefused(SW.REFERENCED_DATA_NOT_FOUND, "no transport key") from None
         except KeyStoreError:
             raise CommandRefused(SW.WRONG_DATA, "wrapped key refused") from None
-        self._loaded_keys[(self._card_serial, self._application.name, role, data[1])] = bytes(key)
+        self._loaded_keys[(self._card_serial, application.name, role, data[1])] = bytes(key)
         return b""

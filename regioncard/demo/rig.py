@@ -139,6 +139,25 @@ class ReaderRig:
         log.info("readers ready: %s", ", ".join(stack.readers))
         return cls(stack, cards, sams, reader, sam_reader, bridges)
 
+    def present_sam(self, chip: EmulatedICC) -> None:
+        """Put another terminal's SAM in the SAM slot, as pcscd sees a SAM swap: the old one
+        removed, the new one inserted and powered (its ATR, which carries its serial, is the
+        one the terminal's Calypso engine reads: SV commands carry that serial)."""
+        if chip is self.sams.current:
+            return
+        bridge = self.bridges[1]
+        self.sam_reader.disconnect()
+        bridge.remove()
+        # pcscd must see the slot empty, or it keeps the old SAM's ATR
+        self.stack.wait_for_card_state(self.stack.sam_reader, False, 10)
+        self.sams.present(chip)
+        bridge.insert()
+        if not (
+            bridge.wait_connected(10)
+            and self.stack.wait_for_card_state(self.stack.sam_reader, True, 10)
+        ):
+            raise TimeoutError("the SAM slot did not come back")
+
     @property
     def apdus(self) -> tuple[int, int]:
         """APDUs that went through pcscd so far: (card slot, SAM slot)."""

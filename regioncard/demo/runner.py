@@ -358,7 +358,7 @@ class Demo:
         """Every card through a desk job: the agent on the page's API, the desk station writes."""
         assert self.rig is not None and self.server is not None
         desk = self.runtimes[DESK.terminal_id]
-        self.rig.sams.present(desk.sam)
+        self.rig.present_sam(desk.sam)
         station = DeskStation(
             self.rig.reader,
             self.rig.sam_reader,
@@ -438,7 +438,7 @@ class Demo:
 
     def _tap(self, holder: Holder, runtime: Runtime) -> None:
         assert self.rig is not None and runtime.gate is not None
-        self.rig.sams.present(runtime.sam)
+        self.rig.present_sam(runtime.sam)
         self.rig.cards.present(self.cards[holder.serial_hex])
         result = runtime.gate.on_card()
         reason = (
@@ -463,7 +463,7 @@ class Demo:
 
     def _meal(self, holder: Holder, runtime: Runtime) -> None:
         assert self.rig is not None and runtime.till is not None
-        self.rig.sams.present(runtime.sam)
+        self.rig.present_sam(runtime.sam)
         self.rig.cards.present(self.cards[holder.serial_hex])
         result = runtime.till.serve()
         self.rig.reader.disconnect()

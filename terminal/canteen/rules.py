@@ -249,14 +249,12 @@ def _meal_of_service(
 def wallet_debit_matches(meal: CanteenLogEntry, debit: WalletDebit) -> bool:
     """Whether an SV debit log entry is the wallet part of ``meal``.
 
-    The till gives the SV Debit command the meal's own date and time and its point-of-sale
-    number as location, so the card's SV log names the meal it paid.
+    The till gives the SV Debit command the meal's own date and time (to the minute), so the
+    card's SV log names the meal it paid by its time and amount. (Calypso's debit log names the
+    terminal by its SAM serial, not by the till's point-of-sale number the canteen log holds;
+    one card takes one meal per service, so time and amount are enough.)
     """
-    return (
-        debit.amount == meal.wallet_amount
-        and debit.at == meal.served_at
-        and debit.location == meal.terminal_id
-    )
+    return debit.amount == meal.wallet_amount and debit.at == meal.served_at
 
 
 def _wallet_part_owed(meal: CanteenLogEntry, wallet_log: Sequence[WalletDebit] | None) -> bool:

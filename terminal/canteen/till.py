@@ -406,21 +406,23 @@ class CanteenTill:
             return SessionOutcome(SessionOutcome.NOT_STARTED, None, "card: no wallet")
 
         def prepare(opening: SessionOpening) -> None:
-            tm.prepare_sv_debit(amount, meal.served_at, self.pos_id)
+            tm.prepare_sv_debit(amount, meal.served_at)
 
         def intent(opening: SessionOpening) -> TransactionIntent:
             sv = wallet.sv  # this session's SV Get, sent before the close
-            assert sv is not None
+            operation = tm.last_sv_operation  # SV Prepare gave the SAM's numbers
+            assert sv is not None and operation is not None
             return sv_debit_intent(
                 kind=TransactionKind.CANTEEN_MEAL,
                 card_serial=view.card.serial,
                 card_tx_counter=opening.transaction_counter,
-                kvc=opening.kvc,
+                kvc=operation.kvc,
                 balance_before=sv.balance,
                 sv_tnum_before=sv.tnum,
                 amount=amount,
                 at=meal.served_at,
-                location=self.pos_id,
+                sam_id=operation.sam_id,
+                sam_tnum=operation.sam_tnum,
                 occurred_at=now,
                 last_events=non_blank(sv_raw),
                 product_code=SERVICE_CODES[meal.service.value],

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from card_schema.crypto import KeyRole
+from card_schema.layout import CARD_LAYOUT
 
 
 class PlanError(ValueError):
@@ -49,8 +50,8 @@ class WrappedCardKey:
 
     @property
     def kif(self) -> int:
-        """Calypso key identifier of the role."""
-        return self.role.kif
+        """Calypso key identifier of this application's role key (a SAM finds keys by KIF)."""
+        return CARD_LAYOUT.application(self.application).kif(self.role)
 
     @classmethod
     def from_json(cls, doc: Mapping[str, Any]) -> WrappedCardKey:

@@ -35,12 +35,13 @@ import contextlib
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from card_schema.crypto import KeyRole
+from card_schema.en1545 import EPOCH
 from card_schema.errors import RegionCardError, SchemaError
 from card_schema.layout import RECORD_SIZE
-from card_schema.records import decode_record
+from card_schema.records import decode_record, encode_record
 from card_schema.uploads.records import (
     JournalRecord,
     PurseMovement,
@@ -65,12 +66,11 @@ from terminal.engine import (
 )
 from terminal.engine.image import ApplicationImage, CalypsoCard
 from terminal.engine.journaled import SessionOutcome, run_journaled_session
-from terminal.engine.transaction import sv_body
+from terminal.engine.transaction import SVOperation
 from terminal.journal.store import Journal
 
 log = logging.getLogger(__name__)
 
-DESK_LOCATION = 0x0DE5C000  # SV log "location" of desk reloads
 BLANK_RECORD = bytes(RECORD_SIZE)
 WALLET_PURSE = "wallet.sv"
 AID_PURSES = {  # cursus.aid_counters field -> purse name in the upload (docs/batch-format.md)
@@ -193,7 +193,7 @@ def load_card_key(
         CommunicationError: the SAM's reader failed (``device == "sam"``).
         EngineError: the SAM refused the Select Diversifier.
     """
-    sam.select_diversifier(card_serial, df_name)
+    sam.select_diversifier(card_serial)
     try:
         sam.load_card_key(key.kif, key.version, key.wrapped_key)
     except SAMError as exc:
@@ -349,7 +349,7 @@ class CardWriter:
                 occurred_at=when.astimezone(UTC),
                 movements=movements,
                 product_code=product_code,
-                written_event=written_witness(step, when, opening.kvc),
+                written_event=written_witness(step, tm.last_sv_operation),
             )
 
         outcome = run_journaled_session(
@@ -416,7 +416,7 @@ def _prepare_step(tm: CardTransactionManager, step: PlanStep, when: datetime) ->
     for write in step.writes:
         tm.prepare_update_record(write.file, write.record, write.data)
     if step.sv_reload is not None:
-        tm.prepare_sv_reload(step.sv_reload.amount, when, DESK_LOCATION)
+        tm.prepare_sv_reload(step.sv_reload.amount, when)
 
 
 def step_movements(step: PlanStep, app: ApplicationImage) -> tuple[PurseMovement, ...]:
@@ -469,42 +469,49 @@ def contract_product_code(step: PlanStep) -> int | None:
     return None
 
 
-def sv_load_log_entry(
-    amount: int, balance_after: int, tnum_after: int, when: datetime, kvc: int
-) -> bytes:
+def sv_load_log_entry(operation: SVOperation) -> bytes:
     """The SV load log record a reload writes (``wallet.sv_load_log``: the card keeps the last).
 
-    Same bytes as the card's: date and time (as given in the SV Reload), amount, balance after,
-    SV transaction number after, location, key version, then zeros.
+    Calypso's 22-byte load log, as the card writes it from the SV Reload command (date, free
+    bytes zero, KVC, balance after, amount, time, SAM id, SAM transaction number, SV transaction
+    number after), zero padded to the 29-byte record.
     """
-    body = sv_body(amount, when, DESK_LOCATION, signed=True)
-    entry = (
-        body[3:7]
-        + amount.to_bytes(3, "big", signed=True)
-        + balance_after.to_bytes(3, "big", signed=True)
-        + tnum_after.to_bytes(2, "big")
-        + body[7:11]
-        + bytes([kvc])
+    return encode_record(
+        "wallet.sv_load_log",
+        {
+            "date": _en1545_date(operation.date_time[:2]),
+            "free_1": 0,
+            "kvc": operation.kvc,
+            "free_2": 0,
+            "balance": operation.balance_after,
+            "amount": operation.amount,
+            "time": _en1545_time(operation.date_time[2:]),
+            "sam_id": int.from_bytes(operation.sam_id, "big"),
+            "sam_tnum": operation.sam_tnum,
+            "sv_tnum": operation.tnum_after,
+        },
     )
-    return entry.ljust(RECORD_SIZE, b"\x00")
 
 
-def written_witness(step: PlanStep, when: datetime, kvc: int) -> bytes | None:
+def _en1545_date(raw: bytes) -> str:
+    return (EPOCH + timedelta(days=int.from_bytes(raw, "big"))).isoformat()
+
+
+def _en1545_time(raw: bytes) -> str:
+    minutes = int.from_bytes(raw, "big")
+    return f"{minutes // 60:02d}:{minutes % 60:02d}"
+
+
+def written_witness(step: PlanStep, operation: SVOperation | None) -> bytes | None:
     """What the step leaves on the card for a later reading to recognise (``written_event``).
 
-    A reload: the SV load log record it writes. A record step: its first record's final
-    content (a contract or the aid counters: products and amounts, the same facts as the
-    record's product code and movements, nothing about the holder).
+    A reload: the SV load log record it writes (``operation``: the session's SV Reload, whose
+    SAM numbers SV Prepare gave). A record step: its first record's final content (a contract
+    or the aid counters: products and amounts, the same facts as the record's product code and
+    movements, nothing about the holder).
     """
-    if step.sv_reload is not None:
-        reload = step.sv_reload
-        return sv_load_log_entry(
-            reload.amount,
-            reload.balance_before + reload.amount,
-            reload.tnum_before + 1,
-            when,
-            kvc,
-        )
+    if step.sv_reload is not None and operation is not None:
+        return sv_load_log_entry(operation)
     return step.writes[0].data if step.writes else None
 
 

@@ -64,7 +64,8 @@ from terminal.engine.transaction import (
     CardTransactionManager,
     SessionClosing,
     SessionOpening,
-    sv_body,
+    SVOperation,
+    sv_date_time,
 )
 
 __all__ = [
@@ -85,6 +86,7 @@ __all__ = [
     "SAMCommand",
     "SAMError",
     "SAMResource",
+    "SVOperation",
     "SVState",
     "SelectionError",
     "SessionClosing",
@@ -96,5 +98,5 @@ __all__ = [
     "sam_status",
     "sam_unreachable",
     "select_card",
-    "sv_body",
+    "sv_date_time",
 ]

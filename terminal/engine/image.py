@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from card_schema.calypso import StartupInfo
 from card_schema.layout import CARD_LAYOUT, COUNTER_SIZE, ApplicationLayout, CardLayout, FileType
 
 
@@ -21,12 +22,15 @@ class SVState:
     Attributes:
         tnum: SV transaction number.
         balance: balance in eurocents.
-        last_log: the log record returned with it (load or debit log, 29 bytes).
+        last_log: the log record returned with it (load or debit log, as the card's 29-byte
+            record: Calypso's 22 or 19 bytes, zero padded).
+        kvc: KVC of the SV key (from the SV Get).
     """
 
     tnum: int
     balance: int
     last_log: bytes = b""
+    kvc: int = 0
 
 
 @dataclass
@@ -40,6 +44,7 @@ class ApplicationImage:
         invalidated: the selection answered ``6283``.
         records: file name -> record number -> record bytes, for what was read or written.
         sv: stored-value state, when read.
+        startup_info: the Calypso startup information of its FCI (``None`` if none).
     """
 
     layout: ApplicationLayout
@@ -48,6 +53,17 @@ class ApplicationImage:
     invalidated: bool = False
     records: dict[str, dict[int, bytes]] = field(default_factory=dict)
     sv: SVState | None = None
+    startup_info: StartupInfo | None = None
+
+    @property
+    def rev32_mode(self) -> bool:
+        """Whether the card declared the Rev 3.2 extended mode for this application."""
+        return self.startup_info is not None and self.startup_info.rev32_mode
+
+    @property
+    def session_buffer_bytes(self) -> int:
+        """The session buffer budget the card declared (215 bytes when it declared nothing)."""
+        return self.startup_info.session_buffer_bytes if self.startup_info is not None else 215
 
     @property
     def name(self) -> str:

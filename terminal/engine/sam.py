@@ -1,8 +1,29 @@
-"""The SAM as a resource of the transaction engine: one method per SAM command.
+"""The SAM as a resource of the transaction engine: one method per SAM command (legacy Calypso SAM).
 
 The terminal never computes any cryptography itself: it forwards bytes between card and SAM
-(docs/secure-session.md). Every method sends exactly one SAM APDU (class ``80``) and checks its
-status word against :data:`terminal.engine.status.SAM_STATUS`.
+(docs/secure-session.md). Every method sends exactly one SAM APDU (class from the ATR: ``80``
+for SAM C1) and checks its status word against :data:`terminal.engine.status.SAM_STATUS`.
+
+Frames (builders are the methods of :class:`SAMResource`, in this order in a session):
+
+- :meth:`~SAMResource.get_challenge`: ``80 84 00 00 04|08`` (regular | extended).
+- :meth:`~SAMResource.select_diversifier`: ``80 14 00 00 08`` || card serial (keeps the
+  challenge).
+- :meth:`~SAMResource.digest_init`: ``80 8A 00|02 FF`` Lc KIF || KVC || Open Secure Session
+  answer (P1 ``02``: extended).
+- :meth:`~SAMResource.digest_update`: ``80 8C 00 00`` Lc element;
+  :meth:`~SAMResource.digest_update_multiple`: ``80 8C 80 00`` Lc (length || element)+.
+- :meth:`~SAMResource.digest_close`: ``80 8E 00 00 04|08``.
+- :meth:`~SAMResource.digest_authenticate`: ``80 82 00 00 04|08`` card signature.
+- :meth:`~SAMResource.sv_prepare`: ``80 56|54|5C 01 FF`` Lc SV Get header || SV Get answer ||
+  partial SV command; :meth:`~SAMResource.sv_check`: ``80 58 00 00`` Lc SV signature (3|6).
+- :meth:`~SAMResource.compute_signature`: PSO Compute Signature ``80 2A 9E 9A`` Lc ``FF`` ||
+  KIF || KVC || ``68`` || offset (2) || record || 7 bytes for serial and counter;
+  :func:`parse_pso_signature` splits the answer.
+- :meth:`~SAMResource.get_data`, :meth:`~SAMResource.load_card_key`.
+
+The SAM's product (and so the session mode it can run and its digest buffer) comes from its ATR:
+:attr:`SAMResource.info` (:func:`card_schema.calypso.parse_sam_atr`).
 """
 
 from __future__ import annotations
@@ -11,9 +32,11 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from card_schema.calypso import SAMInfo, SessionMode, parse_sam_atr
+from card_schema.errors import SchemaError
 from firmware_host.readers.base import Reader, ReaderError
 from terminal.engine.channel import APDUChannel
-from terminal.engine.errors import CommunicationError
+from terminal.engine.errors import CommunicationError, EngineError
 from terminal.engine.stats import APDUCounter
 from terminal.engine.status import SAMCommand, check_sam
 
@@ -21,9 +44,10 @@ log = logging.getLogger(__name__)
 
 CLA_SAM = 0x80
 SIGNATURE_SIZE = 8
-CHALLENGE_SIZE = 8
 APDU_DATA_MAX = 255
 P1_DIGEST_UPDATE_MULTIPLE = 0x80
+P1_DIGEST_INIT_EXTENDED = 0x02
+P2_DIGEST_INIT = 0xFF
 
 
 @dataclass(frozen=True)
@@ -56,6 +80,26 @@ class TraceableSignature:
         return cls(raw[:4], int.from_bytes(raw[4:7], "big"), raw[7:])
 
 
+TRACE_KIF, TRACE_KVC = 0x2E, 0x01  # the SAM's traceable-signature key
+PSO_MODE_TRACEABILITY_FULL = 0x68  # high nibble 6: full SAM serial inserted; low: 8-byte signature
+PSO_TRACE_SIZE = 7  # SAM serial (4) || counter (3), inserted by the SAM
+PSO_RECORD_MAX = 206 - PSO_TRACE_SIZE  # the reference's 206-byte message in traceability mode
+
+
+def parse_pso_signature(raw: bytes, record: bytes) -> TraceableSignature:
+    """Split a PSO Compute Signature answer (``record || serial || counter || signature``).
+
+    Raises:
+        EngineError: wrong length, or the SAM did not sign ``record``.
+    """
+    if len(raw) != len(record) + PSO_TRACE_SIZE + SIGNATURE_SIZE or raw[: len(record)] != record:
+        raise EngineError("PSO Compute Signature answer does not match the record")
+    trace = raw[len(record) : len(record) + PSO_TRACE_SIZE]
+    return TraceableSignature(
+        trace[:4], int.from_bytes(trace[4:], "big"), raw[len(record) + PSO_TRACE_SIZE :]
+    )
+
+
 def _apdu(ins: int, data: bytes = b"", le: int | None = None, p1: int = 0, p2: int = 0) -> bytes:
     apdu = bytes([CLA_SAM, ins, p1, p2])
     if data:
@@ -77,6 +121,8 @@ class SAMResource:
         self.reader = reader
         self.counter = counter if counter is not None else APDUCounter()
         self._channel = APDUChannel(reader, "sam", self.counter)
+        self._info: SAMInfo | None = None
+        self._info_atr: bytes | None = None  # the ATR ``_info`` was read from
 
     def _send(self, command: SAMCommand, apdu: bytes) -> bytes:
         if not self.reader.connected:
@@ -90,23 +136,79 @@ class SAMResource:
         check_sam(command, sw)
         return data
 
+    @property
+    def info(self) -> SAMInfo | None:
+        """What the SAM's ATR says (product, serial), or ``None`` for an ATR that is not a
+        Calypso SAM's (then regular sessions only). Connects the reader if needed; read again
+        whenever the ATR changes (another SAM put in the reader).
+
+        Raises:
+            CommunicationError: the SAM reader cannot be connected.
+        """
+        if not self.reader.connected:
+            try:
+                self.reader.connect()
+            except ReaderError as exc:
+                raise CommunicationError(
+                    SAMCommand.GET_CHALLENGE,
+                    "sam",
+                    f"SAM reader: {exc}",
+                    may_have_reached_card=False,
+                ) from exc
+        atr = self.reader.atr
+        if atr != self._info_atr:
+            self._info_atr = atr
+            try:
+                self._info = parse_sam_atr(atr)
+            except SchemaError:
+                log.warning("SAM ATR %s is not a Calypso SAM's", atr.hex())
+                self._info = None
+        return self._info
+
+    def session_mode(self, card_rev32: bool) -> SessionMode:
+        """The mode of a session with a card: extended when the card's startup information and
+        this SAM (SAM C1 family) both run Rev 3.2, regular otherwise (as the reference does)."""
+        info = self.info
+        if card_rev32 and info is not None and info.extended_mode:
+            return SessionMode.EXTENDED
+        return SessionMode.REGULAR
+
     def use_counter(self, counter: APDUCounter) -> None:
         """Count this SAM's APDUs in ``counter`` from now on."""
         self.counter = counter
         self._channel.counter = counter
 
     # -- secure session ---------------------------------------------------------------------
-    def select_diversifier(self, card_serial: bytes, df_name: bytes) -> None:
-        """Select the card (serial + DF name) whose keys the SAM derives; resets the SAM session."""
-        self._send(SAMCommand.SELECT_DIVERSIFIER, _apdu(0x14, card_serial + df_name))
+    def select_diversifier(self, card_serial: bytes) -> None:
+        """Select Diversifier: the card serial (4 or 8 bytes) the SAM diversifies card keys with.
 
-    def get_challenge(self) -> bytes:
-        """A fresh SAM challenge (8 bytes) for Open Secure Session."""
-        return self._send(SAMCommand.GET_CHALLENGE, _apdu(0x84, le=CHALLENGE_SIZE))
+        The challenge of a Get Challenge sent before stays valid.
+        """
+        self._send(SAMCommand.SELECT_DIVERSIFIER, _apdu(0x14, card_serial))
 
-    def digest_init(self, open_response: bytes) -> None:
-        """Start the session digest with the whole Open Secure Session response data."""
-        self._send(SAMCommand.DIGEST_INIT, _apdu(0x8A, open_response))
+    def get_challenge(self, mode: SessionMode = SessionMode.REGULAR) -> bytes:
+        """A fresh SAM challenge for Open Secure Session: 4 bytes (regular) or 8 (extended).
+
+        Raises:
+            EngineError: the SAM answered a challenge of another length.
+        """
+        challenge = self._send(SAMCommand.GET_CHALLENGE, _apdu(0x84, le=mode.challenge_size))
+        if len(challenge) != mode.challenge_size:
+            raise EngineError(f"SAM challenge of {len(challenge)} bytes, not {mode.challenge_size}")
+        return challenge
+
+    def digest_init(
+        self, kif: int, kvc: int, open_response: bytes, mode: SessionMode = SessionMode.REGULAR
+    ) -> None:
+        """Digest Init: the session key's KIF and KVC, then the Open Secure Session answer data.
+
+        P1 ``00`` (regular) or ``02`` (extended), P2 ``FF``.
+        """
+        p1 = P1_DIGEST_INIT_EXTENDED if mode is SessionMode.EXTENDED else 0x00
+        self._send(
+            SAMCommand.DIGEST_INIT,
+            _apdu(0x8A, bytes([kif, kvc]) + open_response, p1=p1, p2=P2_DIGEST_INIT),
+        )
 
     def digest_update(self, element: bytes) -> None:
         """Digest one card command APDU or one card response (data + SW), 1..255 bytes."""
@@ -129,11 +231,19 @@ class SAMResource:
         )
 
     def digest_elements(self, elements: Sequence[bytes]) -> None:
-        """Digest ``elements`` in order, in as few SAM APDUs as fit the 255-byte limit.
+        """Digest ``elements`` in order, in as few SAM APDUs as the SAM's digest buffer allows.
 
-        Consecutive elements are packed into Digest Update Multiple APDUs; an element alone in
-        its APDU (or too long for a length prefix: 255 bytes) goes in a plain Digest Update.
+        As the reference does: a SAM C1 or S1E1 (by its ATR) takes consecutive elements packed
+        into Digest Update Multiple APDUs of up to its digest buffer (255 or 240 bytes); an
+        element alone in its APDU, or too long for the buffer, goes in a plain Digest Update.
+        Other SAMs (S1Dx) take one Digest Update per element.
         """
+        info = self.info
+        if info is not None and info.application_subtype not in (0xC1, 0xE1):
+            for element in elements:
+                self.digest_update(element)
+            return
+        limit = APDU_DATA_MAX if info is None else min(info.digest_buffer, APDU_DATA_MAX)
         batch: list[bytes] = []
         size = 0
 
@@ -147,19 +257,19 @@ class SAMResource:
             size = 0
 
         for element in elements:
-            if len(element) >= APDU_DATA_MAX:
+            if len(element) >= limit:
                 flush()
                 self.digest_update(element)
                 continue
-            if size + 1 + len(element) > APDU_DATA_MAX:
+            if size + 1 + len(element) > limit:
                 flush()
             batch.append(element)
             size += 1 + len(element)
         flush()
 
-    def digest_close(self) -> bytes:
-        """The terminal signature (8 bytes) for Close Secure Session."""
-        return self._send(SAMCommand.DIGEST_CLOSE, _apdu(0x8E, le=SIGNATURE_SIZE))
+    def digest_close(self, mode: SessionMode = SessionMode.REGULAR) -> bytes:
+        """The terminal signature for Close Secure Session: 4 bytes (regular) or 8 (extended)."""
+        return self._send(SAMCommand.DIGEST_CLOSE, _apdu(0x8E, le=mode.signature_size))
 
     def digest_authenticate(self, card_signature: bytes) -> None:
         """Check the card's close signature.
@@ -170,18 +280,22 @@ class SAMResource:
         self._send(SAMCommand.DIGEST_AUTHENTICATE, _apdu(0x82, card_signature))
 
     # -- stored value -------------------------------------------------------------------------
-    def sv_prepare(self, card_ins: int, sv_state: bytes, body: bytes) -> bytes:
-        """SV MAC (8) for the SV operation ``card_ins`` (``BA`` debit, ``B8`` reload, ``BC``
-        undebit) from the 5-byte state of the SV Get and the 11-byte body."""
+    def sv_prepare(self, sv_get_header: bytes, sv_get_response: bytes, partial: bytes) -> bytes:
+        """SV Prepare Load ``80 56 01 FF`` / Debit ``80 54`` / Undebit ``80 5C`` (by
+        ``partial[0]``: ``B8``, ``BA``, ``BC``): SV Get header (4) || the whole SV Get answer
+        (data and SW) || the SV command without its SAM fields. Returns the SAM challenge (3) ||
+        SAM transaction number (3) || MAC (5|10)."""
         ins, command = {
             0xBA: (0x54, SAMCommand.SV_PREPARE_DEBIT),
             0xB8: (0x56, SAMCommand.SV_PREPARE_LOAD),
             0xBC: (0x5C, SAMCommand.SV_PREPARE_UNDEBIT),
-        }[card_ins]
-        return self._send(command, _apdu(ins, sv_state + body, le=0))
+        }[partial[0]]
+        data = sv_get_header + sv_get_response + partial
+        return self._send(command, _apdu(ins, data, p1=0x01, p2=0xFF))
 
     def sv_check(self, card_sv_signature: bytes) -> None:
-        """Check the card's SV signature.
+        """SV Check ``80 58 00 00`` with the card's SV signature (3|6 bytes, postponed data of
+        the Close Secure Session answer).
 
         Raises:
             SAMError: ``6988``.
@@ -201,17 +315,27 @@ class SAMResource:
 
     # -- traceability ---------------------------------------------------------------------------
     def compute_signature(self, record: bytes) -> TraceableSignature:
-        """Traceable signature over ``record`` (1..255 bytes), PSO Compute Signature.
+        """Traceable signature over ``record``: PSO Compute Signature in SAM traceability mode.
+
+        Frame: ``80 2A 9E 9A`` Lc ``FF`` || KIF || KVC || mode ``68`` (full SAM serial
+        inserted, 8-byte signature) || offset in bits (2) || ``record`` || 7 bytes the SAM
+        fills with its serial (4) and signature counter (3). Answer: the completed message ||
+        signature (8).
 
         Raises:
-            ValueError: ``record`` is empty or longer than 255 bytes.
+            ValueError: ``record`` is empty or longer than :data:`PSO_RECORD_MAX` bytes.
+            EngineError: the answer does not echo the record.
         """
-        if not 1 <= len(record) <= 255:
-            raise ValueError("a signed record is 1 to 255 bytes")
-        raw = self._send(
-            SAMCommand.PSO_COMPUTE_SIGNATURE, _apdu(0x2A, record, le=0, p1=0x9E, p2=0x9A)
+        if not 1 <= len(record) <= PSO_RECORD_MAX:
+            raise ValueError(f"a signed record is 1 to {PSO_RECORD_MAX} bytes")
+        data = (
+            bytes([0xFF, TRACE_KIF, TRACE_KVC, PSO_MODE_TRACEABILITY_FULL])
+            + (len(record) * 8).to_bytes(2, "big")
+            + record
+            + bytes(PSO_TRACE_SIZE)
         )
-        return TraceableSignature.from_bytes(raw)
+        raw = self._send(SAMCommand.PSO_COMPUTE_SIGNATURE, _apdu(0x2A, data, p1=0x9E, p2=0x9A))
+        return parse_pso_signature(raw, record)
 
     def get_data(self) -> tuple[bytes, int]:
         """SAM serial (4) and the next signature counter value."""

@@ -26,8 +26,9 @@ from terminal.engine.image import CalypsoCard
 from terminal.engine.stats import APDUCounter
 from terminal.engine.transaction import CardTransactionManager
 
-REGIONAL_CARD_ATR = r"3B8C8001.*"
-"""ATR filter of the regional card (ISO 14443-4 form, historical bytes ``HDFREGIONCRD``)."""
+REGIONAL_CARD_ATR = r"3B8F8001805A.{20}829000.."
+"""ATR filter of a Calypso card as a contactless reader presents it: historical bytes ``80 5A`` ||
+startup information (6) || low 4 bytes of the serial || ``82 90 00``, then TCK."""
 
 
 @dataclass(frozen=True)

@@ -180,7 +180,9 @@ CARD_STATUS: Mapping[CardCommand, Mapping[int, StatusInfo]] = MappingProxyType(
         ),
         CardCommand.OPEN_SECURE_SESSION: _table(
             {
-                0x6985: StatusInfo("no application selected, or transaction counter exhausted", R),
+                0x6985: StatusInfo("no application selected, or session already open", R),
+                0x6900: StatusInfo("transaction counter is 0: card at end of life", R),
+                0x6B00: StatusInfo("key index or session mode not supported", R),
                 0x6A82: StatusInfo("file to read not found", R),
                 0x6A83: StatusInfo("record to read not found", R),
                 0x6A88: StatusInfo("key (KIF) unknown or absent from the card", X),
@@ -249,7 +251,12 @@ SAM_STATUS: Mapping[SAMCommand, Mapping[int, StatusInfo]] = MappingProxyType(
     {
         SAMCommand.SELECT_DIVERSIFIER: _sam({0x6A88: StatusInfo("unknown application", R)}),
         SAMCommand.GET_CHALLENGE: _sam(),
-        SAMCommand.DIGEST_INIT: _sam({0x6A88: StatusInfo("no such master key (KIF/KVC)", X)}),
+        SAMCommand.DIGEST_INIT: _sam(
+            {
+                0x6A83: StatusInfo("no such work key (KIF/KVC)", X),
+                0x6A80: StatusInfo("not an Open Secure Session answer", R),
+            }
+        ),
         SAMCommand.DIGEST_UPDATE: _sam(),
         SAMCommand.DIGEST_UPDATE_MULTIPLE: _sam({0x6A80: StatusInfo("malformed elements", R)}),
         SAMCommand.DIGEST_CLOSE: _sam(),

@@ -28,14 +28,17 @@ BLANK_RECORD = bytes(RECORD_SIZE)
 
 @dataclass(frozen=True)
 class WalletDebit:
-    """One ``wallet.sv_debit_log`` record: an SV debit the card made.
+    """One ``wallet.sv_debit_log`` record (Calypso's 19-byte debit log): an SV debit.
 
     Attributes:
         at: local date and time given by the terminal in the SV Debit command.
-        amount: eurocents debited (negative for an undebit).
+        amount: eurocents debited (negative for an undebit; the card logs the command's
+            amount, negative for a debit).
         balance: balance after the operation.
         sv_tnum: the card's SV transaction number after the operation.
-        location: the 4-byte location the terminal gave (a till's POS number, a gate's station).
+        sam_id: serial of the SAM of the terminal that made it (4 bytes as an integer): the
+            card's log names the terminal by its SAM.
+        sam_tnum: that SAM's SV transaction number.
         kvc: version of the SV key used.
     """
 
@@ -43,7 +46,8 @@ class WalletDebit:
     amount: int
     balance: int
     sv_tnum: int
-    location: int
+    sam_id: int
+    sam_tnum: int
     kvc: int
 
     @classmethod
@@ -63,10 +67,11 @@ class WalletDebit:
         hour, minute = (int(part) for part in when.split(":"))
         return cls(
             at=datetime(parsed.year, parsed.month, parsed.day, hour, minute),
-            amount=int(fields["amount"]),
+            amount=-int(fields["amount"]),
             balance=int(fields["balance"]),
             sv_tnum=int(fields["sv_tnum"]),
-            location=int(fields["terminal_id"]),
+            sam_id=int(fields["sam_id"]),
+            sam_tnum=int(fields["sam_tnum"]),
             kvc=int(fields["kvc"]),
         )
 
@@ -75,13 +80,14 @@ class WalletDebit:
         return encode_record(
             "wallet.sv_debit_log",
             {
+                "amount": -self.amount,
                 "date": self.at.date().isoformat(),
                 "time": self.at.strftime("%H:%M"),
-                "amount": self.amount,
+                "kvc": self.kvc,
+                "sam_id": self.sam_id,
+                "sam_tnum": self.sam_tnum,
                 "balance": self.balance,
                 "sv_tnum": self.sv_tnum,
-                "terminal_id": self.location,
-                "kvc": self.kvc,
             },
         )
 
@@ -106,7 +112,8 @@ def sv_debit_intent(
     sv_tnum_before: int,
     amount: int,
     at: datetime,
-    location: int,
+    sam_id: bytes,
+    sam_tnum: int,
     occurred_at: datetime,
     last_events: Sequence[bytes],
     product_code: int | None = None,
@@ -116,8 +123,8 @@ def sv_debit_intent(
     """The journal intent of an SV debit session in the wallet, with the log record it writes.
 
     The SV Get of the session (sent before the close) gives ``balance_before`` and
-    ``sv_tnum_before``; the card's debit log entry is then fully determined, so the intent can be
-    journaled before the close (write-ahead).
+    ``sv_tnum_before``, and SV Prepare the SAM transaction number; the card's debit log entry
+    is then fully determined, so the intent can be journaled before the close (write-ahead).
 
     Args:
         kind: what the debit pays for (a canteen meal, a pay-as-you-go ride).
@@ -128,7 +135,8 @@ def sv_debit_intent(
         sv_tnum_before: SV transaction number read in the session.
         amount: eurocents to debit (positive).
         at: local date and time given to the card in the SV Debit command.
-        location: the location given to the card (a till's POS number, a gate's station).
+        sam_id: the SAM serial written in the SV Debit command (and the card's log).
+        sam_tnum: the SAM's SV transaction number of the debit (from SV Prepare).
         occurred_at: when the tap happened (aware).
         last_events: the debit log as read before the session (:func:`non_blank`).
         product_code: product or service code of what is paid for.
@@ -141,7 +149,8 @@ def sv_debit_intent(
         amount=amount,
         balance=balance_after,
         sv_tnum=sv_tnum_before + 1,
-        location=location,
+        sam_id=int.from_bytes(sam_id, "big"),
+        sam_tnum=sam_tnum,
         kvc=kvc,
     ).to_record()
     return TransactionIntent(

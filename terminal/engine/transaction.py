@@ -35,17 +35,24 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from card_schema.calypso import MODIFICATION_OVERHEAD, SessionMode
 from card_schema.crypto import KeyRole
 from card_schema.en1545 import EPOCH
-from card_schema.layout import COUNTER_SIZE, ApplicationLayout, FileLayout, FileType
+from card_schema.layout import (
+    COUNTER_SIZE,
+    RECORD_SIZE,
+    ApplicationLayout,
+    FileLayout,
+    FileType,
+)
 from firmware_host.readers.base import Reader
 from terminal.engine import commands as cmd
 from terminal.engine.channel import APDUChannel
-from terminal.engine.commands import PreparedCommand
+from terminal.engine.commands import PreparedCommand, digest_form, parse_fci, parse_records
 from terminal.engine.errors import (
     CardAuthenticationError,
     CardError,
@@ -63,7 +70,6 @@ log = logging.getLogger(__name__)
 
 PARIS = ZoneInfo("Europe/Paris")
 SW_OK = b"\x90\x00"
-SV_BODY_SIZE = 11
 
 
 @dataclass(frozen=True)
@@ -79,6 +85,7 @@ class SessionOpening:
         kvc: key version.
         record: the record read by the opening (``b""`` if none).
         response: the whole response data (given to SAM Digest Init).
+        mode: regular or Rev 3.2 extended session.
     """
 
     transaction_counter: int
@@ -87,6 +94,7 @@ class SessionOpening:
     kvc: int
     record: bytes
     response: bytes
+    mode: SessionMode = SessionMode.REGULAR
 
 
 @dataclass(frozen=True)
@@ -114,44 +122,45 @@ class _Session:
     opening: SessionOpening
     modifications: int = 0
     buffer: int = 0
-    sv_state: bytes | None = None  # 5 bytes from the SV Get of this session
+    buffer_limit: int = 215  # the card's declared session buffer, bytes
+    # The SV Get of this session not yet used by an SV operation: header, answer (data and
+    # SW) and its parsed form.
+    sv_get: tuple[bytes, bytes, cmd.SVGetAnswer] | None = None
+    sv_operations: list[SVOperation] = field(default_factory=list)
 
 
-def sv_body(amount: int, when: datetime, location: int, *, signed: bool = False) -> bytes:
-    """The 11-byte SV operation body: amount (3) || date (2) || time (2) || location (4).
+@dataclass(frozen=True)
+class SVOperation:
+    """An SV Reload / Debit / Undebit the card accepted in the session (committed at the close).
 
-    Date and time are Europe/Paris local (EN 1545: days since 1997-01-01, minutes since
-    midnight); a naive ``when`` is already local time.
+    Attributes:
+        command: which one.
+        amount: eurocents, as asked (positive for a debit).
+        date_time: date (2) || time (2) given to the card.
+        kvc: KVC of the SV key (from the SV Get).
+        sam_id: the SAM serial (4) written in the command and the card's log.
+        sam_tnum: the SAM's SV transaction number.
+        balance_after: the balance the card will have.
+        tnum_after: the SV transaction number the card will have.
     """
+
+    command: CardCommand
+    amount: int
+    date_time: bytes
+    kvc: int
+    sam_id: bytes
+    sam_tnum: int
+    balance_after: int
+    tnum_after: int
+
+
+def sv_date_time(when: datetime) -> bytes:
+    """Date (2) || time (2) of an SV command: Europe/Paris local EN 1545 days since 1997-01-01
+    and minutes since midnight; a naive ``when`` is already local time."""
     local = when.astimezone(PARIS).replace(tzinfo=None) if when.tzinfo else when
     days = (local.date() - EPOCH).days
     minutes = local.hour * 60 + local.minute
-    return (
-        amount.to_bytes(3, "big", signed=signed)
-        + days.to_bytes(2, "big")
-        + minutes.to_bytes(2, "big")
-        + (location & 0xFFFFFFFF).to_bytes(4, "big")
-    )
-
-
-def parse_records(response: bytes) -> dict[int, bytes]:
-    """Records of a Read Records answer (``number || length || data`` each).
-
-    Raises:
-        EngineError: the answer is malformed.
-    """
-    records: dict[int, bytes] = {}
-    i = 0
-    while i < len(response):
-        if i + 2 > len(response):
-            raise EngineError("truncated Read Records answer")
-        number, length = response[i], response[i + 1]
-        data = response[i + 2 : i + 2 + length]
-        if len(data) != length:
-            raise EngineError("truncated Read Records answer")
-        records[number] = data
-        i += 2 + length
-    return records
+    return days.to_bytes(2, "big") + minutes.to_bytes(2, "big")
 
 
 class CardTransactionManager:
@@ -189,7 +198,7 @@ class CardTransactionManager:
         self._session: _Session | None = None
         self._committed_later: list[tuple[PreparedCommand, bytes]] = []
         self._digest_buffer: list[bytes] = []
-        self._digest_init_pending: bytes | None = None
+        self._digest_init_pending: SessionOpening | None = None
 
     # -- state ------------------------------------------------------------------------------
     @property
@@ -256,9 +265,10 @@ class CardTransactionManager:
             app = ApplicationImage(layout, name_used)
             self.card.applications[name] = app
         app.df_name, app.fci, app.invalidated = name_used, data, sw == 0x6283
-        serial = _fci_serial(data)
-        if serial:
-            self.card.serial = serial
+        fci = parse_fci(data)
+        app.startup_info = fci.startup_info
+        if len(fci.serial) == 8:
+            self.card.serial = fci.serial
         self.card.current = name
         for file in reads:
             self.prepare_read_records(file)
@@ -279,13 +289,12 @@ class CardTransactionManager:
     def _modification(self, prepared: PreparedCommand, lc: int) -> CardTransactionManager:
         if self._session is None:
             raise SessionStateError(f"{prepared.command.value} needs an open secure session")
-        layout = self.card.layout
         modifications = self._session.modifications + 1
-        buffer = self._session.buffer + lc + 6
-        if modifications > layout.session_modifications_max or buffer > layout.session_buffer_bytes:
+        buffer = self._session.buffer + lc + MODIFICATION_OVERHEAD
+        if buffer > self._session.buffer_limit:
             raise SessionStateError(
                 "too many modifications for one session "
-                f"({layout.session_modifications_max} commands, {layout.session_buffer_bytes} B)"
+                f"(the card's session buffer is {self._session.buffer_limit} bytes)"
             )
         self._session.modifications, self._session.buffer = modifications, buffer
         self._pending.append(prepared)
@@ -341,41 +350,51 @@ class CardTransactionManager:
         )
 
     def prepare_sv_get(self, *, debit: bool = True) -> CardTransactionManager:
-        """Queue an SV Get (debit log with ``debit``, else the reload log)."""
-        self._pending.append(PreparedCommand(CardCommand.SV_GET, cmd.sv_get(debit)))
+        """Queue an SV Get (debit log with ``debit``, else the reload log): in the session's
+        mode inside a session (Rev 3.2 layout in extended mode), regular outside."""
+        mode = self._session.opening.mode if self._session is not None else SessionMode.REGULAR
+        self._pending.append(PreparedCommand(CardCommand.SV_GET, cmd.sv_get(debit, mode)))
         return self
 
-    def prepare_sv_debit(
-        self, amount: int, when: datetime, location: int
-    ) -> CardTransactionManager:
-        """Queue an SV Debit of ``amount`` eurocents (in a session on the SV application).
+    def prepare_sv_debit(self, amount: int, when: datetime) -> CardTransactionManager:
+        """Queue an SV Debit of ``amount`` eurocents, at most 32767 (in a session on the SV
+        application). An SV Get is queued first when the session has none yet (the SV MAC
+        covers its answer). The card's log names this terminal by its SAM's serial."""
+        if not 0 <= amount <= 0x7FFF:
+            raise SessionStateError("an SV debit is 0 to 32767 cents")
+        return self._sv(CardCommand.SV_DEBIT, sv_date_time(when), amount)
 
-        An SV Get is queued first when the session has none yet (the SV MAC covers its state).
-        """
-        return self._sv(CardCommand.SV_DEBIT, sv_body(amount, when, location), amount)
+    def prepare_sv_reload(self, amount: int, when: datetime) -> CardTransactionManager:
+        """Queue an SV Reload of ``amount`` eurocents (3 bytes signed; load key session)."""
+        if not -(1 << 23) <= amount < 1 << 23:
+            raise SessionStateError("an SV reload is 3 bytes signed")
+        return self._sv(CardCommand.SV_RELOAD, sv_date_time(when), amount)
 
-    def prepare_sv_reload(
-        self, amount: int, when: datetime, location: int
-    ) -> CardTransactionManager:
-        """Queue an SV Reload of ``amount`` eurocents (signed; load key session)."""
-        return self._sv(CardCommand.SV_RELOAD, sv_body(amount, when, location, signed=True), amount)
+    def prepare_sv_undebit(self, amount: int, when: datetime) -> CardTransactionManager:
+        """Queue an SV Undebit of ``amount`` eurocents, at most 32767 (cancels a debit)."""
+        if not 0 <= amount <= 0x7FFF:
+            raise SessionStateError("an SV undebit is 0 to 32767 cents")
+        return self._sv(CardCommand.SV_UNDEBIT, sv_date_time(when), amount)
 
-    def prepare_sv_undebit(
-        self, amount: int, when: datetime, location: int
-    ) -> CardTransactionManager:
-        """Queue an SV Undebit of ``amount`` eurocents (cancels a debit)."""
-        return self._sv(CardCommand.SV_UNDEBIT, sv_body(amount, when, location), amount)
-
-    def _sv(self, command: CardCommand, body: bytes, amount: int) -> CardTransactionManager:
-        if self._session is None:
+    def _sv(self, command: CardCommand, date_time: bytes, amount: int) -> CardTransactionManager:
+        session = self._session
+        if session is None:
             raise SessionStateError("SV operations need an open secure session")
         if not self._app().layout.stored_value:
             raise SessionStateError("this application has no stored value")
         if not any(p.command is CardCommand.SV_GET for p in self._pending):
             self.prepare_sv_get(debit=command is not CardCommand.SV_RELOAD)
-        return self._modification(
-            PreparedCommand(command, b"", data=body, amount=amount), SV_BODY_SIZE + 8
-        )
+        mac_size = session.opening.mode.sv_signature_size[0]
+        lc = (18 if command is CardCommand.SV_RELOAD else 15) + mac_size
+        return self._modification(PreparedCommand(command, b"", data=date_time, amount=amount), lc)
+
+    @property
+    def last_sv_operation(self) -> SVOperation | None:
+        """The last SV operation the card accepted in the open session (for the journal intent,
+        built right before the close: the card's SV log entry is then fully known)."""
+        if self._session is None or not self._session.sv_operations:
+            return None
+        return self._session.sv_operations[-1]
 
     def prepare_invalidate(self) -> CardTransactionManager:
         """Queue an Invalidate of the current application (in session)."""
@@ -411,7 +430,7 @@ class CardTransactionManager:
             return
         data, sw = self._card.transmit(prepared.command, prepared.apdu)
         if session is not None:
-            self._digest_buffer += [prepared.apdu, data + sw.to_bytes(2, "big")]
+            self._digest_buffer += [digest_form(prepared.apdu), data + sw.to_bytes(2, "big")]
         check_card(prepared.command, sw)
         app = self._app()
         if prepared.command is CardCommand.READ_RECORDS:
@@ -419,38 +438,62 @@ class CardTransactionManager:
             for number, record in parse_records(data).items():
                 app.set_record(prepared.file, number, record)
         elif prepared.command is CardCommand.SV_GET:
+            answer = cmd.parse_sv_get(data)
+            debit = prepared.apdu[3] == cmd.SV_GET_DEBIT
+            log_record = answer.debit_log if debit else answer.load_log
             app.sv = SVState(
-                int.from_bytes(data[:2], "big"),
-                int.from_bytes(data[2:5], "big", signed=True),
-                data[5:],
+                answer.tnum,
+                answer.balance,
+                (log_record or b"").ljust(RECORD_SIZE, b"\x00"),
+                answer.kvc,
             )
             if session is not None:
-                session.sv_state = data[:5]
+                header = cmd.sv_get_header(prepared.apdu)
+                session.sv_get = (header, data + sw.to_bytes(2, "big"), answer)
         elif session is not None:
             self._committed_later.append((prepared, data))
 
     def _process_sv(self, prepared: PreparedCommand) -> None:
+        """SV Prepare in the SAM, then the SV command to the card (Calypso order). The card's SV
+        signature comes with its Close Secure Session answer; SV Check follows the close."""
         session = self._session
         sam = self._require_sam()
-        if session is None or session.sv_state is None:
+        if session is None or session.sv_get is None:
             raise SessionStateError("SV operation without an SV Get in the session")
+        info = sam.info
+        if info is None:
+            raise EngineError("SV operations need a Calypso SAM (its serial goes in the command)")
         ins = {
             CardCommand.SV_DEBIT: cmd.INS_SV_DEBIT,
             CardCommand.SV_RELOAD: cmd.INS_SV_RELOAD,
             CardCommand.SV_UNDEBIT: cmd.INS_SV_UNDEBIT,
         }[prepared.command]
+        header, response, answer = session.sv_get
+        mode = session.opening.mode
+        date_time = prepared.data
+        partial = cmd.sv_partial(
+            ins, prepared.amount, date_time[:2], date_time[2:], answer.kvc, mode
+        )
         self._flush_digest()
-        mac = sam.sv_prepare(ins, session.sv_state, prepared.data)
-        apdu = cmd.sv_operation(ins, prepared.data, mac)
+        prepared_by_sam = sam.sv_prepare(header, response, partial)
+        apdu = cmd.sv_operation(partial, prepared_by_sam, info.serial)
         data, sw = self._card.transmit(prepared.command, apdu)
-        self._digest_buffer += [apdu, data + sw.to_bytes(2, "big")]
+        self._digest_buffer += [digest_form(apdu), data + sw.to_bytes(2, "big")]
         check_card(prepared.command, sw)
-        self._flush_digest()
-        try:
-            sam.sv_check(data[:8])
-        except SAMError as exc:
-            raise CardAuthenticationError(f"card SV signature: {exc}") from exc
-        session.sv_state = None
+        delta = -prepared.amount if prepared.command is CardCommand.SV_DEBIT else prepared.amount
+        session.sv_operations.append(
+            SVOperation(
+                prepared.command,
+                prepared.amount,
+                date_time,
+                answer.kvc,
+                info.serial,
+                int.from_bytes(prepared_by_sam[3:6], "big"),
+                answer.balance + delta,
+                answer.tnum + 1,
+            )
+        )
+        session.sv_get = None
         self._committed_later.append((prepared, data))
 
     def _flush_digest(self) -> None:
@@ -460,8 +503,10 @@ class CardTransactionManager:
         opening (:meth:`abandon_session`) costs the SAM nothing more than its challenge.
         """
         sam = self._require_sam()
-        if self._digest_init_pending is not None:
-            sam.digest_init(self._digest_init_pending)
+        opening = self._digest_init_pending
+        if opening is not None:
+            sam.select_diversifier(self.card.serial)
+            sam.digest_init(opening.kif, opening.kvc, opening.response, opening.mode)
             self._digest_init_pending = None
         elements, self._digest_buffer = self._digest_buffer, []
         if elements:
@@ -487,31 +532,31 @@ class CardTransactionManager:
         app = self._app()
         if not self.card.serial:
             raise SessionStateError("card serial unknown: select the application with its FCI")
-        sam.select_diversifier(self.card.serial, app.df_name)
-        challenge = sam.get_challenge()
+        mode = sam.session_mode(app.rev32_mode)
+        challenge = sam.get_challenge(mode)
         sfi, record = 0, 0
         if read is not None:
             sfi, record = app.layout.file(read[0]).sfi, read[1]
         data = self._send_checked(
             CardCommand.OPEN_SECURE_SESSION,
-            cmd.open_secure_session(role.kif, challenge, sfi, record),
+            cmd.open_secure_session(role.key_index, challenge, sfi, record, mode=mode),
         )
-        if len(data) < 15 or len(data) != 15 + data[14]:
-            raise EngineError("malformed Open Secure Session answer")
+        answer = cmd.parse_open_secure_session(data, mode)
         opening = SessionOpening(
-            transaction_counter=int.from_bytes(data[8:11], "big"),
-            previous_session_ratified=data[11] == 0x00,
-            kif=data[12],
-            kvc=data[13],
-            record=data[15:],
+            transaction_counter=answer.transaction_counter,
+            previous_session_ratified=answer.previous_session_ratified,
+            kif=answer.kif,
+            kvc=answer.kvc,
+            record=answer.record,
             response=data,
+            mode=mode,
         )
         self.card.transaction_counter = opening.transaction_counter
         self.card.previous_session_ratified = opening.previous_session_ratified
         if read is not None and opening.record:
             app.set_record(read[0], read[1], opening.record)
-        self._digest_init_pending = data  # sent with the first digest elements
-        self._session = _Session(app.layout, role, opening)
+        self._digest_init_pending = opening  # sent with the first digest elements
+        self._session = _Session(app.layout, role, opening, buffer_limit=app.session_buffer_bytes)
         self._committed_later = []
         self._digest_buffer = []
         queued, self._pending = self._pending, []
@@ -519,7 +564,7 @@ class CardTransactionManager:
             self._pending.append(prepared)
             if prepared.command.modifies:
                 self._session.modifications += 1
-                self._session.buffer += len(prepared.data) + 6
+                self._session.buffer += len(prepared.data) + MODIFICATION_OVERHEAD
         return opening
 
     def _anticipate(self, prepared: PreparedCommand) -> bytes | None:
@@ -592,9 +637,9 @@ class CardTransactionManager:
             if can_anticipate:
                 for prepared, answer in zip(pending, anticipated, strict=True):
                     assert answer is not None
-                    self._digest_buffer += [prepared.apdu, answer]
+                    self._digest_buffer += [digest_form(prepared.apdu), answer]
                 self._flush_digest()
-                signature = sam.digest_close()
+                signature = sam.digest_close(session.opening.mode)
                 for prepared, answer in zip(pending, anticipated, strict=True):
                     data, sw = self._card.transmit(prepared.command, prepared.apdu)
                     check_card(prepared.command, sw)
@@ -607,7 +652,7 @@ class CardTransactionManager:
                 for prepared in pending:
                     self._process_one(prepared)
                 self._flush_digest()
-                signature = sam.digest_close()
+                signature = sam.digest_close(session.opening.mode)
             if before_close is not None:
                 before_close()
         except CommunicationError:
@@ -627,15 +672,23 @@ class CardTransactionManager:
         self.card.transaction_counter = session.opening.transaction_counter - 1
         self.card.previous_session_ratified = ratify_now
         try:
-            sam.digest_authenticate(data[:8])
+            postponed, card_signature = cmd.parse_close_answer(data, session.opening.mode)
+        except EngineError as exc:
+            raise CardAuthenticationError(f"card close answer: {exc}") from exc
+        try:
+            sam.digest_authenticate(card_signature)
+            if len(postponed) != len(session.sv_operations):
+                raise CardAuthenticationError("the card's SV signatures are missing")
+            for sv_signature in postponed:  # SV Check after the close, as the reference does
+                sam.sv_check(sv_signature)
         except SAMError as exc:
-            raise CardAuthenticationError(f"card close signature: {exc}") from exc
+            raise CardAuthenticationError(f"card signature: {exc}") from exc
         except CommunicationError as exc:
             # The SAM reader failed after the card answered its close: the card committed, and
             # nothing proves it genuine. Uncertain, like a signature that did not verify.
-            raise CardAuthenticationError(f"card close signature not checked: {exc}") from exc
+            raise CardAuthenticationError(f"card signature not checked: {exc}") from exc
         return SessionClosing(
-            card_signature=data[:8],
+            card_signature=card_signature,
             transaction_counter=session.opening.transaction_counter - 1,
             ratified=ratify_now,
             anticipated=can_anticipate,
@@ -673,7 +726,7 @@ class CardTransactionManager:
                         if prepared.command is CardCommand.SV_DEBIT
                         else (prepared.amount)
                     )
-                    app.sv = SVState(app.sv.tnum + 1, app.sv.balance + delta, b"")
+                    app.sv = SVState(app.sv.tnum + 1, app.sv.balance + delta, b"", app.sv.kvc)
             elif prepared.command is CardCommand.INVALIDATE:
                 app.invalidated = True
             elif prepared.command is CardCommand.REHABILITATE:
@@ -726,9 +779,3 @@ class CardTransactionManager:
             self.card.transaction_counter = int.from_bytes(data[10:13], "big")
         assert self.card.transaction_counter is not None
         return self.card.transaction_counter
-
-
-def _fci_serial(fci: bytes) -> bytes:
-    """Card serial from an FCI ``6F [84 ..] [A5 [BF0C [C7 serial] ...]]`` (empty if absent)."""
-    i = fci.find(b"\xc7\x08")
-    return fci[i + 2 : i + 10] if i >= 0 and len(fci) >= i + 10 else b""

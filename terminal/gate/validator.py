@@ -251,8 +251,11 @@ class GateValidator:
         place: where the gate stands (station id, zone, network, mode, line).
         clock: the terminal's clock, timezone-aware.
         kind: validator, bike-shelter door or inspector's reader.
-        ratify_now: close with immediate ratification instead of a ratification command (the
-            default follows Keyple: deferred, then the ratification command).
+        ratify_now: close with immediate ratification (P1 ``80``, the default: Keyple's when
+            its ratification mechanism is off; 9 card APDUs for a carnet trip) or, with
+            ``False``, close P1 ``00`` then the ratification command (one APDU more). Recovery
+            of a torn session never depends on the ratification flag: it reads the journal, the
+            transaction counter and the card's logs.
         passage_timeout: seconds the barrier waits for the passage.
         barrier_log: where the barrier outcome of each validation is kept (a file next to the
             journal in production: ``regioncard gate`` uses ``<journal>.barrier``); in memory by
@@ -270,7 +273,7 @@ class GateValidator:
         *,
         clock: Callable[[], datetime] = _utc_now,
         kind: GateKind = GateKind.GATE,
-        ratify_now: bool = False,
+        ratify_now: bool = True,
         passage_timeout: float = PASSAGE_TIMEOUT_S,
         barrier_log: BarrierLog | None = None,
     ) -> None:
@@ -539,7 +542,10 @@ class GateValidator:
         raw = wallet.file_records("sv_debit_log")
         debits = [d for d in (WalletDebit.from_record(r) for r in raw) if d is not None]
         when = local_naive(ride.when).replace(second=0, microsecond=0)
-        if any(d.at == when and d.location == ride.station_id and d.amount > 0 for d in debits):
+        # The ride's debit carries the ride's own date and time (to the minute). Calypso's
+        # debit log names the terminal by its SAM, not by station, and the ride may have been
+        # at another gate (another SAM) than this tap: time and sign are what identify it.
+        if any(d.at == when and d.amount > 0 for d in debits):
             return True
         if len(debits) >= len(raw) and debits and min(d.at for d in debits) >= when:
             return None
@@ -687,21 +693,23 @@ class GateValidator:
         product = ctx.tariff.product(ride.product_id)
 
         def prepare(_: SessionOpening) -> None:
-            manager.prepare_sv_debit(amount, at, ride.station_id)
+            manager.prepare_sv_debit(amount, at)
 
         def intent_of(opening: SessionOpening) -> TransactionIntent:
             sv = wallet.sv  # from this session's SV Get, sent before the close
-            assert sv is not None
+            operation = manager.last_sv_operation  # SV Prepare gave the SAM's numbers
+            assert sv is not None and operation is not None
             return sv_debit_intent(
                 kind=TransactionKind.SV_DEBIT,
                 card_serial=ctx.card.serial,
                 card_tx_counter=opening.transaction_counter,
-                kvc=opening.kvc,
+                kvc=operation.kvc,
                 balance_before=sv.balance,
                 sv_tnum_before=sv.tnum,
                 amount=amount,
                 at=at,
-                location=ride.station_id,
+                sam_id=operation.sam_id,
+                sam_tnum=operation.sam_tnum,
                 occurred_at=_aware(tap.now),
                 last_events=sv_log,
                 product_code=product.card_code if product is not None else None,

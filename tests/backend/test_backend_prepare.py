@@ -419,3 +419,61 @@ def test_batch_bytes_go_48_hours_after_processing_never_before(vl_db: VLDatabase
     assert vl_db.loop().run_once().posted == 1
     again = vl_db.upload(keys, gate, first)  # a re-send is still recognised
     assert again.ack.status is AckStatus.DUPLICATE
+
+
+def _record_signed_as(length: int, legacy: bool) -> dict[str, Any]:
+    """A wire record whose signing bytes are ``length`` long, SAM-signed under the current PSO
+    rule or, with ``legacy``, as a terminal signed before Calypso framing (raw up to 255)."""
+    from card_schema.traceability import sam_trace_key, traceable_signature
+    from card_schema.uploads.signing import (
+        SIGNED_FIELDS,
+        sam_signature_input,
+        wire_record_signing_bytes,
+    )
+    from tests.backend.validation_fixtures import TRACE_MASTER
+
+    record: dict[str, Any] = dict.fromkeys(SIGNED_FIELDS)
+    record.update(
+        terminal_id="G",
+        terminal_seq=1,
+        kind="x",
+        application="plum",
+        card_serial="01",
+        card_tx_counter=1,
+        occurred_at="2025-09-01T07:30:00.000Z",
+        movements=[],
+        product_code=None,
+        station_id=None,
+        school_uai="",
+        written_event=None,
+    )
+    base = len(wire_record_signing_bytes(record))
+    record["school_uai"] = "x" * (length - base)
+    signed = wire_record_signing_bytes(record)
+    assert len(signed) == length  # every record is above 199 bytes (field names alone)
+    serial = bytes.fromhex("5A000001")
+    key = sam_trace_key(TRACE_MASTER, serial)
+    message = signed if legacy else sam_signature_input(signed)
+    mac = traceable_signature(key, serial, 7, message)
+    record["sam_signature"] = (serial + (7).to_bytes(3, "big") + mac).hex().upper()
+    return record
+
+
+@pytest.mark.parametrize(
+    ("length", "legacy", "verified"),
+    [
+        (240, False, True),  # SHA-256 under the Calypso rule (more than 199 bytes)
+        (240, True, True),  # stored before the change: signed raw, still verifiable
+        (300, False, True),
+        (300, True, False),  # above 255 the old rule hashed too: raw was never signed
+    ],
+)
+def test_signatures_from_before_calypso_pso_framing_still_verify(
+    length: int, legacy: bool, verified: bool
+) -> None:
+    from backend.validation.prepare import RecordPreparer
+    from tests.backend.validation_fixtures import FakeKeys
+
+    keys = FakeKeys()
+    (prepared,) = RecordPreparer(keys, keys).prepare([_record_signed_as(length, legacy)])
+    assert prepared[1] == (SAM_VERIFIED if verified else SAM_FORGED)

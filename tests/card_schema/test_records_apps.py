@@ -75,19 +75,42 @@ def test_golden_consultation() -> None:
 
 def test_sv_debit_log_negative_balance() -> None:
     values = {
+        "amount": -60,
         "date": "1997-01-02",
         "time": "00:00",
-        "amount": 60,
+        "kvc": 1,
+        "sam_id": 0x0C0FFEE0,
+        "sam_tnum": 0x000102,
         "balance": -40,
         "sv_tnum": 13,
-        "terminal_id": 0x0C0FFEE0,
-        "kvc": 1,
     }
     raw = encode_record("wallet.sv_debit_log", values)
-    # byte-aligned like the card writes it: date (2) time (2) amount (3) balance (3) sv_tnum (2)
-    # terminal (4) kvc (1), zeros to 29; -40 is two's complement FFFFD8
-    assert raw == bytes.fromhex("0001000000003CFFFFD8000D0C0FFEE001") + bytes(12)
+    # Calypso's debit log (Keyple SvDebitLogRecord offsets): amount (2) date (2) time (2) KVC (1)
+    # SAM id (4) SAM tnum (3) balance (3) SV tnum (2) = 19 bytes, zeros to 29; -60 is FFC4 and
+    # -40 is FFFFD8 in two's complement
+    assert raw == bytes.fromhex("FFC400010000010C0FFEE0000102FFFFD8000D") + bytes(10)
     assert decode_record("wallet.sv_debit_log", raw) == values
+
+
+def test_sv_load_log_layout() -> None:
+    values = {
+        "date": "1997-01-02",
+        "free_1": 0xAA,
+        "kvc": 2,
+        "free_2": 0xBB,
+        "balance": 3500,
+        "amount": 2500,
+        "time": "00:01",
+        "sam_id": 0x5A000001,
+        "sam_tnum": 9,
+        "sv_tnum": 4,
+    }
+    raw = encode_record("wallet.sv_load_log", values)
+    # Keyple SvLoadLogRecord offsets: date 0, free 2, KVC 3, free 4, balance 5, amount 8,
+    # time 11, SAM id 13, SAM tnum 17, SV tnum 20 (22 bytes, zeros to 29)
+    expected = "0001AA02BB000DAC0009C400015A0000010000090004"
+    assert raw == bytes.fromhex(expected) + bytes(7)
+    assert decode_record("wallet.sv_load_log", raw) == values
 
 
 @pytest.mark.parametrize(

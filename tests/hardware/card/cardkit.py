@@ -39,13 +39,19 @@ def sw(response: bytes) -> int:
 
 
 class Terminal:
-    """Drives one card and one SAM the way a terminal must (docs/secure-session.md)."""
+    """Drives one card and one SAM the way a terminal must (docs/secure-session.md), with
+    Calypso Rev 3 frames written out by hand (regular mode by default, or Rev 3.2 extended)."""
 
-    def __init__(self, card: EmulatedCard, sam: EmulatedSAM) -> None:
+    def __init__(self, card: EmulatedCard, sam: EmulatedSAM, *, extended: bool = False) -> None:
         self.card = card
         self.sam = sam
         self.digesting = False
         self.aid = b""
+        self.extended = extended
+
+    @property
+    def signature_size(self) -> int:
+        return 8 if self.extended else 4
 
     def sam_ok(self, apdu: bytes) -> bytes:
         response = self.sam.transmit(apdu)
@@ -53,10 +59,12 @@ class Terminal:
         return response[:-2]
 
     def send(self, apdu: bytes) -> bytes:
-        """One card command; inside a session both command and response go to the SAM digest."""
+        """One card command; inside a session both command (a case 4 one without Le) and
+        response go to the SAM digest."""
         response = self.card.transmit(apdu)
         if self.digesting:
-            self.sam_ok(b"\x80\x8c\x00\x00" + bytes([len(apdu)]) + apdu)
+            digested = apdu[:-1] if len(apdu) > 5 and len(apdu) == 6 + apdu[4] else apdu
+            self.sam_ok(b"\x80\x8c\x00\x00" + bytes([len(digested)]) + digested)
             self.sam_ok(b"\x80\x8c\x00\x00" + bytes([len(response)]) + response)
         return response
 
@@ -64,28 +72,41 @@ class Terminal:
         self.aid = df_name
         return self.card.transmit(b"\x00\xa4\x04\x00" + bytes([len(df_name)]) + df_name + b"\x00")
 
+    def open_apdu(self, role: KeyRole, challenge: bytes, *, sfi: int = 0, record: int = 0) -> bytes:
+        """Open Secure Session: P1 = record * 8 + key index, P2 = SFI * 8 + 1 (or + 2)."""
+        p1 = record * 8 + role.key_index
+        if self.extended:
+            p2, data = sfi * 8 + 2, b"\x00" + challenge
+        else:
+            p2, data = sfi * 8 + 1, challenge
+        return bytes([0x00, 0x8A, p1, p2, len(data)]) + data + b"\x00"
+
     def open_session(self, role: KeyRole, *, sfi: int = 0, record: int = 0) -> bytes:
-        """Select Diversifier, Get Challenge, Open Secure Session, Digest Init; open data."""
-        div = SERIAL + self.aid
-        self.sam_ok(b"\x80\x14\x00\x00" + bytes([len(div)]) + div)
-        challenge = self.sam_ok(bytes.fromhex("8084000008"))
-        open_apdu = bytes([0x00, 0x8A, record, sfi << 3, 9, role.kif]) + challenge + b"\x00"
-        response = self.card.transmit(open_apdu)
+        """Get Challenge, Open Secure Session, Select Diversifier, Digest Init; open data."""
+        challenge = self.sam_ok(bytes([0x80, 0x84, 0x00, 0x00, 8 if self.extended else 4]))
+        response = self.card.transmit(self.open_apdu(role, challenge, sfi=sfi, record=record))
         assert response[-2:] == OK, response.hex()
         data = response[:-2]
-        self.sam_ok(b"\x80\x8a\x00\x00" + bytes([len(data)]) + data)
+        self.sam_ok(b"\x80\x14\x00\x00\x08" + SERIAL)
+        offset = 8 if self.extended else 4
+        kif, kvc = data[offset + 1], data[offset + 2]
+        p1 = 0x02 if self.extended else 0x00
+        init = bytes([kif, kvc]) + data
+        self.sam_ok(bytes([0x80, 0x8A, p1, 0xFF, len(init)]) + init)
         self.digesting = True
         return data
 
     def close_apdu(self, *, ratify: bool = True) -> bytes:
         """Digest Close in the SAM, and the Close Secure Session APDU carrying its signature."""
         self.digesting = False
-        signature = self.sam_ok(bytes.fromhex("808E000008"))
+        size = self.signature_size
+        signature = self.sam_ok(bytes([0x80, 0x8E, 0x00, 0x00, size]))
         p1 = 0x80 if ratify else 0x00
-        return bytes([0x00, 0x8E, p1, 0x00, 0x08]) + signature + b"\x08"
+        return bytes([0x00, 0x8E, p1, 0x00, size]) + signature + b"\x00"
 
     def close(self, *, ratify: bool = True) -> bytes:
         response = self.card.transmit(self.close_apdu(ratify=ratify))
-        if response[-2:] == OK:
-            self.sam_ok(b"\x80\x82\x00\x00\x08" + response[:8])
+        if response[-2:] == OK:  # postponed data (SV signatures) || card signature
+            size = self.signature_size
+            self.sam_ok(bytes([0x80, 0x82, 0x00, 0x00, size]) + response[-2 - size : -2])
         return response

@@ -35,6 +35,7 @@ def sam() -> EmulatedSAM:
     return sam
 
 
-@pytest.fixture
-def terminal(card: EmulatedCard, sam: EmulatedSAM) -> Terminal:
-    return Terminal(card, sam)
+@pytest.fixture(params=["regular", "extended"])
+def terminal(card: EmulatedCard, sam: EmulatedSAM, request: pytest.FixtureRequest) -> Terminal:
+    """A hand-written terminal in regular mode and in Rev 3.2 extended mode."""
+    return Terminal(card, sam, extended=request.param == "extended")

@@ -5,14 +5,26 @@ from __future__ import annotations
 import pytest
 from cardkit import SERIAL, Terminal, sw
 
-from hardware.card.emulator import ATR, EmulatedCard
+from hardware.card.emulator import EmulatedCard
 from hardware.card.image import CardImageStore
 
 
-def test_power_on_answers_the_atr(store: CardImageStore) -> None:
+def test_power_on_answers_a_calypso_atr(store: CardImageStore) -> None:
     card = EmulatedCard(store)
-    assert card.power_on() == ATR
-    assert ATR[0] == 0x3B
+    atr = card.power_on()
+    # 3B 8F 80 01, historical bytes 80 5A || startup info without the buffer index (6) ||
+    # low 4 bytes of the serial || 82 90 00, then TCK (the XOR of T0 onwards).
+    assert atr[:6] == bytes.fromhex("3B8F8001805A")
+    assert atr[12:16] == SERIAL[-4:]
+    assert atr[16:19] == bytes.fromhex("829000")
+    tck = 0
+    for byte in atr[1:-1]:
+        tck ^= byte
+    assert atr[-1] == tck and len(atr) == 20
+    startup = atr[6:12]
+    assert startup[2] not in (0x00, 0xFF)  # application subtype
+    assert startup[1] & 0x08  # Rev 3.2 mode declared
+    assert EmulatedCard(store, rev32_mode=False).power_on()[7] & 0x08 == 0
     card.power_off()
     assert card.transmit(bytes.fromhex("00A4040008315449432E49434100"))[-2:] == b"\x69\x85"
 

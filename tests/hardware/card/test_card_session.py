@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
 from cardkit import SERIAL, Terminal, sw
 
 from card_schema.crypto import KeyRole
-from card_schema.layout import CARD_LAYOUT
 from hardware.card.emulator import EmulatedCard
 from hardware.card.image import CardImageStore
 
@@ -23,16 +20,19 @@ def test_write_session_commits_at_close(terminal: Terminal, card: EmulatedCard) 
     before = card.image
     assert before is not None
     data = terminal.open_session(KeyRole.DEBIT, sfi=0x07, record=1)
-    assert data[8:11] == b"\xff\xff\xff"  # transaction counter before this session
-    assert data[11:15] == bytes([0x00, KeyRole.DEBIT.kif, 1, 29])  # ratified, KIF, KVC, length
-    assert data[15:].startswith(b"\x25\x01ENV")
+    assert data[:3] == b"\xff\xff\xff"  # transaction counter before this session
+    r = 8 if terminal.extended else 4  # after counter (3) || random (5 extended, 1 regular)
+    ratification = 0x02 if terminal.extended else 0x00  # extended: session management allowed
+    assert data[r : r + 4] == bytes([ratification, KeyRole.DEBIT.kif, 1, 29])  # KIF, KVC, length
+    assert data[r + 4 :].startswith(b"\x25\x01ENV")
     assert terminal.send(APPEND_EVENT) == b"\x90\x00"
     assert terminal.send(DECREASE_1) == b"\x00\x00\x04\x90\x00"
     # reads inside the session see the session's modifications; the committed image does not
     assert terminal.send(bytes.fromhex("00B2014400"))[:3] == b"NEW"
     assert card.image is before and before.applications["plum"].records["events"][0][:2] == b"E1"
     response = terminal.close()
-    assert sw(response) == 0x9000 and len(response) == 8 + 2  # SAM authenticated the card too
+    # 4-byte card signature (regular) or 8 (extended); the SAM authenticated it too.
+    assert sw(response) == 0x9000 and len(response) == terminal.signature_size + 2
     after = card.image
     assert after is not None and after is not before
     assert after.transaction_counter == 0xFFFFFE
@@ -49,7 +49,7 @@ def test_transaction_counter_changes_at_every_session(terminal: Terminal) -> Non
     terminal.select(b"1TIC.ICA")
     counters = []
     for _ in range(3):
-        counters.append(terminal.open_session(KeyRole.DEBIT)[8:11])
+        counters.append(terminal.open_session(KeyRole.DEBIT)[:3])
         assert sw(terminal.close()) == 0x9000
     assert counters == [b"\xff\xff\xff", b"\xff\xff\xfe", b"\xff\xff\xfd"]
 
@@ -154,27 +154,24 @@ def test_interrupted_sessions_change_nothing(
     assert store.load() == before
 
 
-def test_session_modification_count_limit(terminal: Terminal) -> None:
+def test_no_count_limit_only_the_byte_budget(terminal: Terminal) -> None:
+    """The card declares a buffer-size index (6: 215 bytes), not a number of commands."""
     terminal.select(b"1TIC.ICA")
     terminal.open_session(KeyRole.DEBIT)
-    for _ in range(CARD_LAYOUT.session_modifications_max):
+    for _ in range(10):  # 9 bytes each (Lc 3 + 6): 90 of 215
         assert terminal.send(APPEND_EVENT) == b"\x90\x00"
-    assert terminal.send(APPEND_EVENT) == b"\x64\x00"
     assert sw(terminal.close()) == 0x9000
 
 
-def test_session_buffer_limit(store: CardImageStore, terminal: Terminal) -> None:
-    small = dataclasses.replace(CARD_LAYOUT, session_buffer_bytes=2 * (29 + 6) + 10)
-    card = EmulatedCard(store, layout=small)
-    card.power_on()
-    terminal.card = card
+def test_session_buffer_limit(terminal: Terminal) -> None:
     terminal.select(b"1TIC.ICA")
     terminal.open_session(KeyRole.LOAD)
-    full = bytes.fromhex("00DC014C1D") + b"X" * 29
-    assert terminal.send(full) == b"\x90\x00"
-    assert terminal.send(full) == b"\x90\x00"
+    full = bytes.fromhex("00DC014C1D") + b"X" * 29  # 29 + 6 = 35 bytes of buffer
+    for _ in range(6):  # 210 of 215
+        assert terminal.send(full) == b"\x90\x00"
     assert terminal.send(full) == b"\x64\x00"
-    assert terminal.send(bytes.fromhex("00DC024C0141")) == b"\x90\x00"  # 7 bytes still fit
+    assert terminal.send(bytes.fromhex("00DC024C0141")) == b"\x64\x00"  # 7 bytes > 5 left
+    assert sw(terminal.close()) == 0x9000
 
 
 def test_deferred_ratification(
@@ -198,11 +195,12 @@ def test_unratified_session_shows_at_the_next_open(terminal: Terminal, card: Emu
     card.power_off()  # the card left before the ratification command
     card.power_on()
     terminal.select(b"1TIC.ICA")
+    r = 8 if terminal.extended else 4
     data = terminal.open_session(KeyRole.DEBIT)
-    assert data[11] == 0x01  # previous session not ratified
+    assert data[r] & 0x01 == 0x01  # previous session not ratified
     assert sw(terminal.close()) == 0x9000
     terminal.open_session(KeyRole.DEBIT)
-    assert terminal.open_session(KeyRole.DEBIT)[11] == 0x00
+    assert terminal.open_session(KeyRole.DEBIT)[r] & 0x01 == 0x00
 
 
 def test_any_command_after_close_ratifies(terminal: Terminal, card: EmulatedCard) -> None:
@@ -216,22 +214,41 @@ def test_any_command_after_close_ratifies(terminal: Terminal, card: EmulatedCard
 def test_open_session_refusals(
     terminal: Terminal, card: EmulatedCard, store: CardImageStore
 ) -> None:
-    assert sw(card.transmit(bytes.fromhex("008A000009300102030405060708"))) == 0x6985  # no DF
+    regular = "008A0301" + "04" + "01020304" + "00"  # debit key (3), regular (P2 01)
+    extended = "008A0302" + "09" + "00" + "0102030405060708" + "00"  # extended (P2 02)
+    assert sw(card.transmit(bytes.fromhex(regular))) == 0x6985  # no application selected
     terminal.select(b"1TIC.ICA")
-    assert sw(card.transmit(bytes.fromhex("008A000009990102030405060708"))) == 0x6A88  # KIF
-    assert sw(card.transmit(bytes.fromhex("008A000008300102030405060708"))) == 0x6700
-    assert sw(card.transmit(bytes.fromhex("008A000109300102030405060708"))) == 0x6B00
-    assert sw(card.transmit(bytes.fromhex("008A010009300102030405060708"))) == 0x6B00
-    assert sw(card.transmit(bytes.fromhex("008A053809300102030405060708"))) == 0x6A83
-    assert sw(card.transmit(bytes.fromhex("008A000009300102030405060708"))) == 0x9000
+    assert sw(card.transmit(bytes.fromhex("008A0401040102030400"))) == 0x6B00  # key index 4
+    assert sw(card.transmit(bytes.fromhex("008A0001040102030400"))) == 0x6B00  # key index 0
+    assert sw(card.transmit(bytes.fromhex("008A0303040102030400"))) == 0x6B00  # P2 mode 3
+    assert sw(card.transmit(bytes.fromhex("008A0300040102030400"))) == 0x6B00  # P2 mode 0
+    assert sw(card.transmit(bytes.fromhex("008A030103010203"))) == 0x6700  # 3-byte challenge
+    assert sw(card.transmit(bytes.fromhex("008A030208010203040506070800"))) == 0x6700
+    assert sw(card.transmit(bytes.fromhex("008A030209010102030405060708" + "00"))) == 0x6A80
+    assert sw(card.transmit(bytes.fromhex("008A0B01040102030400"))) == 0x6B00  # record, no SFI
+    assert sw(card.transmit(bytes.fromhex("008A2B3904010203040" + "0"))) == 0x6A83  # record 5
+    assert sw(card.transmit(bytes.fromhex(regular))) == 0x9000
+    assert sw(card.transmit(bytes.fromhex(extended))) == 0x9000
     image = store.load()
     del image.applications["plum"].keys[KeyRole.DEBIT]
     image.transaction_counter = 0
     store.commit(image)
     card.power_on()
     terminal.select(b"1TIC.ICA")
-    assert sw(card.transmit(bytes.fromhex("008A000009300102030405060708"))) == 0x6A88  # no key
-    assert sw(card.transmit(bytes.fromhex("008A000009270102030405060708"))) == 0x6985  # worn out
+    assert sw(card.transmit(bytes.fromhex(regular))) == 0x6A88  # no debit key on the card
+    load = "008A0201040102030400"
+    assert sw(card.transmit(bytes.fromhex(load))) == 0x6900  # transaction counter worn out
+
+
+def test_regular_card_refuses_extended_sessions(store: CardImageStore) -> None:
+    card = EmulatedCard(store, rev32_mode=False)
+    card.power_on()
+    assert sw(card.transmit(bytes.fromhex("00A404000831544943 2E49434100".replace(" ", "")))) == (
+        0x9000
+    )
+    extended = "008A030209000102030405060708" + "00"
+    assert sw(card.transmit(bytes.fromhex(extended))) == 0x6B00
+    assert sw(card.transmit(bytes.fromhex("008A0301040102030400"))) == 0x9000
 
 
 def test_invalidate_and_rehabilitate(terminal: Terminal, card: EmulatedCard) -> None:
@@ -257,10 +274,11 @@ def test_invalidate_and_rehabilitate(terminal: Terminal, card: EmulatedCard) -> 
 def test_session_key_depends_on_the_card_serial(terminal: Terminal, card: EmulatedCard) -> None:
     """A SAM told the wrong serial computes the wrong card key: the close fails."""
     terminal.select(b"1TIC.ICA")
-    div = bytes(8) + b"1TIC.ICA"
-    terminal.sam_ok(b"\x80\x14\x00\x00" + bytes([len(div)]) + div)
-    challenge = terminal.sam_ok(bytes.fromhex("8084000008"))
-    data = card.transmit(bytes.fromhex("008A00000930") + challenge)[:-2]
-    terminal.sam_ok(b"\x80\x8a\x00\x00" + bytes([len(data)]) + data)
+    challenge = terminal.sam_ok(bytes.fromhex("8084000004"))
+    data = card.transmit(bytes.fromhex("008A030104") + challenge + b"\x00")[:-2]
+    terminal.sam_ok(b"\x80\x14\x00\x00\x08" + bytes(8))  # not the card's serial
+    init = data[5:7] + data
+    terminal.sam_ok(b"\x80\x8a\x00\xff" + bytes([len(init)]) + init)
+    terminal.extended = False
     assert bytes(8) != SERIAL
     assert sw(terminal.close()) == 0x6988

@@ -53,7 +53,7 @@ def test_icc_file_under_the_mf_gives_the_serial(card: EmulatedCard) -> None:
 
 def test_legacy_class_in_a_secure_session(card: EmulatedCard) -> None:
     card.transmit(bytes.fromhex("94A4000002200000"))
-    assert sw(card.transmit(bytes.fromhex("948A000009300102030405060708"))) == 0x9000
+    assert sw(card.transmit(bytes.fromhex("948A03010401020304"))) == 0x9000
     assert card.in_session
     assert card.transmit(bytes.fromhex("948E000000")) == b"\x90\x00"
     assert not card.in_session
@@ -92,3 +92,36 @@ def test_one_counter_through_two_files(terminal: Terminal, card: EmulatedCard) -
     assert terminal.close()[-2:] == b"\x90\x00"
     assert card.transmit(bytes.fromhex("00B2015403")) == bytes.fromhex("000003") + b"\x90\x00"
     assert card.transmit(bytes.fromhex("00B201CC00"))[:3] == bytes.fromhex("000003")  # 2069
+@pytest.mark.parametrize(("lid", "sfi"), [(0x0002, 0x02), (0x0003, 0x03)])
+def test_icc_and_id_files_are_selectable_from_an_application(
+    card: EmulatedCard, lid: int, sfi: int
+) -> None:
+    """Legacy field readers select ICC 0002 and ID 0003 while the PLUM DF is current."""
+    assert sw(card.transmit(bytes.fromhex("94A4040008315449432E49434100"))) == 0x9000
+    answer = card.transmit(bytes.fromhex("94A4000002") + lid.to_bytes(2, "big") + b"\x00")
+    assert sw(answer) == 0x9000 and answer[:2] == b"\x85\x17"
+    info = answer[2:25]
+    assert info[0] == sfi and info[1] == 0x04  # an EF
+    assert info[21:23] == lid.to_bytes(2, "big")  # its own LID
+    assert card.transmit(bytes.fromhex("94B2010400"))[:8] == SERIAL  # the current EF
+    # The application is still current: its files answer by SFI.
+    assert card.transmit(bytes.fromhex("94B2013C00"))[:2] == b"\x25\x01"
+
+
+def test_every_select_answer_carries_its_own_lid(card: EmulatedCard) -> None:
+    card.transmit(bytes.fromhex("00A4040C08315449432E494341"))
+    for lid in (0x2001, 0x2010, 0x2020, 0x2069, 0x2050):
+        answer = card.transmit(bytes.fromhex("00A4000002") + lid.to_bytes(2, "big") + b"\x00")
+        assert sw(answer) == 0x9000 and answer[2 + 21 : 2 + 23] == lid.to_bytes(2, "big")
+    mf = card.transmit(bytes.fromhex("00A40000023F0000"))
+    assert mf[2 + 1] == 0x01 and mf[2 + 21 : 2 + 23] == b"\x3f\x00"
+
+
+def test_counters_answer_exactly_the_le_asked(card: EmulatedCard) -> None:
+    """Read Record of the counters file with Le = 3 * n answers the first n counters."""
+    card.transmit(bytes.fromhex("00A4040C08315449432E494341"))
+    assert card.transmit(bytes.fromhex("00B201CC03")) == bytes.fromhex("0000059000")
+    assert card.transmit(bytes.fromhex("00B201CC06")) == bytes.fromhex("0000050000109000")
+    assert len(card.transmit(bytes.fromhex("00B201CC1B"))) == 27 + 2  # 9 counters
+    assert card.transmit(bytes.fromhex("00B201CC1E")) == b"\x6c\x1d"  # beyond the record
+    assert len(card.transmit(bytes.fromhex("00B201CC00"))) == 29 + 2

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import pytest
-from samkit import CARD_SERIAL, OK, PLUM, SAM_SERIAL, apdu, counting_random, key_file_store, ok
+from samkit import CARD_SERIAL, OK, SAM_SERIAL, apdu, counting_random, key_file_store, ok
 
 from card_schema.crypto import KeyRole
 from hardware.sam.emulator import EmulatedSAM
 from terminal.engine.sam import SAMResource
 from terminal.engine.stats import APDUCounter
 
-OPEN = bytes(8) + b"\xff\xff\xff\x00" + bytes([KeyRole.DEBIT.kif, 1, 0])
+# Regular-mode open answer: counter (3) || random (1) || ratified || KIF || KVC || no record.
+OPEN = b"\xff\xff\xff\x07\x00" + bytes([KeyRole.DEBIT.kif, 1, 0])
 ELEMENTS = (
     bytes.fromhex("003001c80300000100"),  # Decrease counter 1 by 1
     bytes.fromhex("0000049000"),  # its answer
@@ -26,9 +27,9 @@ def multiple(*elements: bytes) -> bytes:
 def opened_sam() -> EmulatedSAM:
     sam = EmulatedSAM(key_file_store(), SAM_SERIAL, random=counting_random())
     sam.power_on()
-    ok(sam, apdu(0x14, CARD_SERIAL + PLUM))
-    ok(sam, apdu(0x84, le=8))
-    ok(sam, apdu(0x8A, OPEN))
+    ok(sam, apdu(0x84, le=4))
+    ok(sam, apdu(0x14, CARD_SERIAL))
+    ok(sam, apdu(0x8A, bytes([KeyRole.DEBIT.kif, 1]) + OPEN, p2=0xFF))
     return sam
 
 
@@ -36,13 +37,13 @@ def signature_one_by_one(elements: tuple[bytes, ...]) -> bytes:
     sam = opened_sam()
     for element in elements:
         ok(sam, apdu(0x8C, element))
-    return ok(sam, apdu(0x8E, le=8))
+    return ok(sam, apdu(0x8E, le=4))
 
 
 def test_multiple_gives_the_same_digest_as_one_by_one() -> None:
     sam = opened_sam()
     ok(sam, multiple(*ELEMENTS))
-    assert ok(sam, apdu(0x8E, le=8)) == signature_one_by_one(ELEMENTS)
+    assert ok(sam, apdu(0x8E, le=4)) == signature_one_by_one(ELEMENTS)
 
 
 def test_multiple_and_single_updates_mix_in_order() -> None:
@@ -50,13 +51,13 @@ def test_multiple_and_single_updates_mix_in_order() -> None:
     ok(sam, apdu(0x8C, ELEMENTS[0]))
     ok(sam, multiple(*ELEMENTS[1:3]))
     ok(sam, apdu(0x8C, ELEMENTS[3]))
-    assert ok(sam, apdu(0x8E, le=8)) == signature_one_by_one(ELEMENTS)
+    assert ok(sam, apdu(0x8E, le=4)) == signature_one_by_one(ELEMENTS)
 
 
 def test_order_matters() -> None:
     sam = opened_sam()
     ok(sam, multiple(*reversed(ELEMENTS)))
-    assert ok(sam, apdu(0x8E, le=8)) != signature_one_by_one(ELEMENTS)
+    assert ok(sam, apdu(0x8E, le=4)) != signature_one_by_one(ELEMENTS)
 
 
 @pytest.mark.parametrize(
@@ -73,7 +74,7 @@ def test_malformed_multiple_is_refused_and_digests_nothing(command: bytes, statu
     sam = opened_sam()
     assert sam.transmit(command) == status.to_bytes(2, "big")
     ok(sam, multiple(*ELEMENTS))
-    assert ok(sam, apdu(0x8E, le=8)) == signature_one_by_one(ELEMENTS)
+    assert ok(sam, apdu(0x8E, le=4)) == signature_one_by_one(ELEMENTS)
 
 
 def test_multiple_needs_a_digest_in_progress() -> None:
@@ -88,6 +89,7 @@ class _SAMReader:
     def __init__(self, sam: EmulatedSAM) -> None:
         self.sam = sam
         self.connected = True
+        self.atr = sam.atr
 
     def connect(self) -> bytes:
         return self.sam.atr
@@ -111,4 +113,4 @@ def test_engine_packs_elements_within_255_bytes() -> None:
         "Digest Update",
         "Digest Update",
     ]
-    assert ok(sam, apdu(0x8E, le=8)) == signature_one_by_one(elements)
+    assert ok(sam, apdu(0x8E, le=4)) == signature_one_by_one(elements)

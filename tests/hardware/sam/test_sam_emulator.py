@@ -19,6 +19,20 @@ from hardware.sam.emulator import EmulatedSAM
 from hardware.sam.keystore import MasterKeyStore, PKCS11KeyStore
 
 
+def pso(record: bytes, *, mode: int = 0x68, kif: int = 0x2E, offset: int | None = None) -> bytes:
+    """PSO Compute Signature: FF || KIF || KVC || mode || offset in bits (2) || message, the
+    message being ``record`` then 7 bytes the SAM fills with its serial and counter."""
+    bits = len(record) * 8 if offset is None else offset
+    data = bytes([0xFF, kif, 0x01, mode]) + bits.to_bytes(2, "big") + record + bytes(7)
+    return apdu(0x2A, data, p1=0x9E, p2=0x9A)
+
+
+def traceable(answer: bytes, record: bytes) -> bytes:
+    """serial (4) || counter (3) || signature (8) from the answer: message || signature."""
+    assert answer[: len(record)] == record
+    return answer[len(record) :]
+
+
 @pytest.fixture
 def sam() -> EmulatedSAM:
     sam = EmulatedSAM(key_file_store(), SAM_SERIAL, random=counting_random())
@@ -37,21 +51,26 @@ def run_session(keys: MasterKeyStore, tmp_path: Path) -> list[bytes]:
     sam.power_on()
     outputs = []
     assert card.transmit(bytes.fromhex("00A4040C08") + PLUM)[-2:] == OK
-    ok(sam, apdu(0x14, CARD_SERIAL + PLUM))
     challenge = ok(sam, apdu(0x84, le=8))
-    opened = card.transmit(bytes([0x00, 0x8A, 0, 0, 9, KeyRole.DEBIT.kif]) + challenge + b"\x00")
-    ok(sam, apdu(0x8A, opened[:-2]))
-    for command in (bytes.fromhex("00E2004003") + b"EVT", bytes.fromhex("003001C803000000")):
+    # Extended mode: P1 = key index 3 (debit), P2 = 02, data = 00 || challenge (8).
+    opened = card.transmit(bytes([0x00, 0x8A, KeyRole.DEBIT.key_index, 0x02, 9, 0]) + challenge)
+    assert opened[-2:] == OK
+    ok(sam, apdu(0x14, CARD_SERIAL))
+    ok(sam, apdu(0x8A, opened[9:11] + opened[:-2], p1=0x02, p2=0xFF))
+    for command, digested in (
+        (bytes.fromhex("00E2004003") + b"EVT", bytes.fromhex("00E2004003") + b"EVT"),
+        (bytes.fromhex("003001C80300000100"), bytes.fromhex("003001C803000001")),  # no Le
+    ):
         response = card.transmit(command)
-        ok(sam, apdu(0x8C, command))
+        ok(sam, apdu(0x8C, digested))
         ok(sam, apdu(0x8C, response))
     signature = ok(sam, apdu(0x8E, le=8))
     outputs.append(signature)
-    closed = card.transmit(b"\x00\x8e\x80\x00\x08" + signature + b"\x08")
+    closed = card.transmit(b"\x00\x8e\x80\x00\x08" + signature + b"\x00")
     assert closed[-2:] == OK
     ok(sam, apdu(0x82, closed[:8]))
     outputs.append(closed[:8])
-    outputs.append(ok(sam, apdu(0x2A, b"a transaction record", p1=0x9E, p2=0x9A)))
+    outputs.append(ok(sam, pso(b"a transaction record")))
     return outputs
 
 
@@ -74,18 +93,28 @@ def test_token_sam_and_key_file_sam_give_identical_results(
         (bytes.fromhex("0084000008"), 0x6E00),
         (bytes.fromhex("80FF000000"), 0x6D00),
         (bytes.fromhex("8084"), 0x6700),
-        (bytes.fromhex("8084000004"), 0x6C08),
+        (bytes.fromhex("8084000006"), 0x6700),  # Le is 04 or 08
+        (bytes.fromhex("8084000000"), 0x6700),
         (bytes.fromhex("8084010008"), 0x6B00),
-        (apdu(0x14, CARD_SERIAL + b"UNKNOWN"), 0x6A88),
-        (apdu(0x14, CARD_SERIAL), 0x6700),
-        (apdu(0x8A, bytes(15)), 0x6985),  # no diversifier, no challenge
+        (apdu(0x14, CARD_SERIAL + b"UNKNOWN"), 0x6700),  # a diversifier is 4 or 8 bytes
+        (apdu(0x14, CARD_SERIAL[:6]), 0x6700),
+        (apdu(0x8A, bytes(15), p2=0xFF), 0x6985),  # no diversifier, no challenge
+        (apdu(0x8A, bytes(15)), 0x6B00),  # P2 is FF
         (apdu(0x8C, b"\x00"), 0x6985),  # no digest
         (apdu(0x8E, le=8), 0x6985),
         (apdu(0x82, bytes(8)), 0x6985),
-        (apdu(0x54, bytes(16)), 0x6985),
-        (apdu(0x58, bytes(8)), 0x6985),
+        (apdu(0x54, bytes(18), p1=0x01, p2=0xFF), 0x6985),  # SV Prepare: no digest
+        (apdu(0x54, bytes(18)), 0x6B00),  # SV Prepare is 01 FF
+        (apdu(0x58, bytes(3)), 0x6985),  # SV Check: nothing prepared
+        (apdu(0x58, bytes(8)), 0x6700),  # 3 or 6 bytes
         (apdu(0x2A, b"x", p1=0x9E, p2=0x9B), 0x6B00),
         (apdu(0x2A, p1=0x9E, p2=0x9A), 0x6700),
+        (pso(b"x", mode=0x08), 0x6A80),  # normal mode: the emulated SAM signs traceably only
+        (pso(b"x", mode=0x64), 0x6A80),  # 4-byte signature
+        (pso(b"x", offset=3), 0x6A80),  # offset not on a byte
+        (pso(b"x", offset=16), 0x6A80),  # serial and counter would run past the message
+        (pso(b"x", kif=0x21), 0x6A83),  # not the signing key
+        (pso(bytes(200)), 0x6A80),  # 207 bytes: more than the 206 of a traceable message
         (apdu(0xCA, p1=0x9F, p2=0x7F), 0x6A88),
     ],
 )
@@ -93,31 +122,58 @@ def test_refusals(sam: EmulatedSAM, command: bytes, status: int) -> None:
     assert sam.transmit(command) == status.to_bytes(2, "big")
 
 
+def _regular_open(kif: int, kvc: int, record: bytes = b"") -> bytes:
+    """A regular-mode open answer: counter (3) || random (1) || ratified || KIF || KVC || record."""
+    return b"\xff\xff\xff\x07\x00" + bytes([kif, kvc, len(record)]) + record
+
+
 def test_digest_needs_a_known_key(sam: EmulatedSAM) -> None:
-    ok(sam, apdu(0x14, CARD_SERIAL + PLUM))
-    ok(sam, apdu(0x84, le=8))
-    open_response = bytes(8) + b"\xff\xff\xff\x00" + bytes([KeyRole.DEBIT.kif, 7, 0])  # KVC 7
-    assert sam.transmit(apdu(0x8A, open_response)) == b"\x6a\x88"
-    ok(sam, apdu(0x84, le=8))
-    assert sam.transmit(apdu(0x8A, open_response + b"\x00")) == b"\x6a\x80"  # length mismatch
+    debit = KeyRole.DEBIT.kif
+    ok(sam, apdu(0x84, le=4))
+    ok(sam, apdu(0x14, CARD_SERIAL))
+    init = bytes([debit, 7]) + _regular_open(debit, 7)  # KVC 7: no such key
+    assert sam.transmit(apdu(0x8A, init, p2=0xFF)) == b"\x6a\x83"
+    ok(sam, apdu(0x84, le=4))
+    init = bytes([debit, 1]) + _regular_open(debit, 1) + b"\x00"
+    assert sam.transmit(apdu(0x8A, init, p2=0xFF)) == b"\x6a\x80"  # length mismatch
+    extended_answer = b"\xff\xff\xff" + bytes(5) + bytes([0, debit, 1, 0])
+    init = bytes([debit, 1]) + extended_answer
+    assert sam.transmit(apdu(0x8A, init, p1=0x02, p2=0xFF)) == b"\x69\x85"  # 4-byte challenge
+    init = bytes([debit, 2]) + _regular_open(debit, 1)
+    assert sam.transmit(apdu(0x8A, init, p2=0xFF)) == b"\x6a\x80"  # KVC differs from the answer
 
 
-def test_card_signature_is_checked_once(sam: EmulatedSAM) -> None:
-    ok(sam, apdu(0x14, CARD_SERIAL + PLUM))
-    ok(sam, apdu(0x84, le=8))
-    ok(sam, apdu(0x8A, bytes(8) + b"\xff\xff\xff\x00" + bytes([KeyRole.DEBIT.kif, 1, 0])))
-    assert sam.transmit(apdu(0x82, bytes(8))) == b"\x69\x85"  # digest not closed yet
+@pytest.mark.parametrize("extended", [False, True])
+def test_card_signature_is_checked_once(sam: EmulatedSAM, extended: bool) -> None:
+    size = 8 if extended else 4
+    debit = KeyRole.DEBIT.kif
+    ok(sam, apdu(0x84, le=size))
+    ok(sam, apdu(0x14, CARD_SERIAL))
+    answer = b"\xff\xff\xff" + bytes(5 if extended else 1) + bytes([0, debit, 1, 0])
+    ok(sam, apdu(0x8A, bytes([debit, 1]) + answer, p1=0x02 if extended else 0, p2=0xFF))
+    assert sam.transmit(apdu(0x82, bytes(size))) == b"\x69\x85"  # digest not closed yet
     ok(sam, apdu(0x8C, b"\x00\xb2\x01\x3c\x00"))
-    ok(sam, apdu(0x8E, le=8))
+    assert sam.transmit(apdu(0x8E, le=12 - size)) == b"\x67\x00"  # the other mode's length
+    ok(sam, apdu(0x8E, le=size))
     assert sam.transmit(apdu(0x8C, b"late")) == b"\x69\x85"
-    assert sam.transmit(apdu(0x82, bytes(8))) == b"\x69\x88"
-    assert sam.transmit(apdu(0x82, bytes(8))) == b"\x69\x85"  # no second try
+    assert sam.transmit(apdu(0x82, bytes(12 - size))) == b"\x67\x00"
+    assert sam.transmit(apdu(0x82, bytes(size))) == b"\x69\x88"
+    assert sam.transmit(apdu(0x82, bytes(size))) == b"\x69\x85"  # no second try
+
+
+def test_atr_is_a_calypso_sam_atr(sam: EmulatedSAM) -> None:
+    atr = sam.power_on()
+    # 3B 3F 96 00 || 80 5A || platform, type, subtype C1, issuer, version, revision || serial ||
+    # 82 90 00 (Keyple's legacy SAM ATR pattern 3B(.{6}|.{10})805A(.{20})829000).
+    assert atr[:6] == bytes.fromhex("3B3F9600805A")
+    assert atr[8] == 0xC1
+    assert atr[12:16] == SAM_SERIAL and atr[16:] == bytes.fromhex("829000")
 
 
 def test_traceable_signatures(sam: EmulatedSAM) -> None:
     record = b"2026-11-27 gate 12 card 12345678"
-    first = ok(sam, apdu(0x2A, record, p1=0x9E, p2=0x9A))
-    second = ok(sam, apdu(0x2A, record, p1=0x9E, p2=0x9A))
+    first = traceable(ok(sam, pso(record)), record)
+    second = traceable(ok(sam, pso(record)), record)
     assert first[:4] == second[:4] == SAM_SERIAL
     assert (first[4:7], second[4:7]) == (b"\x00\x00\x00", b"\x00\x00\x01")
     assert ok(sam, apdu(0xCA, p1=0x00, p2=0xC0)) == SAM_SERIAL + b"\x00\x00\x02"
@@ -139,9 +195,9 @@ def test_signature_counter_survives_a_restart(tmp_path: Path) -> None:
     counter_file = tmp_path / "sam-counter.json"
     sam = EmulatedSAM(key_file_store(), SAM_SERIAL, counter_file=counter_file)
     for _ in range(3):
-        ok(sam, apdu(0x2A, b"r", p1=0x9E, p2=0x9A))
+        ok(sam, pso(b"r"))
     again = EmulatedSAM(key_file_store(), SAM_SERIAL, counter_file=counter_file)
-    assert ok(again, apdu(0x2A, b"r", p1=0x9E, p2=0x9A))[4:7] == b"\x00\x00\x03"
+    assert ok(again, pso(b"r"))[5:8] == b"\x00\x00\x03"
 
 
 @settings(max_examples=300, deadline=None)
@@ -149,7 +205,7 @@ def test_signature_counter_survives_a_restart(tmp_path: Path) -> None:
 def test_fuzz_never_raises(commands: list[bytes]) -> None:
     sam = EmulatedSAM(key_file_store(), SAM_SERIAL)
     sam.power_on()
-    for command in [apdu(0x14, CARD_SERIAL + PLUM), apdu(0x84, le=8), *commands]:
+    for command in [apdu(0x84, le=8), apdu(0x14, CARD_SERIAL), *commands]:
         response = sam.transmit(command)
         assert len(response) >= 2 and response[-2:] != b"\x6f\x00"
 
@@ -174,7 +230,7 @@ def test_fuzz_structured_commands(
 ) -> None:
     sam = EmulatedSAM(key_file_store(), SAM_SERIAL)
     sam.power_on()
-    ok(sam, apdu(0x14, CARD_SERIAL + PLUM))
+    ok(sam, apdu(0x14, CARD_SERIAL))
     for cla, ins, (p1, p2), data, le in commands:
         command = bytes([cla, ins, p1, p2])
         command += (bytes([len(data)]) + data if data else b"") + (

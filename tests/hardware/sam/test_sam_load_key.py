@@ -60,24 +60,26 @@ def card_session(sam: EmulatedSAM, tmp_path: Path, *, load: bool = True) -> byte
     card = EmulatedCard(store, random=counting_random())
     card.power_on()
     assert card.transmit(bytes.fromhex("00A4040C08") + PLUM)[-2:] == OK
-    ok(sam, apdu(0x14, CARD_SERIAL + PLUM))
+    ok(sam, apdu(0x14, CARD_SERIAL))
     if load:
         ok(sam, apdu(0xD8, bytes([KeyRole.LOAD.kif, 1]) + wrapped(KeyRole.LOAD)))
-    ok(sam, apdu(0x14, CARD_SERIAL + PLUM))  # the engine's own Select Diversifier keeps the key
-    challenge = ok(sam, apdu(0x84, le=8))
-    opened = card.transmit(bytes([0x00, 0x8A, 0, 0, 9, KeyRole.LOAD.kif]) + challenge + b"\x00")
+    challenge = ok(sam, apdu(0x84, le=4))
+    # Regular mode: P1 = key index 2 (load), P2 = 01, data = the 4-byte challenge.
+    header = bytes([0x00, 0x8A, KeyRole.LOAD.key_index, 0x01, 4])
+    opened = card.transmit(header + challenge + b"\x00")
     assert opened[-2:] == OK
-    init = sam.transmit(apdu(0x8A, opened[:-2]))
+    ok(sam, apdu(0x14, CARD_SERIAL))  # the engine's own Select Diversifier keeps the key
+    init = sam.transmit(apdu(0x8A, opened[5:7] + opened[:-2], p2=0xFF))
     if init != OK:
         return init
     command = bytes.fromhex("00DC014C") + bytes([29]) + bytes(range(29))  # contracts, record 1
     response = card.transmit(command)
     ok(sam, apdu(0x8C, command))
     ok(sam, apdu(0x8C, response))
-    signature = ok(sam, apdu(0x8E, le=8))
-    closed = card.transmit(b"\x00\x8e\x80\x00\x08" + signature + b"\x08")
+    signature = ok(sam, apdu(0x8E, le=4))
+    closed = card.transmit(b"\x00\x8e\x80\x00\x04" + signature + b"\x00")
     assert closed[-2:] == OK, closed.hex()
-    ok(sam, apdu(0x82, closed[:8]))
+    ok(sam, apdu(0x82, closed[:4]))
     assert store.load().applications["plum"].records["contracts"][0] == bytes(range(29))
     return closed
 
@@ -87,7 +89,7 @@ def test_desk_sam_without_master_keys_writes_with_a_loaded_key(tmp_path: Path) -
 
 
 def test_without_load_card_key_the_desk_sam_has_no_key(tmp_path: Path) -> None:
-    assert card_session(desk_sam(), tmp_path, load=False) == b"\x6a\x88"
+    assert card_session(desk_sam(), tmp_path, load=False) == b"\x6a\x83"
 
 
 @pytest.mark.parametrize(
@@ -101,7 +103,7 @@ def test_without_load_card_key_the_desk_sam_has_no_key(tmp_path: Path) -> None:
 )
 def test_refused_keys(data: bytes, status: bytes) -> None:
     sam = desk_sam()
-    ok(sam, apdu(0x14, CARD_SERIAL + PLUM))
+    ok(sam, apdu(0x14, CARD_SERIAL))
     assert sam.transmit(apdu(0xD8, data)) == status
 
 
@@ -110,25 +112,26 @@ def test_load_card_key_needs_a_selected_card_and_a_transport_key() -> None:
     assert desk_sam().transmit(apdu(0xD8, data)) == b"\x69\x85"
     gate_sam = EmulatedSAM(key_file_store(), SAM_SERIAL)
     gate_sam.power_on()
-    ok(gate_sam, apdu(0x14, CARD_SERIAL + PLUM))
+    ok(gate_sam, apdu(0x14, CARD_SERIAL))
     assert gate_sam.transmit(apdu(0xD8, data)) == b"\x6a\x88"
 
 
 def test_loaded_key_is_dropped_for_another_card_and_at_power_off(tmp_path: Path) -> None:
     sam = desk_sam()
-    ok(sam, apdu(0x14, CARD_SERIAL + PLUM))
+    ok(sam, apdu(0x14, CARD_SERIAL))
     ok(sam, apdu(0xD8, bytes([KeyRole.LOAD.kif, 1]) + wrapped(KeyRole.LOAD)))
-    ok(sam, apdu(0x14, OTHER_SERIAL + PLUM))  # another card
-    ok(sam, apdu(0x14, CARD_SERIAL + PLUM))
-    ok(sam, apdu(0x84, le=8))
-    opening = bytes(8) + b"\xff\xff\xff\x00" + bytes([KeyRole.LOAD.kif, 1, 0])
-    assert sam.transmit(apdu(0x8A, opening)) == b"\x6a\x88"
+    ok(sam, apdu(0x14, OTHER_SERIAL))  # another card
+    ok(sam, apdu(0x14, CARD_SERIAL))
+    ok(sam, apdu(0x84, le=4))
+    opening = b"\xff\xff\xff\x07\x00" + bytes([KeyRole.LOAD.kif, 1, 0])
+    init = apdu(0x8A, bytes([KeyRole.LOAD.kif, 1]) + opening, p2=0xFF)
+    assert sam.transmit(init) == b"\x6a\x83"
     ok(sam, apdu(0xD8, bytes([KeyRole.LOAD.kif, 1]) + wrapped(KeyRole.LOAD)))
     sam.power_off()
     sam.power_on()
-    ok(sam, apdu(0x14, CARD_SERIAL + PLUM))
-    ok(sam, apdu(0x84, le=8))
-    assert sam.transmit(apdu(0x8A, opening)) == b"\x6a\x88"
+    ok(sam, apdu(0x14, CARD_SERIAL))
+    ok(sam, apdu(0x84, le=4))
+    assert sam.transmit(init) == b"\x6a\x83"
 
 
 def test_key_file_unwrap_refuses_without_transport_key() -> None:

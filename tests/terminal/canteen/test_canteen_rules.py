@@ -250,13 +250,14 @@ def _wallet_debit(entry: CanteenLogEntry, amount: int | None = None) -> WalletDe
         amount=entry.wallet_amount if amount is None else amount,
         balance=0,
         sv_tnum=1,
-        location=entry.terminal_id,
+        sam_id=0x5A000001,
+        sam_tnum=1,
         kvc=1,
     )
 
 
 def _other_debit(at: datetime) -> WalletDebit:
-    return WalletDebit(at=at, amount=150, balance=0, sv_tnum=1, location=99, kvc=1)
+    return WalletDebit(at=at, amount=150, balance=0, sv_tnum=1, sam_id=99, sam_tnum=2, kvc=1)
 
 
 TORN = meal(LUNCH_TIME - timedelta(minutes=3), aid_amount=320, wallet_amount=60)

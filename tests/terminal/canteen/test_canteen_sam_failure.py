@@ -7,8 +7,9 @@ command never reached it (``reached=False``). Then:
 
 - the till says the SAM is out of order (not "tap again": a dead SAM is not fixed by the pupil);
 - each session is on the card entirely or not at all, and the journal agrees with the card;
-- a session whose card close was answered before the SAM failed (Digest Authenticate, the only
-  SAM command after the card's close) is UNCERTAIN, never ABORTED: the card committed it;
+- a session whose card close was answered before the SAM failed (Digest Authenticate, and SV
+  Check of the wallet session: the SAM commands after the card's close) is UNCERTAIN, never
+  ABORTED: the card committed it;
 - the SAM is put back, the pupil taps again (twice), and ends with exactly one meal, one aid
   debit, one wallet debit, all COMMITTED, nothing uncertain, served once.
 
@@ -47,24 +48,24 @@ _S = SAMCommand
 SAM_MEAL: tuple[tuple[str, SAMCommand], ...] = (
     # Cursus session (aid debit + meal log); its modifications are anticipated: the card gets
     # them after Digest Close.
-    ("cursus", _S.SELECT_DIVERSIFIER),
-    ("cursus", _S.GET_CHALLENGE),
+    ("cursus", _S.GET_CHALLENGE),  # before the card's Open Secure Session
+    ("cursus", _S.SELECT_DIVERSIFIER),  # after it, right before Digest Init
     ("cursus", _S.DIGEST_INIT),
     ("cursus", _S.DIGEST_UPDATE_MULTIPLE),
     ("cursus", _S.DIGEST_CLOSE),
     ("cursus", _S.PSO_COMPUTE_SIGNATURE),  # after the journal's begin, before the card's close
     ("cursus", _S.DIGEST_AUTHENTICATE),  # after the card answered its close: it committed
     # Wallet session (SV Debit of the rest).
-    ("wallet", _S.SELECT_DIVERSIFIER),
     ("wallet", _S.GET_CHALLENGE),
+    ("wallet", _S.SELECT_DIVERSIFIER),
     ("wallet", _S.DIGEST_INIT),
     ("wallet", _S.DIGEST_UPDATE_MULTIPLE),
     ("wallet", _S.SV_PREPARE_DEBIT),
     ("wallet", _S.DIGEST_UPDATE_MULTIPLE),
-    ("wallet", _S.SV_CHECK),
     ("wallet", _S.DIGEST_CLOSE),
     ("wallet", _S.PSO_COMPUTE_SIGNATURE),
-    ("wallet", _S.DIGEST_AUTHENTICATE),
+    ("wallet", _S.DIGEST_AUTHENTICATE),  # after the card answered its close: it committed
+    ("wallet", _S.SV_CHECK),  # the card's SV signature came with its close answer
 )
 
 # The SAM commands as they go on the wire (INS, and P1 for Digest Update / Update Multiple).
@@ -72,11 +73,12 @@ _WIRE: dict[tuple[int, int], SAMCommand] = {
     (0x14, 0x00): _S.SELECT_DIVERSIFIER,
     (0x84, 0x00): _S.GET_CHALLENGE,
     (0x8A, 0x00): _S.DIGEST_INIT,
+    (0x8A, 0x02): _S.DIGEST_INIT,  # Rev 3.2 extended session
     (0x8C, 0x00): _S.DIGEST_UPDATE,
     (0x8C, 0x80): _S.DIGEST_UPDATE_MULTIPLE,
     (0x8E, 0x00): _S.DIGEST_CLOSE,
     (0x82, 0x00): _S.DIGEST_AUTHENTICATE,
-    (0x54, 0x00): _S.SV_PREPARE_DEBIT,
+    (0x54, 0x01): _S.SV_PREPARE_DEBIT,
     (0x58, 0x00): _S.SV_CHECK,
     (0x2A, 0x9E): _S.PSO_COMPUTE_SIGNATURE,
     (0xCA, 0x00): _S.GET_DATA,
@@ -104,8 +106,8 @@ class RecordingSAM:
 def test_the_split_meal_sam_apdu_count_is_what_the_sam_tests_cover(tmp_path: Path) -> None:
     assert reference_meal(tmp_path).sam_apdus == SAM_APDU_COUNT
     assert len(SAM_MEAL) == SAM_APDU_COUNT
-    # The order, on the wire, and which session each APDU belongs to (the second Select
-    # Diversifier opens the wallet session).
+    # The order, on the wire, and which session each APDU belongs to (the second Get
+    # Challenge opens the wallet session).
     rig = TillRig(tmp_path, split_meal_card(tmp_path / "card.json"))
     recorder = RecordingSAM(rig.sam)
     rig.sam_reader.insert(recorder)
@@ -114,7 +116,7 @@ def test_the_split_meal_sam_apdu_count_is_what_the_sam_tests_cover(tmp_path: Pat
     rig.close()
     assert result.reason is MealReason.SERVED
     assert recorder.commands == [command for _, command in SAM_MEAL]
-    wallet_from = recorder.commands.index(_S.SELECT_DIVERSIFIER, 1)
+    wallet_from = recorder.commands.index(_S.GET_CHALLENGE, 1)
     assert [app for app, _ in SAM_MEAL] == ["cursus"] * wallet_from + ["wallet"] * (
         SAM_APDU_COUNT - wallet_from
     )
@@ -122,7 +124,7 @@ def test_the_split_meal_sam_apdu_count_is_what_the_sam_tests_cover(tmp_path: Pat
 
 def _status_after_sam_failure(command: SAMCommand) -> str:
     """How the session whose SAM command failed ends (whatever ``reached``)."""
-    if command is _S.DIGEST_AUTHENTICATE:
+    if command in (_S.DIGEST_AUTHENTICATE, _S.SV_CHECK):
         return SessionOutcome.UNCERTAIN  # the card answered its close: it committed
     if command is _S.PSO_COMPUTE_SIGNATURE:
         return SessionOutcome.ABORTED  # journaled, close never sent
@@ -169,7 +171,7 @@ def test_sam_reader_fails_at_each_sam_apdu_then_retry(
         journaled.append((app, TransactionState.UNCERTAIN))
     records = rig.journal.records()
     assert [(r.intent.application, r.state) for r in records] == journaled
-    if command is _S.DIGEST_AUTHENTICATE:
+    if command in (_S.DIGEST_AUTHENTICATE, _S.SV_CHECK):
         # The card answered its close, so it committed: never ABORTED.
         assert records[-1].state is TransactionState.UNCERTAIN
     # The card: the Cursus session committed if the wallet session ran or if only the SAM's

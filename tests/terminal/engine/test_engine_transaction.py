@@ -6,10 +6,14 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from enginekit import SERIAL, Rig, make_card
+from enginekit import SAM_SERIAL, SERIAL, Rig, demo_keys, make_card
 
+from card_schema.calypso import SessionMode
 from card_schema.crypto import KeyRole
+from firmware_host.readers.inprocess import InProcessReader
+from hardware.sam.emulator import EmulatedSAM
 from terminal.engine import (
+    REGIONAL_CARD_ATR,
     APDUCounter,
     CardCommand,
     CardError,
@@ -56,8 +60,8 @@ def test_selection_reads_piggy_backed_and_serial_from_fci(rig: Rig) -> None:
 
 def test_selection_atr_filter(rig: Rig) -> None:
     with pytest.raises(SelectionError):
-        select_card(rig.reader, CardSelection("plum", atr_pattern="3B8F.*"))
-    card = select_card(rig.reader, CardSelection("plum", atr_pattern=r"3B8C8001.*"))
+        select_card(rig.reader, CardSelection("plum", atr_pattern="3B8C.*"))
+    card = select_card(rig.reader, CardSelection("plum", atr_pattern=REGIONAL_CARD_ATR))
     assert card.current == "plum"
 
 
@@ -82,8 +86,8 @@ def test_session_anticipated_close_commits_and_updates_image(rig: Rig) -> None:
     # Multiple for the 4 elements (2 commands, 2 anticipated answers)
     assert counter.card == 8
     assert counter.sam_commands == [
-        "Select Diversifier",
-        "Get Challenge",
+        "Get Challenge",  # before Open Secure Session (Le 04 or 08 by mode)
+        "Select Diversifier",  # the card serial alone, right before Digest Init
         "Digest Init",
         "Digest Update Multiple",
         "Digest Close",
@@ -95,7 +99,7 @@ def test_sv_debit_in_wallet_session(rig: Rig) -> None:
     manager, _ = _session(rig)
     manager.process_select_application("wallet")
     manager.process_opening(KeyRole.DEBIT)
-    manager.prepare_sv_debit(180, datetime(2025, 9, 15, 8, 0), location=101)
+    manager.prepare_sv_debit(180, datetime(2025, 9, 15, 8, 0))
     closing = manager.process_closing(ratify_now=True)
     assert not closing.anticipated
     sv = manager.card.application("wallet").sv
@@ -155,3 +159,26 @@ def test_status_tables_cover_every_command() -> None:
     assert card_status(CardCommand.CLOSE_SECURE_SESSION, 0x6988).outcome is Outcome.SECURITY
     assert card_status(CardCommand.APPEND_RECORD, 0x6400).outcome is Outcome.RETRY
     assert card_status(CardCommand.READ_RECORDS, 0x1234).outcome is Outcome.REFUSED
+
+
+def test_an_s1d_sam_runs_regular_sessions_one_digest_update_per_element(tmp_path: Path) -> None:
+    """The SAM's ATR decides, as in the reference: an S1D SAM (subtype D0) gives a regular
+    session even with a Rev 3.2 card, and takes one Digest Update per element."""
+    rig = Rig(tmp_path)
+    rig.sam = EmulatedSAM(demo_keys(), SAM_SERIAL, subtype=0xD0)
+    rig.sam_reader = InProcessReader(rig.sam, name="sam")
+    rig.personalise(make_card(carnet_trips=5))
+    rig.present()
+    counter = APDUCounter()
+    sam = SAMResource(rig.sam_reader, counter)
+    card = select_card(rig.reader, CardSelection("plum"), counter=counter)
+    assert card.application("plum").rev32_mode  # the card could run extended sessions
+    manager = CardTransactionManager(rig.reader, card, sam, counter=counter)
+    opening = manager.process_opening(KeyRole.DEBIT, read=("counters", 1))
+    assert opening.mode is SessionMode.REGULAR
+    manager.prepare_decrease("counters", 1, 1).prepare_append_record("events", b"EVT")
+    closing = manager.process_closing(ratify_now=True)
+    assert len(closing.card_signature) == 4
+    assert counter.sam_commands.count("Digest Update") == 4
+    assert "Digest Update Multiple" not in counter.sam_commands
+    assert rig.card.last_session_mode is SessionMode.REGULAR

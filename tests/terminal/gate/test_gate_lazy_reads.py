@@ -32,7 +32,7 @@ def test_pass_reads_plum_only(gate_rig: GateRig) -> None:
     result = gate_rig.tap()
     assert result.outcome is TapOutcome.COMMITTED
     assert _selects(gate_rig) == 1
-    assert (result.card_apdus, result.sam_apdus) == (9, 7)
+    assert (result.card_apdus, result.sam_apdus) == (8, 7)
 
 
 def test_carnet_without_entitlement_profile_reads_plum_only(gate_rig: GateRig) -> None:
@@ -42,7 +42,7 @@ def test_carnet_without_entitlement_profile_reads_plum_only(gate_rig: GateRig) -
     result = gate_rig.tap()
     assert result.display == "Bon voyage — 4 voyages restants"
     assert _selects(gate_rig) == 1
-    assert (result.card_apdus, result.sam_apdus) == (10, 7)
+    assert (result.card_apdus, result.sam_apdus) == (9, 7)
 
 
 def test_student_carnet_holder_gets_school_transport_first(gate_rig: GateRig) -> None:
@@ -50,8 +50,10 @@ def test_student_carnet_holder_gets_school_transport_first(gate_rig: GateRig) ->
     result = gate_rig.tap()
     assert result.display.startswith("Transport scolaire gratuit")
     assert gate_rig.counter(1) == 5
-    # PLUM 5 + open, Cursus 2, PLUM again + open, append, close, ratification
-    assert (result.card_apdus, result.sam_apdus) == (13, 9)
+    # PLUM 5 + open, Cursus 2, PLUM again + open, append, close (ratifying at once). SAM: the
+    # abandoned first opening costs only its Get Challenge (Select Diversifier comes with
+    # Digest Init), then the 7 of a session with a traceable signature.
+    assert (result.card_apdus, result.sam_apdus) == (12, 8)
     assert gate_rig.gate.counter.card_commands.count("Open Secure Session") == 2
 
 

@@ -8,7 +8,7 @@ between or inside them never charges twice and never lets the passenger through 
 from __future__ import annotations
 
 import pytest
-from enginekit import make_card
+from enginekit import SAM_SERIAL, make_card
 from gatekit import GateRig
 
 from card_schema.uploads.records import TransactionKind, TransactionState
@@ -57,7 +57,8 @@ def test_pay_as_you_go_tap_debits_the_wallet_and_journals_two_sessions(
         wallet.intent.written_event
         == gate_rig.rig.image().applications["wallet"].records["sv_debit_log"][0]
     )
-    assert debit.location == 101 and debit.amount == FARE
+    # the card's Calypso debit log names the gate by its SAM's serial
+    assert debit.sam_id == int.from_bytes(SAM_SERIAL, "big") and debit.amount == FARE
     # a transfer on another line of the journey is free; the same gate again is "Déjà validé"
     gate_rig.clock.advance(minutes=2)
     again = gate_rig.tap()
@@ -85,8 +86,8 @@ def _cut_at(index: int) -> object:
 
 # PLUM select + 4 reads, open (0-5); Cursus select + read, employment select + read, wallet
 # select + SV Get (6-11); PLUM select, open, append, close (12-15); wallet select + debit log,
-# open, SV Get, SV Debit, close (16-21); ratification (22).
-PAYG_APDUS = 23
+# open, SV Get, SV Debit, close (16-21); both closes ratify at once (P1 80): no ratification.
+PAYG_APDUS = 22
 
 
 def test_payg_apdu_count(gate_rig: GateRig) -> None:
@@ -137,19 +138,20 @@ def test_unpaid_ride_gives_no_transfer_elsewhere(gate_rig: GateRig) -> None:
     assert other.accepted and other.display.startswith("Bon voyage")
     assert _sv(gate_rig) == BALANCE - FARE
     (debit,) = _debits(gate_rig)
-    assert debit.location == 202
+    assert debit.sam_id == int.from_bytes(SAM_SERIAL, "big") and debit.amount == FARE
 
 
 INS_SV_CHECK = 0x58
 
 
-def test_a_card_sv_signature_refused_by_the_sam_charges_nothing_and_says_so(
+def test_a_card_sv_signature_refused_by_the_sam_is_uncertain_then_recovered_once(
     gate_rig: GateRig, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The SAM does not verify the card's SV Debit signature (it answers ``6988``): the wallet
-    session is cancelled before the journal's begin (nothing on the card for it, no wallet
-    record), the passenger is not let through, and the ride the PLUM session wrote is paid at the
-    next tap."""
+    """The SAM does not verify the card's SV Debit signature (SV Check answers ``6988``). As in
+    Calypso, that signature comes with the card's Close Secure Session answer and is checked
+    after it: the card has committed the debit, so the wallet record is UNCERTAIN (never
+    ABORTED), the passenger is asked to tap again, and the next tap finds the debit in the
+    card's SV log: recovered, let through, charged once."""
     gate_rig.rig.personalise(make_card(sv_balance=BALANCE))
     reader = gate_rig.rig.sam_reader
     honest = reader._transmit_raw
@@ -161,14 +163,16 @@ def test_a_card_sv_signature_refused_by_the_sam_charges_nothing_and_says_so(
     with monkeypatch.context() as patch:
         patch.setattr(reader, "_transmit_raw", refuse_sv_check)
         refused = gate_rig.tap()
-    assert not refused.accepted and refused.outcome is TapOutcome.ABORTED, refused
+    assert not refused.accepted and refused.outcome is TapOutcome.UNCERTAIN, refused
     assert refused.display == "Veuillez représenter votre carte"
-    assert _sv(gate_rig) == BALANCE and _debits(gate_rig) == []
+    assert _sv(gate_rig) == BALANCE - FARE and len(_debits(gate_rig)) == 1
     assert [(r.intent.application, r.state) for r in gate_rig.journal.records()] == [
-        ("plum", TransactionState.COMMITTED)
+        ("plum", TransactionState.COMMITTED),
+        ("wallet", TransactionState.UNCERTAIN),
     ]
     gate_rig.clock.advance(seconds=20)
     paid = gate_rig.tap()
-    assert paid.accepted, paid
+    assert paid.accepted and paid.outcome is TapOutcome.RECOVERED, paid
     assert _sv(gate_rig) == BALANCE - FARE and len(_debits(gate_rig)) == 1
+    assert [r.state for r in gate_rig.journal.records()] == [TransactionState.COMMITTED] * 2
     assert len(_events(gate_rig)) == 1, "the ride was written once"

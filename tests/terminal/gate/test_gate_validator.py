@@ -23,9 +23,10 @@ def test_carnet_tap_writes_event_decreases_counter_and_journals(gate_rig: GateRi
     assert record.state is TransactionState.COMMITTED
     assert record.sam_signature and len(record.sam_signature) == 15
     assert record.intent.written_event == gate_rig.events()[0]
-    # PLUM select + 4 reads, open, decrease, append, close, ratification (no other application)
-    assert result.card_apdus == 10
-    # Select Diversifier, Get Challenge, Digest Init, Digest Update Multiple (4 elements),
+    # PLUM select + 4 reads, open, decrease, append, close ratifying at once (P1 80, the
+    # reference's default): 9 card APDUs, no other application
+    assert result.card_apdus == 9
+    # Get Challenge, Select Diversifier, Digest Init, Digest Update Multiple (4 elements),
     # Digest Close, PSO Compute Signature, Digest Authenticate
     assert result.sam_apdus == 7
     assert "Bon voyage" in gate_rig.display.getvalue()
@@ -47,7 +48,7 @@ def test_monthly_pass_writes_only_the_event(gate_rig: GateRig) -> None:
     result = gate_rig.tap()
     assert result.outcome is TapOutcome.COMMITTED
     assert result.display.startswith("Bon voyage")
-    assert result.card_apdus == 9
+    assert result.card_apdus == 8
     assert result.sam_apdus == 7
 
 
