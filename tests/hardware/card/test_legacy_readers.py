@@ -92,6 +92,8 @@ def test_one_counter_through_two_files(terminal: Terminal, card: EmulatedCard) -
     assert terminal.close()[-2:] == b"\x90\x00"
     assert card.transmit(bytes.fromhex("00B2015403")) == bytes.fromhex("000003") + b"\x90\x00"
     assert card.transmit(bytes.fromhex("00B201CC00"))[:3] == bytes.fromhex("000003")  # 2069
+
+
 @pytest.mark.parametrize(("lid", "sfi"), [(0x0002, 0x02), (0x0003, 0x03)])
 def test_icc_and_id_files_are_selectable_from_an_application(
     card: EmulatedCard, lid: int, sfi: int
