@@ -98,7 +98,7 @@ CARD_CAUSED_SAM_WORDS = frozenset(
 
 def sam_refusal(exc: BaseException | None) -> SAMError | None:
     """The SAM's refusal that caused ``exc`` (following causes and contexts), if it means the
-    SAM cannot serve any card (a key it lacks, ``6A88``; a counter exhausted...)."""
+    SAM cannot serve any card (a key it lacks, ``6A83`` at Digest Init; a counter exhausted...)."""
     seen: set[int] = set()
     while exc is not None and id(exc) not in seen:
         seen.add(id(exc))
@@ -318,7 +318,7 @@ class GateValidator:
         except (EngineError, JournalError) as exc:
             refusal = sam_refusal(exc)
             if refusal is not None:
-                # The SAM cannot serve (a key it lacks, 6A88...): every card would fail the
+                # The SAM cannot serve (a key it lacks, 6A83...): every card would fail the
                 # same way. Say so, instead of asking each passenger to present again.
                 log.warning("SAM cannot serve, gate out of service: %s", refusal)
                 return self._finish(tap, TapOutcome.ABORTED, False, display_sam_fault(refusal))

@@ -70,7 +70,8 @@ def test_no_sam_in_its_reader_is_out_of_service(gate_rig: GateRig) -> None:
 def test_a_sam_lacking_a_key_says_so_instead_of_asking_to_present_again(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """Before: a SAM answering 6A88 (no such master key) made the gate ask every passenger to
+    """Before: a SAM lacking a key (a Calypso SAM answers Digest Init with 6A83, work key not
+    found by KIF/KVC; the earlier emulated SAM said 6A88) made the gate ask every passenger to
     « Veuillez représenter votre carte », and logged nothing above INFO/WARNING to tell why."""
     keys = demo_keys().master_keys()
     del keys["plum.debit.v1"]  # the SAM was loaded without the PLUM debit key
@@ -82,9 +83,9 @@ def test_a_sam_lacking_a_key_says_so_instead_of_asking_to_present_again(
         result = rig.tap()
     rig.close()
     assert not result.accepted
-    assert result.display == "Hors service : SAM en défaut (6A88)"
+    assert result.display == "Hors service : SAM en défaut (6A83)"
     assert "Veuillez représenter" not in rig.display.getvalue()
-    assert "Hors service : SAM en défaut (6A88)" in rig.display.getvalue()
+    assert "Hors service : SAM en défaut (6A83)" in rig.display.getvalue()
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
-    assert any("SAM cannot serve" in r.getMessage() and "6A88" in r.getMessage() for r in warnings)
+    assert any("SAM cannot serve" in r.getMessage() and "6A83" in r.getMessage() for r in warnings)
     assert rig.rig.image().applications == before.applications
