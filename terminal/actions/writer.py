@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 from datetime import date
 
+from terminal.actions.cursus import AidCredit, plan_aid_credit
 from terminal.actions.lists import ActionLists
 from terminal.actions.outbox import ActionOutbox
 from terminal.actions.plum import PlumLoad, plan_plum_load
@@ -44,6 +45,13 @@ class ActionWriter:
             return None
         return plan_plum_load(card.application("plum"), pending, today)
 
+    def plan_cursus(self, card: CalypsoCard) -> AidCredit | None:
+        """The Cursus aid credits to write at this tap (every pending one not on the card)."""
+        pending = self.lists.pending_for(card.serial.hex(), "cursus")
+        if not pending:
+            return None
+        return plan_aid_credit(card.application("cursus"), pending)
+
     @staticmethod
     def apply(plum: ApplicationImage, load: PlumLoad) -> None:
         """The load in the terminal's copy of the card (after the opening read the counters)."""
@@ -66,10 +74,13 @@ class ActionWriter:
         manager.prepare_update_record("counters", 1, load.counters(plum, debits))
         return counter_debit is not None
 
-    def written(self, seq: int, load: PlumLoad, card_serial: bytes, card_tx_counter: int) -> None:
-        """Write-ahead: session ``seq`` (journaled, not closed yet) writes ``load``."""
+    def written(
+        self, seq: int, action_ids: list[int], card_serial: bytes, card_tx_counter: int
+    ) -> None:
+        """Write-ahead: session ``seq`` (journaled, not closed yet) writes these actions."""
         if self.outbox is not None:
-            self.outbox.record(load.action.action_id, card_serial.hex(), card_tx_counter, seq)
+            for action_id in action_ids:
+                self.outbox.record(action_id, card_serial.hex(), card_tx_counter, seq)
 
     def ended(self, seq: int | None, outcome: SessionOutcome) -> None:
         """The session's outcome (an uncertain one is settled at the card's next tap here)."""

@@ -590,7 +590,9 @@ class GateValidator:
         def expect_barrier(seq: int, _: TransactionIntent) -> None:
             tap.seq = seq
             if self.actions is not None and ctx.load is not None:
-                self.actions.written(seq, ctx.load, ctx.card.serial, opening.transaction_counter)
+                self.actions.written(
+                    seq, [ctx.load.action.action_id], ctx.card.serial, opening.transaction_counter
+                )
             tap.barrier_rows = [self.barrier_log.expect(ctx.card.serial, event, tap.now, seq)]
 
         outcome = run_journaled_session(
