@@ -118,7 +118,7 @@ class BackendSync:
         backend_url: str,
         terminal_id: str,
         credential: str,
-        tables: PushedTables,
+        tables: PushedTables | None,
         *,
         timeout_s: float = 10.0,
         clock: Callable[[], datetime] = _utc_now,
@@ -133,6 +133,8 @@ class BackendSync:
             terminal_id: the registered terminal id (``X-Regioncard-Terminal``).
             credential: the terminal's bearer credential (``rct_...``).
             tables: the tables in force; only their verified ``offer_*`` methods change them.
+                ``None`` for a terminal that holds no tariff nor deny-list (a canteen till pulls
+                its action list only).
             timeout_s: socket timeout of one request.
             clock: terminal clock (aware), for the tables' age checks.
             opener: a urllib opener (client certificate, proxy); the default one otherwise.
@@ -141,7 +143,7 @@ class BackendSync:
         """
         self.base_url = backend_url.rstrip("/")
         self.terminal_id = terminal_id
-        self.tables = tables
+        self._tables = tables
         self.actions = actions
         self.outbox = outbox
         self.timeout_s = timeout_s
@@ -153,6 +155,12 @@ class BackendSync:
         self._thread: threading.Thread | None = None
         self.last_success: datetime | None = None
         self.failed_rounds = 0
+
+    @property
+    def tables(self) -> PushedTables:
+        """The tables in force (only for a sync that holds some)."""
+        assert self._tables is not None, "this sync holds no tariff nor deny-list"
+        return self._tables
 
     def __repr__(self) -> str:
         return f"BackendSync({self.base_url!r}, {self.terminal_id!r})"  # no credential
@@ -198,6 +206,8 @@ class BackendSync:
         Returns:
             What happened; never raises for a network error or a refused table.
         """
+        if self._tables is None:
+            return Outcome.UNCHANGED
         with self._lock:
             try:
                 data = self._get(TARIFF_PATH)
@@ -226,6 +236,8 @@ class BackendSync:
         Returns:
             What happened; never raises for a network error or a refused list.
         """
+        if self._tables is None:
+            return Outcome.UNCHANGED
         with self._lock:
             current = self.tables.deny_list.version
             if current > 0:
