@@ -146,11 +146,11 @@ def run(args: argparse.Namespace) -> int:
     uploader = journal_uploader(args)  # options checked before the readers are opened
     from firmware_host.readers.pcsc import PCSCReader  # pyscard only when a till runs
 
-    pulled = action_sync(args)
     tariff = load_tariff(args.tariff)
     menus = MenuBook.load(args.menu)
     card_reader = PCSCReader(args.reader)
     sam_reader = PCSCReader(args.sam)
+    pulled = action_sync(args)  # once the readers are there: a first round, then background
     with Journal.open(args.journal, _terminal_id(args)) as journal:
         till = CanteenTill(
             card_reader,
