@@ -37,6 +37,7 @@ class ActionWriter:
     def __init__(self, lists: ActionLists, outbox: ActionOutbox | None = None) -> None:
         self.lists = lists
         self.outbox = outbox
+        self._settled = False  # the first tap settles what a previous process left undecided
 
     def plan_plum(self, card: CalypsoCard, today: date) -> PlumLoad | None:
         """The PLUM load to write at this tap (the first pending one not on the card)."""
@@ -91,7 +92,10 @@ class ActionWriter:
         elif outcome.status in (SessionOutcome.ABORTED, SessionOutcome.NOT_STARTED):
             self.outbox.session_ended(seq, False)
 
-    def settle(self, journal: Journal) -> None:
-        """Uncertain writes the journal has decided since (after ``journal.resolve``)."""
-        if self.outbox is not None:
+    def settle(self, journal: Journal, resolved: bool = True) -> None:
+        """Writes the journal has decided since: after ``journal.resolve`` decided records
+        (``resolved``), and at the first tap of the process (a process killed between the
+        journal's commit and :meth:`ended` left its row ``written``)."""
+        if self.outbox is not None and (resolved or not self._settled):
             self.outbox.settle(journal)
+        self._settled = True

@@ -252,8 +252,7 @@ class CanteenTill:
         recovered = self._resolve(view, canteen_raw, sv_raw)
         credit = None
         if self.actions is not None:
-            if recovered:
-                self.actions.settle(self.journal)
+            self.actions.settle(self.journal, bool(recovered))
             credit = self.actions.plan_cursus(view.card)
             if credit is not None:  # the meal is decided with the aid just granted
                 credit.apply(view.cursus)

@@ -378,8 +378,7 @@ class GateValidator:
         self._step("resolve")
         tap.resolved = tuple(self.journal.resolve(card.serial, opening.transaction_counter, events))
         if self.actions is not None:
-            if tap.resolved:
-                self.actions.settle(self.journal)
+            self.actions.settle(self.journal, bool(tap.resolved))
             if load is not None:
                 self.actions.apply(ctx.plum, load)
         waiting = self._barrier_never_opened(tap, ctx)
