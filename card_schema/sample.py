@@ -191,7 +191,8 @@ SAMPLE_RECORDS: Mapping[str, Mapping[str, list[dict[str, Any]]]] = {
                 "books_equipment": 5500,
                 "sport_leisure": 3000,
                 "canteen": 12160,
-                **{f"counter_{i}": 0 for i in range(4, 10)},
+                **{f"counter_{i}": 0 for i in range(4, 9)},
+                "last_action": 0,
             }
         ],
         "canteen_log": [

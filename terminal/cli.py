@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import sqlite3
 import sys
 from pathlib import Path
 
@@ -30,6 +31,8 @@ from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from card_schema.argtypes import http_url
 from firmware_host.osdp.gate import ConsoleGatePeripheral, GatePeripheral
 from firmware_host.readers import Reader, open_reader
+from terminal.actions import ActionLists, ActionOutbox
+from terminal.actions.writer import ActionWriter
 from terminal.fares import load_tariff
 from terminal.fares.model import GateKind, Mode, Place
 from terminal.fares.signed import PushedTables
@@ -153,8 +156,31 @@ def _tables_dir(args: argparse.Namespace, journal_path: Path) -> Path:
     return chosen if chosen is not None else Path(f"{journal_path}.tables")
 
 
+def _action_writer(
+    args: argparse.Namespace, tables_dir: Path, journal_path: Path
+) -> ActionWriter | None:
+    """Action lists (kept in the tables directory) and the outbox ``<journal>.actions``.
+
+    Only with ``--backend-key`` (lists are verified with it); ``None`` otherwise.
+    """
+    if not getattr(args, "backend_key", None):
+        return None
+    loaded = load_pem_public_key(args.backend_key.read_bytes())
+    if not isinstance(loaded, Ed25519PublicKey):
+        raise SystemExit("--backend-key: not an Ed25519 public key")
+    try:
+        lists = ActionLists(loaded, store=TableStore(tables_dir))
+        outbox = ActionOutbox(f"{journal_path}.actions")
+    except (OSError, sqlite3.Error) as exc:
+        raise SystemExit(f"cannot open the action lists: {exc}") from exc
+    return ActionWriter(lists, outbox)
+
+
 def _backend_sync(
-    args: argparse.Namespace, terminal_id: str, tables: PushedTables
+    args: argparse.Namespace,
+    terminal_id: str,
+    tables: PushedTables,
+    actions: ActionWriter | None = None,
 ) -> BackendSync | None:
     """The backend client of ``--backend``, after one first round (``None`` without it)."""
     if not getattr(args, "backend", None):
@@ -166,7 +192,15 @@ def _backend_sync(
     if args.sync_minutes <= 0:
         raise SystemExit("--sync-minutes must be positive")
     credential = args.credential_file.read_text(encoding="ascii").strip()
-    sync = BackendSync(args.backend, terminal_id, credential, tables, timeout_s=5.0)
+    sync = BackendSync(
+        args.backend,
+        terminal_id,
+        credential,
+        tables,
+        timeout_s=5.0,
+        actions=actions.lists if actions is not None else None,
+        outbox=actions.outbox if actions is not None else None,
+    )
     report = sync.sync()  # at start, before any card: nothing waits for it
     log.info(
         "tables from %s: tariff %s, deny-list %s", args.backend, report.tariff, report.deny_list
@@ -211,9 +245,11 @@ def _gate(args: argparse.Namespace) -> int:
     peripheral = _peripheral(args)
     barrier_log = BarrierLog(f"{journal_path}.barrier")  # barrier outcome of each validation
     tables = _tables(args, tables_dir)
+    # Doors of bike shelters open without a session: only validators write pending loads.
+    actions = _action_writer(args, tables_dir, journal_path) if kind is GateKind.GATE else None
     sync: BackendSync | None = None
     try:
-        sync = _backend_sync(args, terminal_id, tables)
+        sync = _backend_sync(args, terminal_id, tables, actions)
         with Journal.open(journal_path, terminal_id) as journal:
             gate = GateValidator(
                 reader,
@@ -224,6 +260,7 @@ def _gate(args: argparse.Namespace) -> int:
                 _place(args),
                 kind=kind,
                 barrier_log=barrier_log,
+                actions=actions,
             )
             log.info("gate %s ready at station %d (pid %d)", terminal_id, args.station, os.getpid())
             if uploader is not None:
@@ -246,6 +283,8 @@ def _gate(args: argparse.Namespace) -> int:
             sync.stop()
         barrier_log.close()
         peripheral.close()
+        if actions is not None and actions.outbox is not None:
+            actions.outbox.close()
 
 
 def _inspect(args: argparse.Namespace) -> int:

@@ -9,7 +9,11 @@ content) before it replaces anything. Nothing fetched is trusted before that.
 - Deny-list: ``GET /api/v1/deny-lists/delta?since=<version in force>`` and each delta offered in
   order; when a delta is refused (chain break, too old...) or the terminal holds no list yet,
   ``GET /api/v1/deny-lists/full`` instead.
-- Action lists are not fetched here (the gate does not apply them yet).
+- Action lists (with an :class:`~terminal.actions.ActionLists`): ``GET
+  /api/v1/action-lists/current``, offered when newer than the list held (verified like the other
+  tables, refused when rolled back); then the writes the card committed are confirmed, each with
+  the card transaction counter of its session: ``POST /api/v1/action-lists/{id}/confirm``
+  (docs/action-lists.md).
 
 Failures are never fatal: a refused table is logged and the previous one stays in force; a network
 error or a 5xx is logged and the next round tries again. :meth:`BackendSync.start` runs the rounds
@@ -40,6 +44,8 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
+from terminal.actions.lists import ActionLists
+from terminal.actions.outbox import ActionOutbox
 from terminal.fares.errors import PushedTableError
 from terminal.fares.signed import PushedTables, SignedEnvelope
 
@@ -49,6 +55,8 @@ TERMINAL_HEADER = "X-Regioncard-Terminal"
 TARIFF_PATH = "/api/v1/tariffs/current"
 DENY_FULL_PATH = "/api/v1/deny-lists/full"
 DENY_DELTA_PATH = "/api/v1/deny-lists/delta"
+ACTION_LIST_PATH = "/api/v1/action-lists/current"
+ACTION_CONFIRM_PATH = "/api/v1/action-lists/{}/confirm"
 DEFAULT_INTERVAL_S = 300.0  # a round every 5 minutes
 DEFAULT_RETRY_S = 60.0  # after a failed round, try again sooner
 
@@ -74,10 +82,12 @@ class SyncReport:
     Attributes:
         tariff: outcome of :meth:`BackendSync.pull_tariff`.
         deny_list: outcome of :meth:`BackendSync.pull_deny_list`.
+        actions: outcome of :meth:`BackendSync.pull_action_list` (``UNCHANGED`` without lists).
     """
 
     tariff: Outcome
     deny_list: Outcome
+    actions: Outcome = Outcome.UNCHANGED
 
     @property
     def reached_backend(self) -> bool:
@@ -108,11 +118,13 @@ class BackendSync:
         backend_url: str,
         terminal_id: str,
         credential: str,
-        tables: PushedTables,
+        tables: PushedTables | None,
         *,
         timeout_s: float = 10.0,
         clock: Callable[[], datetime] = _utc_now,
         opener: urllib.request.OpenerDirector | None = None,
+        actions: ActionLists | None = None,
+        outbox: ActionOutbox | None = None,
     ) -> None:
         """Configure the client.
 
@@ -121,13 +133,19 @@ class BackendSync:
             terminal_id: the registered terminal id (``X-Regioncard-Terminal``).
             credential: the terminal's bearer credential (``rct_...``).
             tables: the tables in force; only their verified ``offer_*`` methods change them.
+                ``None`` for a terminal that holds no tariff nor deny-list (a canteen till pulls
+                its action list only).
             timeout_s: socket timeout of one request.
             clock: terminal clock (aware), for the tables' age checks.
             opener: a urllib opener (client certificate, proxy); the default one otherwise.
+            actions: the action list in force, if this terminal writes loads at the tap.
+            outbox: the writes to confirm to the backend.
         """
         self.base_url = backend_url.rstrip("/")
         self.terminal_id = terminal_id
-        self.tables = tables
+        self._tables = tables
+        self.actions = actions
+        self.outbox = outbox
         self.timeout_s = timeout_s
         self.clock = clock
         self._credential = credential
@@ -138,23 +156,32 @@ class BackendSync:
         self.last_success: datetime | None = None
         self.failed_rounds = 0
 
+    @property
+    def tables(self) -> PushedTables:
+        """The tables in force (only for a sync that holds some)."""
+        assert self._tables is not None, "this sync holds no tariff nor deny-list"
+        return self._tables
+
     def __repr__(self) -> str:
         return f"BackendSync({self.base_url!r}, {self.terminal_id!r})"  # no credential
 
     # -- HTTP ---------------------------------------------------------------------------------
 
-    def _get(self, path: str, query: dict[str, Any] | None = None) -> Any:
+    def _get(self, path: str, query: dict[str, Any] | None = None, *, send: Any = None) -> Any:
         url = self.base_url + path
         if query:
             url += "?" + urllib.parse.urlencode(query)
+        headers = {
+            "Authorization": f"Bearer {self._credential}",
+            TERMINAL_HEADER: self.terminal_id,
+            "Accept": "application/json",
+        }
+        data = None
+        if send is not None:
+            data = json.dumps(send).encode()
+            headers["Content-Type"] = "application/json"
         request = urllib.request.Request(
-            url,
-            method="GET",
-            headers={
-                "Authorization": f"Bearer {self._credential}",
-                TERMINAL_HEADER: self.terminal_id,
-                "Accept": "application/json",
-            },
+            url, data=data, method="GET" if send is None else "POST", headers=headers
         )
         try:
             with self._opener.open(request, timeout=self.timeout_s) as response:
@@ -179,6 +206,8 @@ class BackendSync:
         Returns:
             What happened; never raises for a network error or a refused table.
         """
+        if self._tables is None:
+            return Outcome.UNCHANGED
         with self._lock:
             try:
                 data = self._get(TARIFF_PATH)
@@ -207,6 +236,8 @@ class BackendSync:
         Returns:
             What happened; never raises for a network error or a refused list.
         """
+        if self._tables is None:
+            return Outcome.UNCHANGED
         with self._lock:
             current = self.tables.deny_list.version
             if current > 0:
@@ -259,9 +290,62 @@ class BackendSync:
         log.info("deny-list version %d accepted (full list)", deny_list.version)
         return Outcome.UPDATED
 
+    def pull_action_list(self) -> Outcome:
+        """Fetch the action list and offer it if newer; then confirm the committed writes.
+
+        Returns:
+            What happened to the list; never raises for a network error or a refused list.
+        """
+        if self.actions is None:
+            return Outcome.UNCHANGED
+        with self._lock:
+            self._confirm_writes()
+            try:
+                data = self._get(ACTION_LIST_PATH)
+            except _NotFound:
+                return Outcome.NOTHING_PUBLISHED
+            except _Unreachable as exc:
+                log.warning("action list: %s; retried later, list in force kept", exc)
+                return Outcome.UNREACHABLE
+            try:
+                envelope = SignedEnvelope.from_obj(data)
+                if envelope.version <= self.actions.version:
+                    return Outcome.UNCHANGED
+                count = self.actions.offer(envelope, self.clock())
+            except PushedTableError as exc:
+                log.warning("action list refused, list in force kept: %s", exc)
+                return Outcome.REFUSED
+            except OSError as exc:
+                log.error("action list not stored, list in force kept: %s", exc)
+                return Outcome.REFUSED
+            log.info("action list version %d accepted (%d actions)", envelope.version, count)
+            return Outcome.UPDATED
+
+    def _confirm_writes(self) -> None:
+        if self.outbox is None:
+            return
+        for write in self.outbox.due():
+            body = {"card_serial": write.card_serial, "card_tx_counter": write.card_tx_counter}
+            try:
+                self._get(ACTION_CONFIRM_PATH.format(write.action_id), send=body)
+            except _NotFound as exc:
+                log.warning("action %d unknown to the backend: %s", write.action_id, exc)
+            except _Unreachable as exc:
+                if exc.status != 409:
+                    log.warning("action %d not confirmed yet: %s", write.action_id, exc)
+                    return
+                # Confirmed with another counter, or cancelled: the backend's record stands.
+                log.error("action %d confirmation refused: %s", write.action_id, exc)
+            self.outbox.sent(write)
+
     def sync(self) -> SyncReport:
-        """One round: tariff, then deny-list. Never raises for network errors or refusals."""
-        report = SyncReport(tariff=self.pull_tariff(), deny_list=self.pull_deny_list())
+        """One round: tariff, deny-list, action list. Never raises for network errors or
+        refusals."""
+        report = SyncReport(
+            tariff=self.pull_tariff(),
+            deny_list=self.pull_deny_list(),
+            actions=self.pull_action_list(),
+        )
         if report.reached_backend:
             self.last_success = self.clock()
             self.failed_rounds = 0

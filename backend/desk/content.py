@@ -202,6 +202,22 @@ def _contract_record(load: ContractLoad, today: date) -> bytes:
     return encode_record("plum.contract", values, tariff=FF_TARIFF)
 
 
+def _contract_actions(contracts: Sequence[bytes]) -> set[int]:
+    """Action numbers (``ContractSerialNumber``) of the contracts on the card."""
+    numbers = set()
+    for raw in contracts:
+        if any(raw):
+            try:
+                number = decode_record("plum.contract", raw, tariff=FF_TARIFF).get(
+                    "ContractSerialNumber"
+                )
+            except SchemaError:
+                continue
+            if isinstance(number, int):
+                numbers.add(number)
+    return numbers
+
+
 def _contract_list(pointers: Sequence[int]) -> bytes:
     return encode_record(
         "plum.contract_list",
@@ -260,11 +276,15 @@ def plan_steps(work: CardWork, snapshot: Mapping[str, Any], today: date) -> list
             label = f"retrait {APPLICATION_NAMES_FR[app]}"
             clear = _write(FIRST_RECORD[app], 1, bytes(RECORD_SIZE))
             steps.append(_step(f"remove.{app}", label, app, "issuer", [clear]))
-        if work.contracts:
+        # A load a gate or a till already wrote at a tap (télédistribution, not yet confirmed):
+        # the card carries its action number, so the desk does not write it a second time.
+        on_card = _contract_actions(_records(snapshot, "plum", "contracts"))
+        loads = [load for load in work.contracts if load.action_id not in on_card]
+        if loads:
             contracts = _records(snapshot, "plum", "contracts")
             counters = decode_record("plum.counters", _records(snapshot, "plum", "counters")[0])
             used = [n + 1 for n, r in enumerate(contracts) if any(r)]
-            for load in work.contracts:
+            for load in loads:
                 free = [n for n in range(1, len(contracts) + 1) if n not in used]
                 if not free:
                     raise Conflict(
@@ -289,11 +309,14 @@ def plan_steps(work: CardWork, snapshot: Mapping[str, Any], today: date) -> list
                         action_ids=[load.action_id],
                     )
                 )
-        if work.aid:
-            raw = _records(snapshot, "cursus", "aid_counters")[0]
-            values = decode_record("cursus.aid_counters", raw)
-            for credit in work.aid:
+        raw = _records(snapshot, "cursus", "aid_counters")[0]
+        values = decode_record("cursus.aid_counters", raw)
+        done = int(values["last_action"])  # credits written at a canteen tap (action lists)
+        credits = [c for c in work.aid if c.action_id > done]
+        if credits:
+            for credit in credits:
                 values[AID_COUNTERS[credit.purpose]] += credit.amount
+            values["last_action"] = max(done, *(c.action_id for c in credits))
             steps.append(
                 _step(
                     "aid",
@@ -301,7 +324,7 @@ def plan_steps(work: CardWork, snapshot: Mapping[str, Any], today: date) -> list
                     "cursus",
                     "load",
                     [_write("aid_counters", 1, encode_record("cursus.aid_counters", values))],
-                    action_ids=[c.action_id for c in work.aid],
+                    action_ids=[c.action_id for c in credits],
                 )
             )
         if work.wallet:

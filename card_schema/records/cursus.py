@@ -87,9 +87,15 @@ STUDENT_FIELDS: Fields = (
 )
 
 AID_COUNTER_NAMES = ("books_equipment", "sport_leisure", "canteen")
+# Counter 9: number of the last action-list aid credit written on this card (télédistribution,
+# docs/action-lists.md). Updated in the same Update Record as the credit itself, so a credit and
+# its number commit together: a terminal that finds a number at least the action's skips it.
+AID_LAST_ACTION = "last_action"
 AID_COUNTER_FIELDS: Fields = tuple(
     Amount(AID_COUNTER_NAMES[i], 24, doc=f"{AID_COUNTER_NAMES[i].replace('_', ' ')} aid")
     if i < len(AID_COUNTER_NAMES)
+    else UInt(AID_LAST_ACTION, 24, doc="last action-list credit written (action number)")
+    if i == COUNTERS_PER_RECORD - 1
     else UInt(f"counter_{i + 1}", 24, doc="spare counter")
     for i in range(COUNTERS_PER_RECORD)
 )

@@ -12,24 +12,37 @@ With ``--backend``, ``--credential-file`` and ``--upload-key`` (the till's Ed255
 PEM, registered with the terminal) the journal is uploaded from a background thread
 (:mod:`terminal.uploader`) every ``--upload-minutes`` and after each card; no pupil waits for the
 network. Without ``--upload-key`` the records stay in the journal (a warning says so).
+
+With ``--backend``, ``--credential-file`` and ``--backend-key`` (the backend's table-signing
+public key, PEM) the till pulls its signed action list in the background and writes the Cursus
+aid credits granted by funders at the pupil's next meal (docs/action-lists.md): the list is kept
+in ``<journal>.tables/``, the writes to confirm in ``<journal>.actions``.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import sqlite3
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
 from card_schema.argtypes import http_url, school_uai
 from card_schema.errors import RegionCardError
+from terminal.actions import ActionLists, ActionOutbox
+from terminal.actions.writer import ActionWriter
 from terminal.canteen.menu import DEFAULT_MENU_PATH, MenuBook
 from terminal.canteen.refusals import RefusalLog
 from terminal.canteen.report import daily_report
 from terminal.canteen.screen import StreamScreen
 from terminal.canteen.tariff import DEFAULT_TARIFF_PATH, load_tariff
 from terminal.canteen.till import CanteenTill
+from terminal.fares.store import TableStore
 from terminal.journal.store import Journal, remove_journal_files
+from terminal.sync import BackendSync
 from terminal.uploader import JournalUploader, add_upload_options, uploader_from_options
 
 log = logging.getLogger(__name__)
@@ -82,6 +95,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument(
         "--credential-file", type=Path, metavar="FICHIER", help="identifiant du terminal (rct_...)"
     )
+    parser.add_argument(
+        "--backend-key",
+        type=Path,
+        metavar="PEM",
+        help="backend table-signing public key: pull action lists (aid granted by funders)",
+    )
+    parser.add_argument("--sync-minutes", type=float, default=5.0, help="action-list pull period")
     add_upload_options(parser, "till")
     parser.set_defaults(handler=run)
 
@@ -114,6 +134,40 @@ def journal_uploader(args: argparse.Namespace) -> JournalUploader | None:
     )
 
 
+def action_sync(args: argparse.Namespace) -> tuple[ActionWriter, BackendSync] | None:
+    """The action list, outbox and background sync of ``--backend-key`` (after a first round).
+
+    Raises:
+        RegionCardError: ``--backend-key`` without ``--backend`` / ``--credential-file``, a key
+            that is not Ed25519, or files that cannot be opened.
+    """
+    if getattr(args, "backend_key", None) is None:
+        return None
+    if not args.backend or not args.credential_file:
+        raise RegionCardError("--backend-key needs --backend and --credential-file")
+    if args.sync_minutes <= 0:
+        raise RegionCardError("--sync-minutes must be positive")
+    try:
+        key = load_pem_public_key(args.backend_key.read_bytes())
+        credential = args.credential_file.read_text(encoding="ascii").strip()
+    except (OSError, ValueError) as exc:
+        raise RegionCardError(f"action lists: {exc}") from exc
+    if not isinstance(key, Ed25519PublicKey):
+        raise RegionCardError("--backend-key: not an Ed25519 public key")
+    try:
+        lists = ActionLists(key, store=TableStore(Path(f"{args.journal}.tables")))
+        outbox = ActionOutbox(Path(f"{args.journal}.actions"))
+    except (OSError, sqlite3.Error) as exc:
+        raise RegionCardError(f"action lists: {exc}") from exc
+    writer = ActionWriter(lists, outbox)
+    sync = BackendSync(
+        args.backend, _terminal_id(args), credential, None, actions=lists, outbox=outbox
+    )
+    sync.sync()  # before any card; a failure is logged and retried in the background
+    sync.start(args.sync_minutes * 60.0, immediately=False)
+    return writer, sync
+
+
 def run(args: argparse.Namespace) -> int:
     """Run the till, or print the report."""
     journal_path = _journal_path(args)
@@ -138,6 +192,13 @@ def run(args: argparse.Namespace) -> int:
         if new_journal:
             remove_journal_files(journal_path)
         raise
+    try:
+        pulled = action_sync(args)  # once the readers are there: a first round, then background
+    except BaseException:
+        journal.close()
+        if new_journal:
+            remove_journal_files(journal_path)
+        raise
     with journal:
         till = CanteenTill(
             card_reader,
@@ -150,6 +211,7 @@ def run(args: argparse.Namespace) -> int:
             pos_id=args.pos,
             menus=menus,
             refusals=RefusalLog.beside(args.journal),
+            actions=pulled[0] if pulled is not None else None,
         )
         if uploader is not None:
             uploader.start()  # its own thread and journal handle
@@ -172,6 +234,10 @@ def run(args: argparse.Namespace) -> int:
         finally:
             if uploader is not None:
                 uploader.stop(flush=True)  # one last try; the rest goes at the next start
+            if pulled is not None:
+                pulled[1].stop()
+                if pulled[0].outbox is not None:
+                    pulled[0].outbox.close()
             card_reader.close()
             sam_reader.close()
 

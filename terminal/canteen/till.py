@@ -34,6 +34,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from card_schema.crypto import KeyRole
 from card_schema.errors import SchemaError
 from card_schema.uploads.records import (
     JournalRecord,
@@ -44,6 +45,8 @@ from card_schema.uploads.records import (
     TransactionState,
 )
 from firmware_host.readers.base import Reader, ReaderError
+from terminal.actions.cursus import AidCredit
+from terminal.actions.writer import ActionWriter
 from terminal.canteen.menu import MenuBook
 from terminal.canteen.model import (
     BLANK_RECORD,
@@ -140,6 +143,8 @@ class CanteenTill:
         refusals: where refused taps are counted for the daily report; none by default.
         ratify_now: close sessions with immediate ratification instead of the ratification
             command (Calypso practice is deferred ratification; see docs/secure-session.md).
+        actions: pending Cursus aid credits of the action list in force, written in the meal's
+            session (docs/action-lists.md); none written without it.
     """
 
     def __init__(
@@ -156,6 +161,7 @@ class CanteenTill:
         menus: MenuBook | None = None,
         refusals: RefusalLog | None = None,
         ratify_now: bool = False,
+        actions: ActionWriter | None = None,
     ) -> None:
         if not 0 <= pos_id <= 0xFFFF:
             raise ValueError("the point-of-sale number is 16 bits")
@@ -170,6 +176,7 @@ class CanteenTill:
         self.menus = menus
         self.refusals = refusals
         self.ratify_now = ratify_now
+        self.actions = actions
         self.step_hook: Callable[[str], None] | None = None
         """Called with ``"<application>:<step>"`` at each journaling step of a session (tests
         kill the process there, like the gate's)."""
@@ -243,6 +250,12 @@ class CanteenTill:
         canteen_raw = view.cursus.file_records("canteen_log")
         sv_raw = view.wallet.file_records("sv_debit_log") if view.wallet is not None else []
         recovered = self._resolve(view, canteen_raw, sv_raw)
+        credit = None
+        if self.actions is not None:
+            self.actions.settle(self.journal, bool(recovered))
+            credit = self.actions.plan_cursus(view.card)
+            if credit is not None:  # the meal is decided with the aid just granted
+                credit.apply(view.cursus)
         decision = decide_meal(
             _student(view.cursus.record("student")),
             AidCounters.from_record(view.cursus.record("aid_counters") or BLANK_RECORD),
@@ -264,7 +277,7 @@ class CanteenTill:
         if not decision.accepted:
             return result
         if decision.log_entry is not None:
-            outcome = self._cursus_session(tm, view, decision, now, canteen_raw)
+            outcome = self._cursus_session(tm, view, decision, now, canteen_raw, credit)
             result.sessions.append(outcome)
             if not outcome.committed:
                 return self._failed(result, outcome, meal_logged=False)
@@ -348,6 +361,7 @@ class CanteenTill:
         decision: MealDecision,
         now: datetime,
         canteen_raw: Sequence[bytes],
+        credit: AidCredit | None = None,
     ) -> SessionOutcome:
         entry = decision.log_entry
         assert entry is not None
@@ -379,11 +393,27 @@ class CanteenTill:
             )
 
         def prepare(opening: SessionOpening) -> None:
-            if decision.aid_debit:
+            if credit is not None:  # credits and the meal's aid in one Update Record
+                tm.prepare_update_record("aid_counters", 1, credit.record(decision.aid_debit))
+            elif decision.aid_debit:
                 tm.prepare_decrease("aid_counters", CANTEEN_AID_COUNTER, decision.aid_debit)
             tm.prepare_append_record("canteen_log", written)
 
-        return self._session(tm, prepare, intent, CURSUS)
+        if credit is None or self.actions is None:
+            return self._session(tm, prepare, intent, CURSUS)
+        actions = self.actions
+        ids = [a.action_id for a in credit.actions]
+        seqs: list[int] = []
+
+        def written_ahead(seq: int, made: TransactionIntent) -> None:
+            seqs.append(seq)
+            actions.written(seq, ids, view.card.serial, made.card_tx_counter)
+
+        outcome = self._session(
+            tm, prepare, intent, CURSUS, role=KeyRole.LOAD, after_begin=written_ahead
+        )
+        actions.ended(seqs[0] if seqs else None, outcome)
+        return outcome
 
     def _wallet_session(
         self,
@@ -437,6 +467,9 @@ class CanteenTill:
         prepare: Callable[[SessionOpening], None],
         intent_of: Callable[[SessionOpening], TransactionIntent],
         application: str,
+        *,
+        role: KeyRole = KeyRole.DEBIT,
+        after_begin: Callable[[int, TransactionIntent], None] | None = None,
     ) -> SessionOutcome:
         """Open, prepare, journal before the close, close, and record what the card did.
 
@@ -453,7 +486,9 @@ class CanteenTill:
             prepare,
             intent_of,
             ratify_now=self.ratify_now,
+            role=role,
             step=lambda name: self._step(f"{application}:{name}"),
+            after_begin=after_begin,
         )
 
     def _step(self, name: str) -> None:

@@ -49,6 +49,8 @@ from card_schema.uploads.records import (
 from firmware_host.osdp.errors import PeripheralError
 from firmware_host.osdp.gate import GatePeripheral
 from firmware_host.readers.base import Reader
+from terminal.actions.plum import PlumLoad
+from terminal.actions.writer import ActionWriter
 from terminal.cardimage import decode_event, encode_event, fare_card_image, local_naive
 from terminal.engine import (
     APDUCounter,
@@ -219,6 +221,8 @@ class _Card:
     fare_tap: Tap
     opening: SessionOpening | None
     events: list[bytes]
+    load: PlumLoad | None = None  # a pending action written in this tap's session
+    role: KeyRole = KeyRole.DEBIT  # LOAD when a load is written (it grants the debit operations)
 
     @property
     def plum(self) -> ApplicationImage:
@@ -260,6 +264,8 @@ class GateValidator:
         barrier_log: where the barrier outcome of each validation is kept (a file next to the
             journal in production: ``regioncard gate`` uses ``<journal>.barrier``); in memory by
             default.
+        actions: pending loads of the action list in force, written in the validation's session
+            (docs/action-lists.md); none written without it.
     """
 
     def __init__(
@@ -276,6 +282,7 @@ class GateValidator:
         ratify_now: bool = True,
         passage_timeout: float = PASSAGE_TIMEOUT_S,
         barrier_log: BarrierLog | None = None,
+        actions: ActionWriter | None = None,
     ) -> None:
         self.reader = reader
         self.counter = APDUCounter()
@@ -289,6 +296,7 @@ class GateValidator:
         self.ratify_now = ratify_now
         self.passage_timeout = passage_timeout
         self.barrier_log = barrier_log if barrier_log is not None else BarrierLog()
+        self.actions = actions
         self.step_hook: Callable[[str], None] | None = None
         """Called with a step name at each step of a validation (tests kill the process here)."""
 
@@ -401,12 +409,20 @@ class GateValidator:
             tap.decision = shelter
             outcome = TapOutcome.NO_WRITE if shelter.accepted else TapOutcome.REFUSED
             return self._finish(tap, outcome, shelter.accepted, shelter.display)
+        load = None
+        if self.actions is not None:
+            load = self.actions.plan_plum(card, to_local(tap.now).date())
+        role = KeyRole.LOAD if load is not None else KeyRole.DEBIT
         self._step("open_session")
-        opening = manager.process_opening(KeyRole.DEBIT, read=("counters", 1))
+        opening = manager.process_opening(role, read=("counters", 1))
         events = _event_log(card.application("plum").file_records("events"))
-        ctx = _Card(card, manager, tariff, fare_tap, opening, events)
+        ctx = _Card(card, manager, tariff, fare_tap, opening, events, load, role)
         self._step("resolve")
         tap.resolved = tuple(self.journal.resolve(card.serial, opening.transaction_counter, events))
+        if self.actions is not None:
+            self.actions.settle(self.journal, bool(tap.resolved))
+            if load is not None:
+                self.actions.apply(ctx.plum, load)
         waiting = self._barrier_never_opened(tap, ctx)
         if waiting is not None:
             return self._open_again(tap, ctx, waiting)
@@ -511,7 +527,9 @@ class GateValidator:
         if ctx.opening is None:
             plum = ctx.plum
             ctx.manager.process_select_application("plum", df_name=plum.df_name)
-            ctx.opening = ctx.manager.process_opening(KeyRole.DEBIT, read=("counters", 1))
+            ctx.opening = ctx.manager.process_opening(ctx.role, read=("counters", 1))
+            if ctx.load is not None:  # the opening read the counter record again
+                ActionWriter.apply(ctx.card.application("plum"), ctx.load)
         return ctx.opening
 
     # -- pay-as-you-go evidence -----------------------------------------------------------------
@@ -604,13 +622,21 @@ class GateValidator:
         intent = self._plum_intent(ctx, decision, tap, event, opening.transaction_counter)
 
         def prepare(_: SessionOpening) -> None:
-            if decision.counter_debit is not None:
-                debit = decision.counter_debit
+            debit = decision.counter_debit
+            folded = False
+            if ctx.load is not None:
+                trip = None if debit is None else (debit.counter_slot, debit.trips)
+                folded = ActionWriter.prepare(manager, ctx.plum, ctx.load, trip)
+            if debit is not None and not folded:
                 manager.prepare_decrease("counters", debit.counter_slot, debit.trips)
             manager.prepare_append_record("events", event)
 
         def expect_barrier(seq: int, _: TransactionIntent) -> None:
             tap.seq = seq
+            if self.actions is not None and ctx.load is not None:
+                self.actions.written(
+                    seq, [ctx.load.action.action_id], ctx.card.serial, opening.transaction_counter
+                )
             tap.barrier_rows = [self.barrier_log.expect(ctx.card.serial, event, tap.now, seq)]
 
         outcome = run_journaled_session(
@@ -624,6 +650,8 @@ class GateValidator:
             step=self._step,
             after_begin=expect_barrier,
         )
+        if self.actions is not None and ctx.load is not None:
+            self.actions.ended(tap.seq, outcome)
         if not outcome.committed:
             return self._session_failed(tap, outcome)
         display = decision.display

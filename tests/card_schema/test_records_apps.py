@@ -47,9 +47,10 @@ def test_golden_student() -> None:
 
 def test_golden_aid_counters() -> None:
     values = {"books_equipment": 5500, "sport_leisure": 3000, "canteen": 12160}
-    values |= {f"counter_{i}": 0 for i in range(4, 10)}
+    values |= {f"counter_{i}": 0 for i in range(4, 9)} | {"last_action": 0x000102}
+    # counter 9 (last_action) = 0x000102
     # three 3-byte counters: 5500 = 0x00157C, 3000 = 0x000BB8, 12160 = 0x002F80
-    raw = bytes.fromhex("00157C000BB8002F80") + bytes(20)
+    raw = bytes.fromhex("00157C000BB8002F80") + bytes(15) + bytes.fromhex("000102") + bytes(2)
     assert encode_record("cursus.aid_counters", values) == raw
     assert decode_record("cursus.aid_counters", raw) == values
 

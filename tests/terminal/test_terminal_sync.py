@@ -219,6 +219,29 @@ def test_gate_cli_syncs_at_start_and_in_the_background(remote: Remote, tmp_path:
     assert parsed.backend == "http://b" and parsed.sync_minutes == 5.0
 
 
+def test_gate_cli_pulls_and_keeps_action_lists(remote: Remote, tmp_path: Path) -> None:
+    args = gate_options(remote, tmp_path)
+    journal = tmp_path / "gate.db"
+    actions = cli._action_writer(args, tmp_path / "tables", journal)
+    assert actions is not None and actions.outbox is not None
+    sync = cli._backend_sync(args, GATE_ID, cli._tables(args), actions)
+    assert sync is not None
+    try:
+        assert actions.lists.version > 0  # the first round, before any card
+        held = actions.lists.version
+    finally:
+        sync.stop()
+        actions.outbox.close()
+    assert (tmp_path / "tables" / "action_list.json").exists()
+    assert (journal.parent / "gate.db.actions").stat().st_mode & 0o777 == 0o600
+    again = cli._action_writer(args, tmp_path / "tables", journal)
+    assert again is not None and again.lists.version == held  # reloaded, verified again
+    assert again.outbox is not None
+    again.outbox.close()
+    no_key = argparse.Namespace(**{**vars(args), "backend_key": None})
+    assert cli._action_writer(no_key, tmp_path / "tables", journal) is None
+
+
 def test_gate_restarted_while_the_backend_is_down_keeps_its_tables(tmp_path: Path) -> None:
     """The gate CLI stores what it accepted next to its journal and has it back at restart."""
     backend = ExitStack()

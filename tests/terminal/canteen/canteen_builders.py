@@ -94,5 +94,6 @@ def student_record(
 
 def aid_record(canteen: int, books: int = 0, sport: int = 0) -> bytes:
     values: dict[str, int] = {"books_equipment": books, "sport_leisure": sport, "canteen": canteen}
-    values.update({f"counter_{i}": 0 for i in range(4, 10)})
+    values.update({f"counter_{i}": 0 for i in range(4, 9)})
+    values["last_action"] = 0
     return encode_record("cursus.aid_counters", values)

@@ -19,7 +19,9 @@ from pathlib import Path
 import pytest
 from enginekit import Rig, make_card
 
+from card_schema.records import decode_record
 from card_schema.uploads.records import TransactionState
+from terminal.actions import ActionOutbox
 from terminal.journal import Journal
 
 SCRIPT = Path(__file__).with_name("killable_gate.py")
@@ -39,9 +41,11 @@ STEPS = (
 CARD_COMMITTED = ("closed", "committed", "barrier")
 
 
-def _run(directory: Path, step: str, seconds: float) -> subprocess.CompletedProcess[str]:
+def _run(
+    directory: Path, step: str, seconds: float, *extra: str
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, str(SCRIPT), str(directory), step, str(seconds)],
+        [sys.executable, str(SCRIPT), str(directory), step, str(seconds), *extra],
         capture_output=True,
         text=True,
         timeout=60,
@@ -73,3 +77,30 @@ def test_sigkill_at_each_step_then_restart(tmp_path: Path, step: str) -> None:
     assert len(events) == 1
     assert len(committed) == 1, "the card's one session is journaled once"
     assert committed[0].intent.written_event == events[0]
+
+
+@pytest.mark.parametrize("step", STEPS)
+def test_sigkill_at_each_step_of_a_tap_with_an_action(tmp_path: Path, step: str) -> None:
+    """A carnet bought online, written at the tap: killed anywhere, loaded once, one trip."""
+    Rig(tmp_path).personalise(make_card())
+    killed = _run(tmp_path, step, 0, "action")
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    restarted = _run(tmp_path, "none", 30, "action")
+    assert restarted.returncode == 0, restarted.stderr
+    assert restarted.stdout.split()[:2] in (["recovered", "True"], ["committed", "True"])
+    image = Rig(tmp_path).image()
+    serials = [
+        decode_record("plum.contract", raw, tariff=0x0FF1)["ContractSerialNumber"]
+        for raw in image.applications["plum"].records["contracts"]
+        if any(raw)
+    ]
+    assert serials == [9], "the carnet written once"
+    trips = int.from_bytes(image.applications["plum"].records["counters"][0][:3], "big")
+    assert trips == 9, "ten trips loaded, exactly one taken"
+    with Journal.open(tmp_path / "journal.db", "GATE-TEST-1") as journal:
+        states = [r.state for r in journal.records()]
+    assert states.count(TransactionState.COMMITTED) == 1
+    assert TransactionState.UNCERTAIN not in states and TransactionState.PENDING not in states
+    outbox = ActionOutbox(tmp_path / "actions.db")
+    assert outbox.states() == {9: "committed"}, "confirmed once, with the committed session"
+    outbox.close()
