@@ -257,13 +257,10 @@ class PartnerReader:
         if app.invalidated:
             return Consultation(ConsultationReason.INVALIDATED)
         tx_counter = tm.process_get_traceability()
-        self.journal.resolve(card.serial, tx_counter, _witness(app.file_records("consultation_log")))
+        before = _witness(app.file_records("consultation_log"))
+        self.journal.resolve(card.serial, tx_counter, before)
         situation = _decode(app.record("situation"), "employment.situation")
-        rights = [
-            r
-            for r in (_right(raw) for raw in app.file_records("rights"))
-            if r is not None
-        ]
+        rights = [r for r in (_right(raw) for raw in app.file_records("rights")) if r is not None]
         read_items = ["situation"] + [
             f"right_{i}" for i in range(1, len(app.file_records("rights")) + 1)
         ]
@@ -278,7 +275,6 @@ class PartnerReader:
                 "terminal_id": self.terminal_number,
             },
         )
-        before = _witness(app.file_records("consultation_log"))
 
         def prepare(opening: SessionOpening) -> None:
             tm.prepare_append_record("consultation_log", written)

@@ -70,9 +70,7 @@ def test_rights_refused_by_the_card_in_a_partner_debit_session(tmp_path: Path) -
 
 
 @pytest.mark.parametrize("application", ["plum", "cursus", "wallet"])
-def test_partner_sam_opens_no_session_outside_employment(
-    tmp_path: Path, application: str
-) -> None:
+def test_partner_sam_opens_no_session_outside_employment(tmp_path: Path, application: str) -> None:
     tm, path = _manager(tmp_path)
     raw = path.read_bytes()
     tm.process_select_application(application)
