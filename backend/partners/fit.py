@@ -1,0 +1,101 @@
+"""Kind checks of partner readers' and shop tills' records (``kind_violation``).
+
+Separate from any general terminal-kind check (another branch adds
+``backend/validation/terminal_fit.py``): this module knows only the two kinds registered here
+and what each may report. A record that does not fit is refused by the validation loop: stored
+with status ``kind_violation``, never charged nor posted, and an anomaly of that kind is raised.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from backend.partners.models import PartnerTerminal, ShopTerminal
+from card_schema.errors import SchemaError
+from card_schema.records import decode_record
+
+# The shop purposes, the purse each is paid from, and the product code the till writes
+# (terminal/shop/till.py: PURPOSES; the two lists are tested against each other).
+SHOP_PURPOSES: dict[str, tuple[str, int]] = {
+    "books": ("cursus.books_aid", 0x4B01),
+    "sport": ("cursus.sport_aid", 0x4B02),
+    "leisure": ("cursus.sport_aid", 0x4B03),
+}
+PURPOSE_OF_CODE = {code: name for name, (_, code) in SHOP_PURPOSES.items()}
+
+
+@dataclass(frozen=True)
+class Registrations:
+    """Partner readers and shop tills, as registered (loaded once per loop chunk)."""
+
+    partners: dict[str, tuple[str, int]]  # terminal -> (partner, site)
+    shops: dict[str, frozenset[str]]  # terminal -> purposes
+
+    @classmethod
+    def load(cls, session: Session) -> Registrations:
+        partners = {
+            t: (p, s)
+            for t, p, s in session.execute(
+                select(PartnerTerminal.terminal_id, PartnerTerminal.partner, PartnerTerminal.site)
+            )
+        }
+        shops = {
+            t: frozenset(filter(None, purposes.split(",")))
+            for t, purposes in session.execute(
+                select(ShopTerminal.terminal_id, ShopTerminal.purposes)
+            )
+        }
+        return cls(partners, shops)
+
+    def violation(self, record: dict[str, Any]) -> str | None:
+        """Why ``record`` (batch JSON form) does not fit its terminal's registration, or None."""
+        terminal = record["terminal_id"]
+        if terminal in self.partners:
+            return partner_violation(self.partners[terminal], record)
+        if terminal in self.shops:
+            return shop_violation(self.shops[terminal], record)
+        return None
+
+
+def partner_violation(registration: tuple[str, int], record: dict[str, Any]) -> str | None:
+    """A partner reader reports consultations of « Mes droits pour l'emploi » only, as itself."""
+    partner, _site = registration
+    if record["kind"] != "consultation":
+        return f"a partner reader reported a {record['kind']} session"
+    if record["application"] not in ("employment", "emploi"):
+        return f"a partner reader wrote to {record['application']}"
+    if record["movements"]:
+        return "a consultation moves no purse"
+    written = record.get("written_event")
+    try:
+        entry = decode_record("employment.consultation", bytes.fromhex(written or ""))
+    except (SchemaError, ValueError):
+        return "the consultation record is not an employment.consultation"
+    if entry["partner"] != partner:
+        return f"consultation signed as {entry['partner']} by a reader of {partner}"
+    return None
+
+
+def shop_violation(purposes: frozenset[str], record: dict[str, Any]) -> str | None:
+    """A shop till reports aid debits and same-day refunds of its registered purposes only."""
+    kind = record["kind"]
+    if kind not in ("aid_debit", "aid_refund"):
+        return f"a shop till reported a {kind} session"
+    if record["application"] != "cursus":
+        return f"a shop till wrote to {record['application']}"
+    purpose = PURPOSE_OF_CODE.get(record["product_code"] or -1)
+    if purpose is None or purpose not in purposes:
+        return f"purpose {purpose or record['product_code']} not registered for this shop"
+    purse = SHOP_PURPOSES[purpose][0]
+    if not record["movements"]:
+        return "an aid sale moves the aid purse"
+    for movement in record["movements"]:
+        if movement["purse"] != purse:
+            return f"{movement['purse']} cannot pay for {purpose} (ring-fenced)"
+        if (movement["amount"] < 0) != (kind == "aid_debit") or movement["amount"] == 0:
+            return f"a {kind} with a movement of {movement['amount']}"
+    return None
