@@ -50,6 +50,7 @@ DOMAIN_ROUTERS = (
     "backend.privacy.router",
     "backend.audit.router",
     "backend.desk.router",
+    "backend.partners.router",
 )
 # Routers built by the upload / validation engineer; absent until written.
 OPTIONAL_ROUTERS = (

@@ -14,7 +14,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from backend.auth.roles import TerminalKind
 from backend.partners.models import PartnerTerminal, ShopTerminal
+from backend.terminals.models import Terminal
 from card_schema.errors import SchemaError
 from card_schema.records import decode_record
 
@@ -49,6 +51,17 @@ class Registrations:
                 select(ShopTerminal.terminal_id, ShopTerminal.purposes)
             )
         }
+        # A device registered with kind partner or shop through the plain terminal registry
+        # has no registration here: it may report nothing (every record is a violation).
+        for terminal_id, kind in session.execute(
+            select(Terminal.terminal_id, Terminal.kind).where(
+                Terminal.kind.in_((TerminalKind.PARTNER, TerminalKind.SHOP))
+            )
+        ):
+            if kind == TerminalKind.PARTNER:
+                partners.setdefault(terminal_id, ("", -1))
+            else:
+                shops.setdefault(terminal_id, frozenset())
         return cls(partners, shops)
 
     def violation(self, record: dict[str, Any]) -> str | None:
@@ -64,6 +77,8 @@ class Registrations:
 def partner_violation(registration: tuple[str, int], record: dict[str, Any]) -> str | None:
     """A partner reader reports consultations of « Mes droits pour l'emploi » only, as itself."""
     partner, _site = registration
+    if not partner:
+        return "partner reader registered without its partner (POST /api/v1/partners/terminals)"
     if record["kind"] != "consultation":
         return f"a partner reader reported a {record['kind']} session"
     if record["application"] not in ("employment", "emploi"):

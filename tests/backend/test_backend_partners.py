@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from fastapi.testclient import TestClient
 
 from backend.errors import InvalidRequest
 from backend.partners.fit import SHOP_PURPOSES
@@ -20,6 +21,7 @@ from card_schema.records import encode_record
 from card_schema.uploads.records import JournalRecord, TransactionKind
 from terminal.fares.local_time import PARIS
 from terminal.shop.till import PURPOSES
+from tests.backend.conftest import Auth
 from tests.backend.validation_fixtures import (
     T0,
     CardSim,
@@ -212,3 +214,34 @@ def test_shop_sales_refunds_report_clearing_and_ring_fence(vl_db: VLDatabase) ->
         {"terminal_id": "SHOP-BOOKS-1", "purpose": "books", "funder": "region", "owed": 1_350},
         {"terminal_id": "SHOP-CLUB-1", "purpose": "sport", "funder": "region", "owed": 3_000},
     ]
+
+
+def test_back_office_registers_and_reports(client: TestClient, auth: Auth) -> None:
+    supervisor, agent = auth("supervisor"), auth("agent")
+    body = {"terminal_id": "SHOP-API-1", "shop_name": "Librairie", "purposes": ["books"]}
+    assert client.post("/api/v1/shops/terminals", json=body, headers=agent).status_code == 403
+    answer = client.post("/api/v1/shops/terminals", json=body, headers=supervisor)
+    assert answer.status_code == 201, answer.text
+    assert answer.json()["credential"]
+    bad = dict(body, terminal_id="SHOP-API-2", purposes=["canteen"])
+    assert client.post("/api/v1/shops/terminals", json=bad, headers=supervisor).status_code == 422
+    partner = {"terminal_id": "PARTNER-API-1", "partner": "nobody", "site": 3}
+    refused = client.post("/api/v1/partners/terminals", json=partner, headers=supervisor)
+    assert refused.status_code == 422 and "partenaire inconnu" in refused.json()["message_fr"]
+    partner["partner"] = "pension_fund"
+    assert (
+        client.post("/api/v1/partners/terminals", json=partner, headers=supervisor).status_code
+        == 201
+    )
+    report = client.get(
+        "/api/v1/shops/SHOP-API-1/report", params={"day": "2026-12-05"}, headers=auth("auditor")
+    )
+    assert report.status_code == 200
+    assert report.json()["purposes"] == {
+        "books": {"sales": 0, "sales_amount": 0, "refunds": 0, "refunds_amount": 0, "net": 0}
+    }
+    missing = client.get(
+        "/api/v1/shops/NOPE/report", params={"day": "2026-12-05"}, headers=supervisor
+    )
+    assert missing.status_code == 404
+    assert client.get("/api/v1/shops/clearing", headers=supervisor).status_code == 200
