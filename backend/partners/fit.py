@@ -98,13 +98,22 @@ def partner_violation(registration: tuple[str, int], record: dict[str, Any]) -> 
 def shop_violation(purposes: frozenset[str], record: dict[str, Any]) -> str | None:
     """A shop till reports aid debits and same-day refunds of its registered purposes only."""
     kind = record["kind"]
-    if kind not in ("aid_debit", "aid_refund"):
+    if kind not in ("aid_debit", "aid_refund", "sv_debit"):
         return f"a shop till reported a {kind} session"
-    if record["application"] != "cursus":
-        return f"a shop till wrote to {record['application']}"
     purpose = PURPOSE_OF_CODE.get(record["product_code"] or -1)
     if purpose is None or purpose not in purposes:
         return f"purpose {purpose or record['product_code']} not registered for this shop"
+    if kind == "sv_debit":
+        # The rest of an aid sale, from the wallet with the holder's agreement.
+        if record["application"] != "wallet":
+            return f"a shop's wallet debit wrote to {record['application']}"
+        if [m["purse"] for m in record["movements"]] != ["wallet.sv"] or any(
+            m["amount"] >= 0 for m in record["movements"]
+        ):
+            return "a shop's wallet debit moves only the wallet, downwards"
+        return None
+    if record["application"] != "cursus":
+        return f"a shop till wrote to {record['application']}"
     purse = SHOP_PURPOSES[purpose][0]
     if not record["movements"]:
         return "an aid sale moves the aid purse"

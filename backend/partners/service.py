@@ -141,7 +141,7 @@ def _day_bounds(day: date) -> tuple[datetime, datetime]:
 
 
 def shop_daily_report(session: Session, terminal_id: str, day: date) -> dict[str, Any]:
-    """One till's day (Europe/Paris): sales and refunds per purpose, in eurocents.
+    """One till's day (Europe/Paris): aid sales, refunds, net, and wallet parts per purpose.
 
     Raises:
         NotFound: no shop till of that id.
@@ -152,7 +152,7 @@ def shop_daily_report(session: Session, terminal_id: str, day: date) -> dict[str
     start, end = _day_bounds(day)
     codes = {code: name for name, (_, code) in SHOP_PURPOSES.items()}
     per: dict[str, dict[str, int]] = {
-        p: {"sales": 0, "sales_amount": 0, "refunds": 0, "refunds_amount": 0}
+        p: {"sales": 0, "sales_amount": 0, "refunds": 0, "refunds_amount": 0, "wallet_amount": 0}
         for p in shop.purposes.split(",")
     }
     refused = 0
@@ -176,7 +176,10 @@ def shop_daily_report(session: Session, terminal_id: str, day: date) -> dict[str
         elif kind == "aid_refund":
             per[purpose]["refunds"] += 1
             per[purpose]["refunds_amount"] += amount
+        elif kind == "sv_debit":
+            per[purpose]["wallet_amount"] += -amount
     for line in per.values():
+        # What the aid funder owes (the wallet part is the shop's own revenue).
         line["net"] = line["sales_amount"] - line["refunds_amount"]
     return {
         "terminal_id": terminal_id,

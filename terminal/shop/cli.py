@@ -4,7 +4,7 @@ Examples::
 
     regioncard shop --purposes books --shop-name "Librairie du Beffroi" --pos 1 \\
         --reader "Regioncard vpcd 00 00" --sam "Regioncard vpcd 00 01" --journal shop.journal \\
-        sale books 23,50
+        sale books 23,50 [--wallet]
     regioncard shop --purposes books --journal shop.journal ... refund books 10,00
     regioncard shop --purposes books --journal shop.journal report 2026-12-05 [--json]
 
@@ -48,6 +48,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--terminal-id", default=None, help="journal terminal id")
     parser.add_argument("--wait", type=float, default=30.0, help="seconds to wait for a card")
     parser.add_argument("--json", action="store_true", help="report as JSON")
+    parser.add_argument(
+        "--wallet",
+        action="store_true",
+        help="sale: the holder agrees to pay the rest from the wallet",
+    )
     parser.add_argument("--backend", metavar="URL", help="backend to upload the journal to")
     parser.add_argument(
         "--credential-file", type=Path, metavar="FILE", help="terminal credential (rct_...)"
@@ -121,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
                 print("aucune carte présentée")
                 return 1
             if args.operation == "sale":
-                result = till.sale(purpose, amount)
+                result = till.sale(purpose, amount, wallet=args.wallet)
             else:
                 result = till.refund(purpose, amount)
             card_reader.disconnect()

@@ -49,13 +49,15 @@ from terminal.engine import (
     SessionOpening,
     sam_unreachable,
 )
+from terminal.engine.image import ApplicationImage
 from terminal.engine.journaled import SessionOutcome, run_journaled_session
+from terminal.engine.svlog import non_blank, sv_debit_intent
 from terminal.fares.local_time import to_local
 from terminal.journal.store import Journal
 
 log = logging.getLogger(__name__)
 
-CURSUS = "cursus"
+CURSUS, WALLET = "cursus", "wallet"
 AID_FILE = "aid_counters"
 BLANK_RECORD = bytes(29)
 
@@ -96,6 +98,11 @@ class ShopReason:
     REFUND_RECOVERED = "Remboursement déjà effectué lors du passage précédent"
     NOT_REGISTERED = "Ce commerce n'est pas agréé pour cette aide"
     NO_AID = "Pas d'aide Cursus pour cet achat sur cette carte"
+    WALLET_SHORT = "Porte-monnaie insuffisant pour le reste : rien n'est débité"
+    PARTIAL = (
+        "Aide débitée, porte-monnaie non débité : présenter la carte à nouveau "
+        "ou régler le reste hors carte"
+    )
     BAD_AMOUNT = "Montant invalide"
     REFUND_OVER_CAP = (
         "Remboursement refusé : au-delà de ce que cette caisse a vendu à cette carte aujourd'hui"
@@ -117,6 +124,7 @@ class ShopResult:
         amount: the price (sale) or the amount to give back (refund), eurocents.
         aid_amount: what the card's aid counter paid (sale) or got back (refund).
         rest: what the customer pays outside the card (sale).
+        wallet_amount: what the wallet paid (sale with the holder's agreement).
         aid_after: the counter after the operation, when known.
         outcome: the session, when one ran.
         recovered: the card's records decided at this tap.
@@ -129,6 +137,7 @@ class ShopResult:
     amount: int
     aid_amount: int = 0
     rest: int = 0
+    wallet_amount: int = 0
     aid_after: int | None = None
     outcome: SessionOutcome | None = None
     recovered: list[JournalRecord] = field(default_factory=list)
@@ -144,6 +153,19 @@ class ShopResult:
             ShopReason.REFUNDED,
             ShopReason.REFUND_RECOVERED,
         )
+
+
+@dataclass
+class _Unfinished:
+    """A split sale whose wallet part is not done yet (kept by the till for the same card)."""
+
+    purpose: str
+    amount: int
+    aid_amount: int
+    wallet_amount: int
+    day: date
+    aid_seq: int | None = None
+    wallet_seq: int | None = None
 
 
 class ShopTill:
@@ -184,17 +206,20 @@ class ShopTill:
         self.clock = clock
         self.screen = screen
         self.step_hook: Callable[[str], None] | None = None
+        self._unfinished: dict[bytes, _Unfinished] = {}
 
     # -- public -----------------------------------------------------------------------------
-    def sale(self, purpose: str, amount: int) -> ShopResult:
+    def sale(self, purpose: str, amount: int, *, wallet: bool = False) -> ShopResult:
         """Sell for ``amount`` eurocents under ``purpose``: the aid pays what it can.
 
-        Never raises for a card, reader or SAM problem.
+        With ``wallet`` (the holder agrees), the rest is debited from the wallet in a second
+        session; otherwise it is paid outside the card. Never raises for a card, reader or SAM
+        problem.
 
         Raises:
             JournalError: the journal failed (the till must stop).
         """
-        return self._run(purpose, amount, refund=False)
+        return self._run(purpose, amount, refund=False, wallet=wallet)
 
     def refund(self, purpose: str, amount: int) -> ShopResult:
         """Give ``amount`` eurocents of ``purpose`` aid back to the card (same day, same till)."""
@@ -226,7 +251,7 @@ class ShopTill:
         return max(total, 0)
 
     # -- one operation ----------------------------------------------------------------------
-    def _run(self, purpose: str, amount: int, *, refund: bool) -> ShopResult:
+    def _run(self, purpose: str, amount: int, *, refund: bool, wallet: bool = False) -> ShopResult:
         if purpose not in PURPOSES or purpose not in self.purposes:
             return self._show(ShopResult(ShopReason.NOT_REGISTERED, purpose, amount), refund)
         if not 0 < amount < 1 << (8 * COUNTER_SIZE):
@@ -234,7 +259,7 @@ class ShopTill:
         counter = APDUCounter()
         self.sam.use_counter(counter)
         try:
-            result = self._operate(PURPOSES[purpose], amount, refund, counter)
+            result = self._operate(PURPOSES[purpose], amount, refund, wallet, counter)
         except (CommunicationError, ReaderError) as exc:
             if sam_unreachable(exc):
                 result = ShopResult(ShopReason.SAM_UNAVAILABLE, purpose, amount)
@@ -248,12 +273,21 @@ class ShopTill:
         return self._show(result, refund)
 
     def _operate(
-        self, purpose: Purpose, amount: int, refund: bool, counter: APDUCounter
+        self, purpose: Purpose, amount: int, refund: bool, wallet: bool, counter: APDUCounter
     ) -> ShopResult:
         now = self.clock()
         atr = self.reader.atr if self.reader.connected else self.reader.connect()
         card = CalypsoCard(atr=atr)
         tm = CardTransactionManager(self.reader, card, self.sam, counter=counter)
+        purse: ApplicationImage | None = None
+        if wallet and not refund:
+            # The wallet first (its SV state and debit log), so that Cursus stays selected.
+            purse = tm.process_select_application(WALLET, reads=("sv_debit_log",))
+            if purse is not None and not purse.invalidated:
+                tm.prepare_sv_get(debit=True)
+                tm.process_commands()
+            else:
+                purse = None
         app = tm.process_select_application(CURSUS, reads=(AID_FILE,))
         if app is None:
             return ShopResult(ShopReason.NO_CURSUS, purpose.name, amount)
@@ -262,6 +296,26 @@ class ShopTill:
         tx_counter = tm.process_get_traceability()
         record = app.record(AID_FILE, 1) or BLANK_RECORD
         decided = self.journal.resolve(card.serial, tx_counter, [record])
+        if purse is not None:
+            # Never an empty log: an empty one would decide every unanchored record ABORTED.
+            sv_log = non_blank(purse.file_records("sv_debit_log")) or (BLANK_RECORD,)
+            decided += self.journal.resolve(card.serial, tx_counter, sv_log)
+        day = to_local(now).date()
+        if purse is not None:
+            unfinished = self._unfinished.get(card.serial)
+            if unfinished is not None and (
+                unfinished.purpose,
+                unfinished.amount,
+                unfinished.day,
+            ) == (
+                purpose.name,
+                amount,
+                day,
+            ):
+                done = self._finish(tm, card.serial, purse, unfinished, tx_counter, now)
+                if done is not None:
+                    done.recovered = decided
+                    return done
         kind = TransactionKind.AID_REFUND if refund else TransactionKind.AID_DEBIT
         again = _same_operation(decided, kind, purpose, amount, now)
         if again is not None:
@@ -289,6 +343,13 @@ class ShopTill:
             moved, role = min(balance, amount), KeyRole.DEBIT
             if moved == 0:
                 return ShopResult(ShopReason.NO_AID, purpose.name, amount, recovered=decided)
+            rest = amount - moved
+            if purse is not None and rest:
+                if purse.sv is None or purse.sv.balance < rest:
+                    return ShopResult(
+                        ShopReason.WALLET_SHORT, purpose.name, amount, recovered=decided
+                    )
+                split = _Unfinished(purpose.name, amount, moved, rest, day)
         delta = moved if refund else -moved
         after = balance + delta
         written = _with_counter(record, purpose.counter, after)
@@ -314,8 +375,22 @@ class ShopTill:
                 written_event=written,
             )
 
+        split_sale = None if refund or purse is None or amount == moved else split
+
+        def began(seq: int, _intent: TransactionIntent) -> None:
+            if split_sale is not None:
+                split_sale.aid_seq = seq
+                self._unfinished[card.serial] = split_sale
+
         outcome = run_journaled_session(
-            tm, self.sam, self.journal, prepare, intent, role=role, step=self._step
+            tm,
+            self.sam,
+            self.journal,
+            prepare,
+            intent,
+            role=role,
+            step=lambda name: self._step(f"cursus:{name}"),
+            after_begin=began,
         )
         result = ShopResult(
             ShopReason.TAP_AGAIN,
@@ -328,16 +403,123 @@ class ShopTill:
             recovered=decided,
         )
         if not outcome.committed:
-            if sam_unreachable(outcome.cause):
-                result.reason = ShopReason.SAM_UNAVAILABLE
-            elif outcome.error.startswith("card:"):
-                result.reason = ShopReason.CARD_ERROR
-            return result
+            if split_sale is not None and outcome.status != SessionOutcome.UNCERTAIN:
+                self._unfinished.pop(card.serial, None)  # the card certainly paid nothing
+            return _failed(result, outcome)
+        if split_sale is not None:
+            assert purse is not None
+            paid = self._finish(tm, card.serial, purse, split_sale, None, now)
+            assert paid is not None
+            paid.recovered, paid.outcome = decided, outcome
+            return paid
         try:
             tm.process_ratification()
         except EngineError as exc:
             log.info("ratification not delivered: %s", exc)
         result.reason = ShopReason.REFUNDED if refund else ShopReason.PAID
+        return result
+
+    def _finish(
+        self,
+        tm: CardTransactionManager,
+        serial: bytes,
+        purse: ApplicationImage,
+        split: _Unfinished,
+        tx_counter: int | None,
+        now: datetime,
+    ) -> ShopResult | None:
+        """The wallet part of a split sale whose aid part is (or may be) on the card.
+
+        Returns ``None`` when the aid part is known not to be on the card (its session aborted):
+        the sale starts again from scratch.
+        """
+        purpose = PURPOSES[split.purpose]
+        result = ShopResult(
+            ShopReason.TAP_AGAIN,
+            split.purpose,
+            split.amount,
+            aid_amount=split.aid_amount,
+            wallet_amount=split.wallet_amount,
+        )
+        if split.aid_seq is None:
+            self._unfinished.pop(serial, None)
+            return None
+        aid_state = self.journal.get(split.aid_seq).state
+        if aid_state is TransactionState.ABORTED:
+            self._unfinished.pop(serial, None)
+            return None
+        if aid_state is not TransactionState.COMMITTED:
+            return result  # the card cannot tell yet: nothing more is written
+        if split.wallet_seq is not None:
+            wallet_state = self.journal.get(split.wallet_seq).state
+            if wallet_state is TransactionState.COMMITTED:
+                self._unfinished.pop(serial, None)
+                result.reason = ShopReason.RECOVERED
+                return result
+            if wallet_state is TransactionState.UNCERTAIN:
+                return result
+        sv_raw = non_blank(purse.file_records("sv_debit_log"))
+        try:
+            if tx_counter is not None or tm.card.current != WALLET:
+                # Any command after a close ratifies it: this Select ratifies the Cursus session.
+                selected = tm.process_select_application(WALLET)
+                if selected is None:
+                    result.reason = ShopReason.PARTIAL
+                    return result
+        except (CommunicationError, ReaderError):
+            result.reason = ShopReason.PARTIAL
+            return result
+        when = to_local(now).replace(tzinfo=None, second=0, microsecond=0)
+        app = tm.card.applications[WALLET]
+
+        def prepare(opening: SessionOpening) -> None:
+            tm.prepare_sv_debit(split.wallet_amount, when, self.pos_id)
+
+        def intent(opening: SessionOpening) -> TransactionIntent:
+            sv = app.sv  # this session's SV Get, sent before the close
+            assert sv is not None
+            return sv_debit_intent(
+                kind=TransactionKind.SV_DEBIT,
+                card_serial=serial,
+                card_tx_counter=opening.transaction_counter,
+                kvc=opening.kvc,
+                balance_before=sv.balance,
+                sv_tnum_before=sv.tnum,
+                amount=split.wallet_amount,
+                at=when,
+                location=self.pos_id,
+                occurred_at=now,
+                last_events=sv_raw,
+                product_code=purpose.product_code,
+                station_id=self.pos_id,
+            )
+
+        def began(seq: int, _intent: TransactionIntent) -> None:
+            split.wallet_seq = seq
+
+        outcome = run_journaled_session(
+            tm,
+            self.sam,
+            self.journal,
+            prepare,
+            intent,
+            step=lambda name: self._step(f"wallet:{name}"),
+            after_begin=began,
+        )
+        result.outcome = outcome
+        if not outcome.committed:
+            if outcome.status != SessionOutcome.UNCERTAIN:
+                split.wallet_seq = None
+            _failed(result, outcome)
+            if result.reason == ShopReason.TAP_AGAIN:
+                result.reason = ShopReason.PARTIAL
+            return result
+        self._unfinished.pop(serial, None)
+        try:
+            tm.process_ratification()
+        except EngineError as exc:
+            log.info("ratification not delivered: %s", exc)
+        result.reason = ShopReason.PAID
         return result
 
     def _step(self, name: str) -> None:
@@ -361,13 +543,23 @@ class ShopTill:
                     f"Achat {purpose.label} : {_euros(result.amount)}",
                     f"Payé par l'aide Cursus {purpose.label} : {_euros(result.aid_amount)}",
                 ]
-                if result.rest:
+                if result.wallet_amount:
+                    lines.append(f"Payé par le porte-monnaie : {_euros(result.wallet_amount)}")
+                elif result.rest:
                     lines.append(f"Reste à payer hors carte : {_euros(result.rest)}")
             if result.aid_after is not None:
                 lines.append(f"Aide {purpose.label} restante : {_euros(result.aid_after)}")
         result.lines = lines
         self.screen.show(lines)
         return result
+
+
+def _failed(result: ShopResult, outcome: SessionOutcome) -> ShopResult:
+    if sam_unreachable(outcome.cause):
+        result.reason = ShopReason.SAM_UNAVAILABLE
+    elif outcome.error.startswith("card:"):
+        result.reason = ShopReason.CARD_ERROR
+    return result
 
 
 def _counter_value(record: bytes, counter: int) -> int:

@@ -175,6 +175,24 @@ def test_shop_sales_refunds_report_clearing_and_ring_fence(vl_db: VLDatabase) ->
     meal_at_shop = shop_record(
         bookshop, TransactionKind.CANTEEN_MEAL, "cursus.books_aid", -100, 3_650, 0x4B01
     )
+    wallet_rest = bookshop.record(
+        CARD,
+        card.session(),
+        kind=TransactionKind.SV_DEBIT,
+        application="wallet",
+        movements=[movement("wallet.sv", -400, 2_000)],
+        product_code=0x4B01,
+        at=at,
+    )
+    wallet_for_sport = bookshop.record(
+        CARD,
+        card.session(),
+        kind=TransactionKind.SV_DEBIT,
+        application="wallet",
+        movements=[movement("wallet.sv", -400, 1_600)],
+        product_code=0x4B02,
+        at=at,
+    )
     sport_sale = shop_record(
         club, TransactionKind.AID_DEBIT, "cursus.sport_aid", -3_000, 3_000, 0x4B02
     )
@@ -182,7 +200,17 @@ def test_shop_sales_refunds_report_clearing_and_ring_fence(vl_db: VLDatabase) ->
     assert vl_db.upload(
         keys,
         bookshop,
-        bookshop.batch([books_sale, refund, sport_at_bookshop, canteen_aid_at_shop, meal_at_shop]),
+        bookshop.batch(
+            [
+                books_sale,
+                refund,
+                sport_at_bookshop,
+                canteen_aid_at_shop,
+                meal_at_shop,
+                wallet_rest,
+                wallet_for_sport,
+            ]
+        ),
     ).ack
     assert vl_db.upload(keys, club, club.batch([sport_sale])).ack
     vl_db.loop().run_once()
@@ -191,10 +219,10 @@ def test_shop_sales_refunds_report_clearing_and_ring_fence(vl_db: VLDatabase) ->
             "SELECT terminal_seq, status FROM taps WHERE terminal_id = :t", t=bookshop.terminal_id
         )
     )
-    assert [statuses[r.seq] for r in (books_sale, refund)] == ["posted", "posted"]
+    assert [statuses[r.seq] for r in (books_sale, refund, wallet_rest)] == ["posted"] * 3
     assert all(
         statuses[r.seq] == "kind_violation"
-        for r in (sport_at_bookshop, canteen_aid_at_shop, meal_at_shop)
+        for r in (sport_at_bookshop, canteen_aid_at_shop, meal_at_shop, wallet_for_sport)
     )
     day = at.astimezone(PARIS).date()
     with vl_db.factory() as session:
@@ -206,9 +234,10 @@ def test_shop_sales_refunds_report_clearing_and_ring_fence(vl_db: VLDatabase) ->
         "sales_amount": 2_350,
         "refunds": 1,
         "refunds_amount": 1_000,
+        "wallet_amount": 400,
         "net": 1_350,
     }
-    assert (report["net"], report["refused_records"]) == (1_350, 3)
+    assert (report["net"], report["refused_records"]) == (1_350, 4)
     assert next_day["net"] == 0
     assert clearing == [
         {"terminal_id": "SHOP-BOOKS-1", "purpose": "books", "funder": "region", "owed": 1_350},
@@ -238,7 +267,14 @@ def test_back_office_registers_and_reports(client: TestClient, auth: Auth) -> No
     )
     assert report.status_code == 200
     assert report.json()["purposes"] == {
-        "books": {"sales": 0, "sales_amount": 0, "refunds": 0, "refunds_amount": 0, "net": 0}
+        "books": {
+            "sales": 0,
+            "sales_amount": 0,
+            "refunds": 0,
+            "refunds_amount": 0,
+            "wallet_amount": 0,
+            "net": 0,
+        }
     }
     missing = client.get(
         "/api/v1/shops/NOPE/report", params={"day": "2026-12-05"}, headers=supervisor

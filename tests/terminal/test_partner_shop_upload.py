@@ -150,6 +150,7 @@ def test_shop_sale_and_refund_reach_the_report_and_the_clearing(
         "sales_amount": 2_350,
         "refunds": 1,
         "refunds_amount": 1_000,
+        "wallet_amount": 0,
         "net": 1_350,
     }
     owed = [line for line in clearing.json() if line["terminal_id"] == terminal_id]

@@ -72,6 +72,8 @@ def partner_desk(
             screen=screen,
         )
         yield reader, card_reader, screen, journal
+    # The SAM left its reader: the next test's SAM is seen afresh.
+    assert stack.wait_for_card_state(stack.sam_reader, False, 5)
 
 
 def test_partner_reads_employment_only_and_logs_the_consultation(

@@ -34,9 +34,15 @@ def all_keys() -> dict[str, bytes]:
 
 
 def shop_keys() -> KeyFileStore:
-    """A shop SAM: Cursus debit (sales) and load (refunds) keys, and the traceability key."""
+    """A shop SAM: Cursus debit (sales) and load (refunds) keys, the wallet debit key (the rest
+    of a sale, with the holder's agreement), and the traceability key."""
     keys = all_keys()
-    refs = [KeyRef("cursus", KeyRole.DEBIT), KeyRef("cursus", KeyRole.LOAD), TRACE_KEY]
+    refs = [
+        KeyRef("cursus", KeyRole.DEBIT),
+        KeyRef("cursus", KeyRole.LOAD),
+        KeyRef("wallet", KeyRole.DEBIT),
+        TRACE_KEY,
+    ]
     return KeyFileStore({ref.label: keys[ref.label] for ref in refs})
 
 

@@ -133,6 +133,8 @@ def test_shop_ring_fence_sales_and_refunds_through_pcscd(
 
         book_records = books_journal.records()
         club_records = club_journal.records()
+    # The SAM left its reader: the next test's SAM is seen afresh.
+    assert pcsc_stack.wait_for_card_state(pcsc_stack.sam_reader, False, 5)
     assert all(r.state is TransactionState.COMMITTED for r in book_records + club_records)
     assert [(r.intent.kind, r.intent.movements[0].amount) for r in book_records] == [
         (TransactionKind.AID_DEBIT, -2_350),
@@ -141,3 +143,37 @@ def test_shop_ring_fence_sales_and_refunds_through_pcscd(
         (TransactionKind.AID_DEBIT, -500),
     ]
     assert [r.intent.movements[0].purse for r in club_records] == ["cursus.sport_aid"]
+
+
+def test_split_sale_with_the_wallet_through_pcscd(pcsc_stack: PCSCStack, tmp_path: Path) -> None:
+    sam = EmulatedSAM(shop_keys(), SHOP_SAM_SERIAL, counter_file=tmp_path / "sam.json")
+    card = new_card_file(tmp_path / "card.json", customer_image(books=1_000))
+    screen = RecordingScreen()
+    with (
+        VPCDBridge(sam, pcsc_stack.sam_port, name="sam") as sam_bridge,
+        Journal.open(tmp_path / "bookshop.journal", TERMINAL_ID) as journal,
+    ):
+        assert sam_bridge.wait_connected(5)
+        assert pcsc_stack.wait_for_card_state(pcsc_stack.sam_reader, True, 5)
+        card_reader = PCSCReader(pcsc_stack.card_reader)
+        till = shop_till(
+            card_reader,
+            PCSCReader(pcsc_stack.sam_reader),
+            journal,
+            frozenset({"books"}),
+            screen=screen,
+        )
+        with card_in_reader(pcsc_stack, card):
+            result = till.sale("books", 1_250, wallet=True)
+            card_reader.disconnect()
+        kinds = [(r.state, r.intent.kind) for r in journal.records()]
+    assert pcsc_stack.wait_for_card_state(pcsc_stack.sam_reader, False, 5)
+    assert result.reason == ShopReason.PAID
+    assert "Payé par l'aide Cursus livres et matériel : 10,00 €" in screen.last
+    assert "Payé par le porte-monnaie : 2,50 €" in screen.last
+    state = aid_state(card)
+    assert (state.books, state.wallet, state.canteen) == (0, 2_000 - 250, 10_000)
+    assert kinds == [
+        (TransactionState.COMMITTED, TransactionKind.AID_DEBIT),
+        (TransactionState.COMMITTED, TransactionKind.SV_DEBIT),
+    ]
