@@ -5,8 +5,9 @@ A bookshop, a sports club or a leisure centre is registered with the purposes it
 Cursus secure session (debit key): books from ``books_equipment`` (counter 1), sport and leisure
 from ``sport_leisure`` (counter 2). The canteen counter (3) is never touched, and a purpose the
 shop is not registered for is refused before anything is sent to the card (ring-fenced). What the
-aid does not cover is paid outside the card (cash, bank card); this version does not take the
-wallet (see ``docs/shop.md``).
+aid does not cover is paid outside the card (cash, bank card), or, if the holder agrees, from the
+wallet by an SV Debit in a second (wallet) session, never without the aid part
+(see ``docs/shop.md``).
 
 A mistaken sale is refunded the same day at the same till by a reversing credit (Increase of the
 same counter in a load-key session), capped at what this till sold to this card today minus what
