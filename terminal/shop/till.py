@@ -441,6 +441,7 @@ class ShopTill:
             split.amount,
             aid_amount=split.aid_amount,
             wallet_amount=split.wallet_amount,
+            aid_after=0,  # the wallet pays only when the aid is spent to the last cent
         )
         if split.aid_seq is None:
             self._unfinished.pop(serial, None)

@@ -35,6 +35,7 @@ def test_split_sale_pays_aid_then_wallet(tmp_path: Path) -> None:
     assert result.reason == ShopReason.PAID, result.lines
     assert (result.aid_amount, result.wallet_amount) == (BOOKS, REST)
     assert "Payé par le porte-monnaie : 3,50 €" in rig.screen.last
+    assert "Aide livres et matériel restante : 0,00 €" in rig.screen.last
     state = aid_state(rig.card_path)
     assert (state.books, state.wallet) == (0, WALLET - REST)
     assert result.card_apdus == SPLIT_SALE_APDUS
