@@ -39,29 +39,30 @@ class Registrations:
 
     @classmethod
     def load(cls, session: Session) -> Registrations:
-        partners = {
-            t: (p, s)
-            for t, p, s in session.execute(
-                select(PartnerTerminal.terminal_id, PartnerTerminal.partner, PartnerTerminal.site)
+        """One query: every terminal of kind partner or shop, with its registration if any.
+
+        A device registered with kind partner or shop through the plain terminal registry has
+        no registration here: it may report nothing (every record is a violation).
+        """
+        partners: dict[str, tuple[str, int]] = {}
+        shops: dict[str, frozenset[str]] = {}
+        rows = session.execute(
+            select(
+                Terminal.terminal_id,
+                Terminal.kind,
+                PartnerTerminal.partner,
+                PartnerTerminal.site,
+                ShopTerminal.purposes,
             )
-        }
-        shops = {
-            t: frozenset(filter(None, purposes.split(",")))
-            for t, purposes in session.execute(
-                select(ShopTerminal.terminal_id, ShopTerminal.purposes)
-            )
-        }
-        # A device registered with kind partner or shop through the plain terminal registry
-        # has no registration here: it may report nothing (every record is a violation).
-        for terminal_id, kind in session.execute(
-            select(Terminal.terminal_id, Terminal.kind).where(
-                Terminal.kind.in_((TerminalKind.PARTNER, TerminalKind.SHOP))
-            )
-        ):
+            .outerjoin(PartnerTerminal, PartnerTerminal.terminal_id == Terminal.terminal_id)
+            .outerjoin(ShopTerminal, ShopTerminal.terminal_id == Terminal.terminal_id)
+            .where(Terminal.kind.in_((TerminalKind.PARTNER, TerminalKind.SHOP)))
+        )
+        for terminal_id, kind, partner, site, purposes in rows:
             if kind == TerminalKind.PARTNER:
-                partners.setdefault(terminal_id, ("", -1))
+                partners[terminal_id] = (partner or "", -1 if site is None else site)
             else:
-                shops.setdefault(terminal_id, frozenset())
+                shops[terminal_id] = frozenset(filter(None, (purposes or "").split(",")))
         return cls(partners, shops)
 
     def violation(self, record: dict[str, Any]) -> str | None:

@@ -90,7 +90,8 @@ __all__ = ["vl_db"]  # the fixture, imported for pytest
 # Statements of each step today, for each database (checked below, every one a kill point).
 # Not a target: when the code changes, look at the statement list the failure prints and update.
 UPLOAD_STATEMENTS = {"sqlite": 11, "postgresql": 14}
-CHUNK_STATEMENTS = {"sqlite": 68, "postgresql": 48}
+# +1 per chunk: the partner readers' and shop tills' registrations (backend/partners/fit.py).
+CHUNK_STATEMENTS = {"sqlite": 69, "postgresql": 49}
 
 # Tables a chunk writes: the statements counted must include writes to each (proof that the hook
 # sees the driver's bulk writes).
