@@ -54,6 +54,7 @@ DOMAIN_ROUTERS = (
     "backend.desk.router",
     "backend.backoffice.router",
     "backend.holderpage.router",
+    "backend.partners.router",
 )
 # Routers built by the upload / validation engineer; absent until written.
 OPTIONAL_ROUTERS = (

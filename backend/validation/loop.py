@@ -66,6 +66,7 @@ from backend.columns import UTCDateTime, utcnow
 from backend.db import SQLiteCheckpointer
 from backend.ledger.accounts import SUSPENSE_CARD_LOG, SessionContext, card_account, session_posting
 from backend.ledger.models import LedgerEntry
+from backend.partners.fit import Registrations
 from backend.uploads.models import UploadBatch, UploadBody
 from backend.validation.models import (
     Anomaly,
@@ -528,6 +529,7 @@ class _Chunk:
         self.ledger_lines_by_ref: dict[str, list[tuple[str, int]]] = {}
         self.seen: dict[tuple[str, int], str] = {}  # (terminal, seq) -> digest, this chunk
         self.fit = TerminalFit(self.conn)
+        self.registrations = Registrations.load(session)  # partner readers and shop tills
 
     # -- driver ---------------------------------------------------------------------------
 
@@ -685,6 +687,12 @@ class _Chunk:
             tap[_T_SAM_VERIFIED] = True
             tap[_T_SAM_SERIAL] = sam_serial
             tap[_T_SAM_COUNTER] = sam_counter
+        violation = self.registrations.violation(record)
+        if violation is not None:
+            tap[_T_STATUS] = TapStatus.KIND_VIOLATION
+            self._anomaly("kind_violation", record, violation)
+            self.taps.append(tap)
+            return
         if record["outcome"] != "COMMITTED":
             tap[_T_STATUS] = TapStatus.ABORTED
             self.taps.append(tap)
