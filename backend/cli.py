@@ -21,11 +21,40 @@ def _settings(args: argparse.Namespace) -> Any:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    """The API, and (by default) the validation loop in a second process.
+
+    Acks leave after the durable insert; posting is the loop's work. Run in its own process
+    (``regioncard backend loop``), it takes the second core and full chunks, and an upload
+    never waits for it (``--loop inline`` keeps the small-site background task instead,
+    ``--loop none`` leaves the loop to a worker started elsewhere).
+    """
+    import signal
+    import subprocess
+    import sys
+
     import uvicorn
 
     from backend.app import create_app
 
-    uvicorn.run(create_app(_settings(args)), host=args.host, port=args.port)
+    settings = _settings(args)
+    app = create_app(settings)  # migrates an SQLite database first: the loop starts after
+    app.state.validation_auto = args.loop == "inline"
+    worker: subprocess.Popen[bytes] | None = None
+    if args.loop == "process":
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "regioncard", "backend", "loop", "--db", settings.database_url],
+            env={**os.environ, "REGIONCARD_VAR_DIR": str(settings.var_dir)},
+        )
+    try:
+        uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+    finally:
+        if worker is not None:
+            worker.send_signal(signal.SIGTERM)  # it drains what is pending, then stops
+            try:
+                worker.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+                worker.wait()
     return 0
 
 
@@ -129,6 +158,14 @@ def register(subparsers: Any) -> None:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--db", help="database URL (default: SQLite under ./var/)")
+    serve.add_argument(
+        "--loop",
+        choices=["process", "inline", "none"],
+        default="process",
+        help="validation loop: its own process (default), a background task of the API "
+        "(small sites), or none (a `backend loop` worker runs elsewhere)",
+    )
+    serve.add_argument("--log-level", default="info", help="uvicorn log level")
     serve.set_defaults(handler=_serve)
 
     migrate = sub.add_parser("migrate", help="apply database migrations")
