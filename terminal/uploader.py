@@ -269,7 +269,7 @@ class JournalUploader:
             if self.failed_rounds:
                 # Jittered (half to all of retry_s): gates that failed together (a 503 or 429
                 # from a busy backend, an outage) do not all come back at the same moment.
-                if self._stop.wait(self.retry_s * random.uniform(0.5, 1.0)):  # noqa: S311
+                if self._stop.wait(self.retry_s * random.uniform(0.5, 1.0)):
                     break
             else:
                 self._wake.wait(self.interval)

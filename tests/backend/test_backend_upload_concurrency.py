@@ -80,9 +80,9 @@ def served(database_url: str, tmp_path: Path) -> Iterator[str]:
         "REGIONCARD_DATABASE_URL": database_url,
         "REGIONCARD_JWT_SECRET": "concurrency-test-secret-0123456789abcdef",
     }
+    command = [sys.executable, "-m", "regioncard", "backend", "serve", "--port", str(port)]
     server = subprocess.Popen(
-        [sys.executable, "-m", "regioncard", "backend", "serve", "--port", str(port)]
-        + ["--log-level", "warning"],
+        [*command, "--log-level", "warning"],
         cwd=ROOT,
         env=env,
     )
