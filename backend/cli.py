@@ -44,7 +44,15 @@ def _serve(args: argparse.Namespace) -> int:
         worker = subprocess.Popen(
             [sys.executable, "-m", "regioncard", "backend", "loop", "--db", settings.database_url],
             env={**os.environ, "REGIONCARD_VAR_DIR": str(settings.var_dir)},
+            preexec_fn=_die_with_parent,  # before any thread of ours is started
         )
+
+    def stopped(*_: object) -> None:
+        raise SystemExit(0)
+
+    # uvicorn shuts down on SIGTERM, then raises the signal again with the handler it found:
+    # this one, so the loop process is stopped below instead of being left running.
+    signal.signal(signal.SIGTERM, stopped)
     try:
         uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
     finally:
@@ -56,6 +64,17 @@ def _serve(args: argparse.Namespace) -> int:
                 worker.kill()
                 worker.wait()
     return 0
+
+
+def _die_with_parent() -> None:
+    """In a child process (Linux): receive SIGTERM when the parent dies, even by SIGKILL."""
+    import contextlib
+    import ctypes
+    import signal
+
+    # Not Linux: no prctl; the loop process is still stopped when serve stops normally.
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def _migrate(args: argparse.Namespace) -> int:
