@@ -54,7 +54,21 @@ def _serve(args: argparse.Namespace) -> int:
     # this one, so the loop process is stopped below instead of being left running.
     signal.signal(signal.SIGTERM, stopped)
     try:
-        uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+        if args.workers > 1:
+            # Several API processes (uvicorn workers), each its own app from the environment.
+            os.environ["REGIONCARD_DATABASE_URL"] = settings.database_url
+            os.environ["REGIONCARD_VAR_DIR"] = str(settings.var_dir)
+            os.environ[_INLINE_LOOP] = "1" if args.loop == "inline" else ""
+            uvicorn.run(
+                "backend.cli:served_app",
+                factory=True,
+                workers=args.workers,
+                host=args.host,
+                port=args.port,
+                log_level=args.log_level,
+            )
+        else:
+            uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
     finally:
         if worker is not None:
             worker.send_signal(signal.SIGTERM)  # it drains what is pending, then stops
@@ -64,6 +78,18 @@ def _serve(args: argparse.Namespace) -> int:
                 worker.kill()
                 worker.wait()
     return 0
+
+
+_INLINE_LOOP = "REGIONCARD_SERVE_INLINE_LOOP"
+
+
+def served_app() -> Any:
+    """The app of one ``serve --workers N`` process (settings from the environment)."""
+    from backend.app import create_app
+
+    app = create_app()
+    app.state.validation_auto = bool(os.environ.get(_INLINE_LOOP))
+    return app
 
 
 def _die_with_parent() -> None:
@@ -185,6 +211,9 @@ def register(subparsers: Any) -> None:
         "(small sites), or none (a `backend loop` worker runs elsewhere)",
     )
     serve.add_argument("--log-level", default="info", help="uvicorn log level")
+    serve.add_argument(
+        "--workers", type=int, default=1, help="API processes (uvicorn workers; default 1)"
+    )
     serve.set_defaults(handler=_serve)
 
     migrate = sub.add_parser("migrate", help="apply database migrations")

@@ -169,7 +169,7 @@ def _free_port() -> int:
 
 
 @contextmanager
-def served(url: str, folder: Path) -> Iterator[tuple[str, int]]:
+def served(url: str, folder: Path, workers: int = 1) -> Iterator[tuple[str, int]]:
     """``regioncard backend serve`` on ``url``; yields (host, port)."""
     port = _free_port()
     env = {
@@ -179,6 +179,7 @@ def served(url: str, folder: Path) -> Iterator[tuple[str, int]]:
         "REGIONCARD_JWT_SECRET": "bench-secret-0123456789abcdef0123456789",
     }
     command = [sys.executable, "-m", "regioncard", "backend", "serve", "--port", str(port)]
+    command += ["--workers", str(workers)]
     server = subprocess.Popen(
         [*command, "--log-level", "warning"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL
     )
@@ -281,6 +282,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-n", "--records", type=int, default=40_000, help="records per run")
     parser.add_argument("--batch", type=int, default=50, help="records per batch")
     parser.add_argument("--quick", action="store_true", help="8,000 records per run")
+    parser.add_argument("--workers", type=int, default=1, help="API processes of serve")
     args = parser.parse_args(argv)
     records = 8_000 if args.quick else args.records
     counts = [int(n) for n in args.terminals.split(",")]
@@ -290,7 +292,8 @@ def main(argv: list[str] | None = None) -> int:
         "records_per_run": records,
         "records_per_batch": args.batch,
         "cpu_count": os.cpu_count(),
-        "layout": "regioncard backend serve: uvicorn (1 process) + validation loop process",
+        "layout": f"regioncard backend serve: uvicorn ({args.workers} API process(es)) "
+        "+ 1 validation loop process",
     }
     for kind in kinds:
         runs = {}
@@ -300,7 +303,7 @@ def main(argv: list[str] | None = None) -> int:
                 local = in_process(fresh(), work)
                 url = fresh()
                 headers = register(url, work)
-                with served(url, Path(folder) / f"var{n}") as (host, port):
+                with served(url, Path(folder) / f"var{n}", args.workers) as (host, port):
                     measured = over_http(host, port, work, headers)
                 measured["stored_once"] = stored_once(url, measured["batches"])
                 measured["in_process_records_per_s"] = round(local)
