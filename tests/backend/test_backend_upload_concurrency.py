@@ -163,3 +163,39 @@ def test_forty_terminals_at_once_are_all_acked_and_stored_once(
         assert count("SELECT count(*) FROM taps") == TERMINALS * RECORDS
     finally:
         engine.dispose()
+
+
+def test_no_free_pooled_connection_is_a_503_in_json(tmp_path: Path) -> None:
+    """A pool timeout (every connection busy) answers the documented 503, not a plain 500."""
+    from fastapi.testclient import TestClient
+
+    from backend.app import DATABASE_RETRY_AFTER_S, create_app
+    from backend.settings import Settings
+    from tests.backend.validation_fixtures import FakeKeys
+
+    url = f"sqlite:///{tmp_path / 'regioncard.db'}"
+    upgrade(url)
+    engine = make_engine(url, pool_size=1, max_overflow=0, pool_timeout=0.2)
+    gate = TerminalSim("GATE-POOL-01")
+    with make_sessionmaker(engine)() as session, session.begin():
+        headers = register_gate(session, gate)
+    settings = Settings(var_dir=tmp_path, database_url=url, auto_migrate=False, jwt_secret="s" * 40)
+    app = create_app(settings, keys=FakeKeys(), engine=engine)
+    app.state.validation_auto = False
+    body = gate.batch([gate.sv_debit(bytes.fromhex("00000000000000AA"), 1, 1000)])
+    upload = {**headers, "Content-Type": "application/json"}
+    try:
+        with TestClient(app, raise_server_exceptions=False) as client:
+            held = engine.connect()  # the pool's only connection
+            try:
+                answer = client.post("/api/v1/uploads", content=body, headers=upload)
+            finally:
+                held.close()
+            assert answer.status_code == 503, answer.text
+            assert answer.json()["error"] == "database_unavailable"
+            assert answer.headers["Retry-After"] == str(DATABASE_RETRY_AFTER_S)
+            # The connection back in the pool, the terminal's retry is stored.
+            again = client.post("/api/v1/uploads", content=body, headers=upload)
+            assert again.status_code == 200 and again.json()["status"] == "accepted"
+    finally:
+        engine.dispose()
