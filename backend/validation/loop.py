@@ -936,14 +936,9 @@ class _Chunk:
         known = sorted(view.originals)
         low, high = (known[0], known[-1]) if known else (number, number)
         view.originals[number] = movements
-        # Gaps: every session between the first and the last original that is neither an
-        # original nor recovered, whatever the order of arrival (only the new span is new).
-        if number > high:
-            self._open_card_gaps(state, view, record, high + 1, number - 1)
-        elif number < low:
-            self._open_card_gaps(state, view, record, number + 1, low - 1)
-        # This session's card log: the sessions it names that are known neither as originals
-        # nor as recovered, above the card's first original, are recovered.
+        # This session's card log first: the sessions it names that are known neither as
+        # originals nor as recovered, above the card's first original, are recovered (so they
+        # are never reported as gaps in between).
         first = min(low, number)
         for index, event in enumerate(record["last_events"]):
             missing = number - 1 - index
@@ -952,6 +947,12 @@ class _Chunk:
             if missing in view.originals or missing in view.recovered:
                 continue
             self._recover(state, view, record, missing, event)
+        # Gaps: every session between the first and the last original that is neither an
+        # original nor recovered, whatever the order of arrival (only the new span is new).
+        if number > high:
+            self._open_card_gaps(state, view, record, high + 1, number - 1)
+        elif number < low:
+            self._open_card_gaps(state, view, record, number + 1, low - 1)
         self._chains(state, view, record)
         state.last_session = max(state.last_session, number)
         state.purses = _marks(view.originals)
