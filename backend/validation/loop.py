@@ -16,11 +16,16 @@ Per record (rules in ``docs/validation-loop.md``):
    not, by the loop (:mod:`backend.validation.prepare`). Bad: ``forged_signature``, nothing
    charged, card put on ``deny_candidates``.
 3. ABORTED: stored, nothing charged.
-4. COMMITTED: ``(card pseudonym, card counter)`` already charged: ``replay`` (not charged again),
-   unless the charged tap was recovered from a card log, in which case this is its original:
-   the recovered posting is corrected, not doubled.
-5. Card session gaps opened (``card_counter_gap``) or filled; the card's ``last_events`` fill
-   open gaps (``recovered_from_card_log``); purse chaining checked (``chain_break``).
+4. COMMITTED: ``(card pseudonym, card counter)`` already charged by a record: ``replay`` (not
+   charged again). Charged by a recovery from a card log: this is its original, which becomes
+   the charged tap (the recovered one is un-charged) and corrects the recovered posting.
+5. The card's next session (no gap, no recovered session pending): its purse chain is checked
+   against the card's last balances. Any other session goes through the card rules
+   (:meth:`_Chunk._card_rules`): the card's state is derived from the set of its sessions
+   known, whatever the order: gaps (``card_counter_gap``), sessions recovered from any
+   original's ``last_events`` (``recovered_from_card_log``), purse chains between consecutive
+   originals, a difference being the inferred movement of the oldest recovered session between
+   them or a ``chain_break``.
    Calypso transaction counters count DOWN: everything that depends on the order of a card's
    sessions works on :func:`card_schema.uploads.counters.session_number` (ascending), while
    deduplication and every stored ``card_tx_counter`` (taps, anomalies, gaps, purse states)
