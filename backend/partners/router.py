@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from backend.auth.dependencies import AgentPrincipal, require_agent
 from backend.auth.roles import AgentRole
 from backend.dependencies import SessionDep
+from backend.pagination import PageDep
 from backend.partners import service
 
 router = APIRouter(prefix="/api/v1", tags=["partners", "shops"])
@@ -96,9 +97,9 @@ def register_shop(body: ShopTerminalIn, session: SessionDep, _: Supervisor) -> R
 
 
 @router.get("/shops/clearing")
-def clearing(session: SessionDep, _: Reader) -> list[dict[str, Any]]:
+def clearing(session: SessionDep, _: Reader, page: PageDep) -> list[dict[str, Any]]:
     """What each merchant is owed by the funder of each aid purpose (ledger balances)."""
-    return service.shop_clearing(session)
+    return page.of(service.shop_clearing(session))
 
 
 @router.get("/shops/{terminal_id}/report")
