@@ -475,21 +475,24 @@ class ShopTill:
         app = tm.card.applications[WALLET]
 
         def prepare(opening: SessionOpening) -> None:
-            tm.prepare_sv_debit(split.wallet_amount, when, self.pos_id)
+            # The card's debit log names this till by its SAM's serial (Calypso Rev 3 SV Debit).
+            tm.prepare_sv_debit(split.wallet_amount, when)
 
         def intent(opening: SessionOpening) -> TransactionIntent:
             sv = app.sv  # this session's SV Get, sent before the close
-            assert sv is not None
+            operation = tm.last_sv_operation  # SV Prepare gave the SAM's numbers
+            assert sv is not None and operation is not None
             return sv_debit_intent(
                 kind=TransactionKind.SV_DEBIT,
                 card_serial=serial,
                 card_tx_counter=opening.transaction_counter,
-                kvc=opening.kvc,
+                kvc=operation.kvc,
                 balance_before=sv.balance,
                 sv_tnum_before=sv.tnum,
                 amount=split.wallet_amount,
                 at=when,
-                location=self.pos_id,
+                sam_id=operation.sam_id,
+                sam_tnum=operation.sam_tnum,
                 occurred_at=now,
                 last_events=sv_raw,
                 product_code=purpose.product_code,
