@@ -80,7 +80,17 @@ def served(database_url: str, tmp_path: Path) -> Iterator[str]:
         "REGIONCARD_DATABASE_URL": database_url,
         "REGIONCARD_JWT_SECRET": "concurrency-test-secret-0123456789abcdef",
     }
-    command = [sys.executable, "-m", "regioncard", "backend", "serve", "--port", str(port)]
+    # --init: serve checks its data folder and refuses a missing PKCS#11 token (cli branch).
+    command = [
+        sys.executable,
+        "-m",
+        "regioncard",
+        "backend",
+        "serve",
+        "--init",
+        "--port",
+        str(port),
+    ]
     server = subprocess.Popen(
         [*command, "--log-level", "warning"],
         cwd=ROOT,
