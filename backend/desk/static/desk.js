@@ -261,6 +261,8 @@ async function openHolder(holder, reason) {
   for (const field of ["family_name", "given_name", "birth_date", "email", "phone", "postal_address"]) {
     edit.querySelector("[name=" + field + "]").value = holder[field] || "";
   }
+  // Never show the previous holder's cards and jobs while this one's are being read.
+  $("cards").replaceChildren(); $("jobs").replaceChildren();
   await refreshHolder();
 }
 
