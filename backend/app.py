@@ -26,6 +26,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from backend import openapi
@@ -54,6 +55,7 @@ DOMAIN_ROUTERS = (
     "backend.desk.router",
     "backend.backoffice.router",
     "backend.holderpage.router",
+    "backend.partners.router",
 )
 # Routers built by the upload / validation engineer; absent until written.
 OPTIONAL_ROUTERS = (
@@ -194,6 +196,7 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(OperationalError)
     @app.exception_handler(InterfaceError)
+    @app.exception_handler(PoolTimeout)  # no pooled connection free in time: busy, not broken
     async def database_unavailable(_: Request, exc: Exception) -> JSONResponse:
         # The database is restarting, unreachable or locked. The caller learns it in words and
         # with a Retry-After instead of a bare 500: terminals retry their uploads (idempotent,

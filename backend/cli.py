@@ -100,6 +100,17 @@ def _check_database(settings: Any) -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    """The API, and (by default) the validation loop in a second process.
+
+    Acks leave after the durable insert; posting is the loop's work. Run in its own process
+    (``regioncard backend loop``), it takes the second core and full chunks, and an upload
+    never waits for it (``--loop inline`` keeps the small-site background task instead,
+    ``--loop none`` leaves the loop to a worker started elsewhere).
+    """
+    import signal
+    import subprocess
+    import sys
+
     import uvicorn
 
     from backend.app import create_app
@@ -111,8 +122,46 @@ def _serve(args: argparse.Namespace) -> int:
         _require_existing(settings, "serve")
     _check_database(settings)
     app = create_app(settings)
+    app.state.validation_auto = args.loop == "inline"
+    worker: subprocess.Popen[bytes] | None = None
+    if args.loop == "process":
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "regioncard", "backend", "loop", "--db", settings.database_url],
+            env={**os.environ, "REGIONCARD_VAR_DIR": str(settings.var_dir)},
+            preexec_fn=_die_with_parent,  # before any thread of ours is started
+        )
+
+    def stopped(*_: object) -> None:
+        raise SystemExit(0)
+
+    # uvicorn shuts down on SIGTERM, then raises the signal again with the handler it found:
+    # this one, so the loop process is stopped below instead of being left running.
+    signal.signal(signal.SIGTERM, stopped)
     print(f"API : http://{args.host}:{args.port}/docs", file=sys.stderr, flush=True)
-    uvicorn.run(app, host=args.host, port=args.port)
+    try:
+        if args.workers > 1:
+            # Several API processes (uvicorn workers), each its own app from the environment.
+            os.environ["REGIONCARD_DATABASE_URL"] = settings.database_url
+            os.environ["REGIONCARD_VAR_DIR"] = str(settings.var_dir)
+            os.environ[_INLINE_LOOP] = "1" if args.loop == "inline" else ""
+            uvicorn.run(
+                "backend.cli:served_app",
+                factory=True,
+                workers=args.workers,
+                host=args.host,
+                port=args.port,
+                log_level=args.log_level,
+            )
+        else:
+            uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+    finally:
+        if worker is not None:
+            worker.send_signal(signal.SIGTERM)  # it drains what is pending, then stops
+            try:
+                worker.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+                worker.wait()
     return 0
 
 
@@ -128,6 +177,29 @@ def _prepare(settings: Any) -> None:
     _check_database(settings)
     upgrade(settings.database_url)
     KeyService.open(settings).close()  # makes the token on first use
+
+
+_INLINE_LOOP = "REGIONCARD_SERVE_INLINE_LOOP"
+
+
+def served_app() -> Any:
+    """The app of one ``serve --workers N`` process (settings from the environment)."""
+    from backend.app import create_app
+
+    app = create_app()
+    app.state.validation_auto = bool(os.environ.get(_INLINE_LOOP))
+    return app
+
+
+def _die_with_parent() -> None:
+    """In a child process (Linux): receive SIGTERM when the parent dies, even by SIGKILL."""
+    import contextlib
+    import ctypes
+    import signal
+
+    # Not Linux: no prctl; the loop process is still stopped when serve stops normally.
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def _migrate(args: argparse.Namespace) -> int:
@@ -270,6 +342,26 @@ def register(subparsers: Any) -> None:
         help="créer la base et le jeton s'ils manquent (premier démarrage) / create if missing",
     )
     _add_store_options(serve)
+    serve.add_argument(
+        "--loop",
+        choices=["process", "inline", "none"],
+        default="process",
+        help="boucle de validation : son propre processus (défaut), une tâche de l'API (petits "
+        "sites) ou aucune (un « backend loop » tourne ailleurs) / validation loop: own process, "
+        "inline, or none",
+    )
+    serve.add_argument(
+        "--log-level",
+        default="info",
+        choices=["critical", "error", "warning", "info", "debug", "trace"],
+        help="niveau de journal d'uvicorn / uvicorn log level",
+    )
+    serve.add_argument(
+        "--workers",
+        type=int_at_least(1),
+        default=1,
+        help="processus d'API (workers uvicorn ; défaut 1) / API processes",
+    )
     serve.set_defaults(handler=_serve)
 
     migrate = sub.add_parser(

@@ -33,6 +33,7 @@ OPTIONAL_MODELS = (
     "backend.validation.models",
     "backend.ledger.models",
     "backend.reconciliation.models",
+    "backend.partners.models",
 )
 
 

@@ -26,6 +26,8 @@ COMMAND_MODULES = (
     "terminal.cli",
     "terminal.canteen.cli",
     "terminal.desk.cli",
+    "terminal.partner.cli",
+    "terminal.shop.cli",
     "backend.cli",
     "regioncard.demo",
     "regioncard.osdp_demo",

@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import random
 import threading
 import time
 import urllib.request
@@ -266,7 +267,9 @@ class JournalUploader:
     def _run(self) -> None:
         while not self._stop.is_set():
             if self.failed_rounds:
-                if self._stop.wait(self.retry_s):
+                # Jittered (half to all of retry_s): gates that failed together (a 503 or 429
+                # from a busy backend, an outage) do not all come back at the same moment.
+                if self._stop.wait(self.retry_s * random.uniform(0.5, 1.0)):
                     break
             else:
                 self._wake.wait(self.interval)

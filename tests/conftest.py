@@ -19,6 +19,16 @@ DATA = Path(__file__).resolve().parent / "data"
 IN_CI = bool(os.environ.get("CI"))
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """``--slow``: the long variants (more model-based examples of the validation loop)."""
+    parser.addoption(
+        "--slow",
+        action="store_true",
+        default=False,
+        help="run the long variants (e.g. thousands of model-based loop examples)",
+    )
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[Any]

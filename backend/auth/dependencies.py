@@ -145,6 +145,10 @@ def require_terminal(*kinds: TerminalKind | str) -> Callable[..., TerminalPrinci
                 f"en-tête {TERMINAL_HEADER} manquant", f"missing {TERMINAL_HEADER} header"
             )
         terminal = authenticate_terminal(session, terminal_id, credential)
+        # Give the pooled connection back before the endpoint runs: an upload asks the pool
+        # for its own short sessions, and holding this one meanwhile deadlocked the pool
+        # with 15 uploads at once (docs/backend.md, "Concurrency").
+        session.commit()
         if terminal.kind not in allowed:
             names = ", ".join(kind.value for kind in allowed)
             raise Forbidden(

@@ -27,6 +27,8 @@ class TerminalKind(StrEnum):
     BIKE_SHELTER = "bike_shelter"
     INSPECTOR = "inspector"
     DESK = "desk"
+    PARTNER = "partner"  # employment partner's reader (docs/partner.md)
+    SHOP = "shop"  # partner shop's Cursus aid till (docs/shop.md)
 
 
 class Application(StrEnum):
@@ -54,6 +56,8 @@ TERMINAL_WRITES: dict[TerminalKind, frozenset[Application]] = {
     TerminalKind.BIKE_SHELTER: frozenset({Application.PLUM}),
     TerminalKind.INSPECTOR: frozenset(),
     TerminalKind.DESK: frozenset(Application),
+    TerminalKind.PARTNER: frozenset(),
+    TerminalKind.SHOP: frozenset(),
 }
 
 # Applications a device kind may sell products for (a load initiated by the terminal itself).
@@ -63,6 +67,8 @@ TERMINAL_SELLS: dict[TerminalKind, frozenset[Application]] = {
     TerminalKind.BIKE_SHELTER: frozenset(),
     TerminalKind.INSPECTOR: frozenset(),
     TerminalKind.DESK: frozenset(Application),
+    TerminalKind.PARTNER: frozenset(),
+    TerminalKind.SHOP: frozenset(),
 }
 
 WRITING_ROLES = (AgentRole.AGENT, AgentRole.SUPERVISOR)

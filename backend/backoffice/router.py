@@ -26,6 +26,7 @@ from backend.denylists.models import DenyListVersion
 from backend.dependencies import SessionDep
 from backend.errors import NotFound
 from backend.labels import TERMINAL_KINDS_FR, account_fr, all_labels
+from backend.pagination import PageDep
 from backend.terminals.service import list_terminals
 from backend.uploads.models import UploadBatch
 from backend.validation.models import Gap
@@ -61,7 +62,7 @@ def account_labels(
 
 
 @router.get("/api/v1/back-office/terminals")
-def terminals(session: SessionDep, _: Overseer) -> list[dict[str, Any]]:
+def terminals(session: SessionDep, _: Overseer, page: PageDep) -> list[dict[str, Any]]:
     """Every terminal with its last accepted upload and its open sequence gaps."""
     last = dict(
         session.execute(
@@ -94,7 +95,7 @@ def terminals(session: SessionDep, _: Overseer) -> list[dict[str, Any]]:
                 "open_gaps": int(gaps.get(terminal.terminal_id, 0)),
             }
         )
-    return out
+    return page.of(out)
 
 
 @router.get("/api/v1/back-office/deny-list")

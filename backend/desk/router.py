@@ -182,7 +182,7 @@ def progress(job_id: PathId, body: ProgressIn, session: SessionDep, desk: Desk) 
 
 # -- agents, per job ---------------------------------------------------------------------------
 @router.post(f"{API}/jobs/{{job_id}}/retry", response_model=JobOut)
-def retry_job(job_id: int, session: SessionDep, agent: Writer) -> JobOut:
+def retry_job(job_id: PathId, session: SessionDep, agent: Writer) -> JobOut:
     """Put a failed job back in its desk's queue (resumed where it stopped)."""
     return _job_out(service.retry_job(session, service.get_job(session, job_id), by=agent.username))
 

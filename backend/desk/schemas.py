@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
@@ -36,12 +36,17 @@ class StudentIn(BaseModel):
     transport_zones: list[StrictInt] = Field(default_factory=list, max_length=8)
 
 
+# A catalogue code: the card's 16-bit ContractTariff, as ProductIn.code (a larger number
+# overflowed PostgreSQL's integer in the product lookup: a 500).
+ProductCode = Annotated[StrictInt, Field(ge=0, le=0xFFFF)]
+
+
 class ContractIn(BaseModel):
     """A contract with its options (the page sends the bare product code instead)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    code: StrictInt
+    code: ProductCode
     zones: list[StrictInt] = Field(
         default_factory=list, max_length=8, description="empty: every zone"
     )
@@ -79,7 +84,7 @@ class JobIn(BaseModel):
     applications: list[Application] = Field(default_factory=list, max_length=4)
     add_applications: list[Application] = Field(default_factory=list, max_length=4)
     remove_applications: list[Application] = Field(default_factory=list, max_length=4)
-    contracts: list[int | ContractIn] = Field(default_factory=list, max_length=4)
+    contracts: list[ProductCode | ContractIn] = Field(default_factory=list, max_length=4)
     wallet_reload_cents: StrictInt = Field(default=0, ge=0, le=15_000)
     school_aid: list[AidIn] = Field(default_factory=list, max_length=3)
     student: StudentIn = Field(default_factory=StudentIn)

@@ -6,6 +6,8 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from backend.bounds import BodyId
+
 SERIAL = r"^(?:[0-9A-Fa-f]{2}){1,16}$"
 TEXT = r"^[^\x00-\x1f]*$"  # no control characters (PostgreSQL refuses NUL in text)
 LOGIN = r"^[^\s@\x00-\x1f]+@[^\s@\x00-\x1f]+\.[^\s@\x00-\x1f]+$"
@@ -16,7 +18,7 @@ class ActivationCodeIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    holder_id: int = Field(ge=1)
+    holder_id: BodyId
     reason: str = Field(min_length=3, max_length=200, pattern=TEXT)
 
 
@@ -33,8 +35,8 @@ class GuardianIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    guardian_holder_id: int = Field(ge=1)
-    ward_holder_id: int = Field(ge=1)
+    guardian_holder_id: BodyId
+    ward_holder_id: BodyId
     reason: str = Field(min_length=3, max_length=200, pattern=TEXT)
 
 

@@ -134,6 +134,9 @@ def _counterparty(ctx: SessionContext, purse: str, amount: int) -> tuple[str, st
             return f"sales:{ctx.terminal_id}", None
         if purpose is not None and ctx.kind == "load":
             return funder_account(purpose), None
+        if purpose is not None and ctx.kind == "aid_refund":
+            # A shop's same-day reversal: the merchant gives back what the aid paid it.
+            return f"merchant:{ctx.terminal_id}:aid.{purpose}", None
         return SUSPENSE_CREDIT, f"{purse} credited by a {ctx.kind} session"
     if purse == WALLET:
         if ctx.kind == "canteen_meal":

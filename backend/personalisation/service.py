@@ -101,10 +101,13 @@ def personalisation_data(
 
     Raises:
         NotFound: the card is not registered (issue it first).
-        Conflict: the card is not active, or an application it does not carry is asked for.
+        Conflict: the card is neither being issued nor active, or an application it does not
+            carry is asked for.
     """
     card = cards.get_card(session, serial)
-    if card.status != CardStatus.ACTIVE:
+    # A desk job registers its card as ``issuing`` until the card is written: that is the very
+    # card personalisation is for (the router has already checked the station's open job).
+    if card.status not in (CardStatus.ISSUING, CardStatus.ACTIVE):
         raise Conflict(f"carte {card.serial} {card.status.value}", f"card is {card.status.value}")
     missing = set(applications) - set(cards.applications_of(card))
     if missing:

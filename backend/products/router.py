@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, status
+from fastapi import APIRouter, Depends, Header, Path, status
 from fastapi.responses import JSONResponse
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -71,6 +71,11 @@ def create_product(
     return ProductOut.model_validate(product)
 
 
+# A catalogue code in the path: the card's 16-bit ContractTariff, as ProductIn.code (a larger
+# number overflowed PostgreSQL's integer before any lookup: a 500 found by the fuzzer).
+ProductCode = Annotated[
+    int, Path(ge=0, le=0xFFFF, description="code du produit / Intercode ContractTariff code")
+]
 Supervisor = Annotated[AgentPrincipal, Depends(require_agent(AgentRole.SUPERVISOR))]
 Overseer = Annotated[
     AgentPrincipal, Depends(require_agent(AgentRole.SUPERVISOR, AgentRole.AUDITOR))
@@ -82,13 +87,15 @@ def _history(session: SessionDep, agent: AgentPrincipal, action: str, code: int,
 
 
 @router.get("/all", response_model=list[ProductOut])
-def whole_catalogue(session: SessionDep, _: Overseer) -> list[ProductOut]:
+def whole_catalogue(session: SessionDep, _: Overseer, page: PageDep) -> list[ProductOut]:
     """Every product, on sale or not (supervisors, auditors)."""
-    return [ProductOut.model_validate(p) for p in service.list_products(session, active_only=False)]
+    return page.of(
+        [ProductOut.model_validate(p) for p in service.list_products(session, active_only=False)]
+    )
 
 
 @router.post("/{code}/deactivate", response_model=ProductOut)
-def deactivate_product(code: int, session: SessionDep, agent: Supervisor) -> ProductOut:
+def deactivate_product(code: ProductCode, session: SessionDep, agent: Supervisor) -> ProductOut:
     """Take a product off sale (supervisors only; loads already sold stay valid)."""
     product = service.deactivate_product(session, code)
     _history(session, agent, "product.deactivate", code, "retiré de la vente")
@@ -96,7 +103,9 @@ def deactivate_product(code: int, session: SessionDep, agent: Supervisor) -> Pro
 
 
 @router.post("/{code}/price", response_model=ProductOut)
-def change_price(code: int, body: PriceIn, session: SessionDep, agent: Supervisor) -> ProductOut:
+def change_price(
+    code: ProductCode, body: PriceIn, session: SessionDep, agent: Supervisor
+) -> ProductOut:
     """Change a product's price from now on (supervisors only)."""
     product, before = service.change_price(session, code, body.amount_cents)
     _history(session, agent, "product.price", code, f"prix {before} c -> {body.amount_cents} c")
@@ -104,14 +113,18 @@ def change_price(code: int, body: PriceIn, session: SessionDep, agent: Superviso
 
 
 @router.get("/{code}/history", response_model=list[PriceChangeOut])
-def price_history(code: int, session: SessionDep, _: Overseer) -> list[PriceChangeOut]:
+def price_history(
+    code: ProductCode, session: SessionDep, _: Overseer, page: PageDep
+) -> list[PriceChangeOut]:
     """Creation, price changes and withdrawal of a product, oldest first."""
     rows = session.scalars(
         select(AuditEntry)
         .where(AuditEntry.subject == f"product:{code}", AuditEntry.action.like("product.%"))
         .order_by(AuditEntry.id)
     )
-    return [PriceChangeOut(at=r.at, by=r.agent, action=r.action, detail=r.reason) for r in rows]
+    return page.of(
+        [PriceChangeOut(at=r.at, by=r.agent, action=r.action, detail=r.reason) for r in rows]
+    )
 
 
 IdempotencyKeyHeader = Annotated[

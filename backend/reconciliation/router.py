@@ -12,10 +12,11 @@ from sqlalchemy import select
 from backend.audit import service as audit
 from backend.auth.dependencies import AgentPrincipal, require_agent
 from backend.auth.roles import AgentRole
-from backend.bounds import BodyInt, IsoDateTime
+from backend.bounds import BodyInt, IsoDateTime, PathId
 from backend.dependencies import SessionDep
 from backend.errors import NotFound
 from backend.ledger.service import check_balanced
+from backend.pagination import PageDep
 from backend.reconciliation import service, statement
 from backend.reconciliation.models import ClearingPeriod
 
@@ -99,7 +100,9 @@ class ResolveIn(BaseModel):
 
 
 @router.post("/anomalies/{anomaly_id}/resolve", summary="Résoudre une anomalie / resolve")
-def resolve(anomaly_id: int, body: ResolveIn, session: SessionDep, agent: Closer) -> dict[str, Any]:
+def resolve(
+    anomaly_id: PathId, body: ResolveIn, session: SessionDep, agent: Closer
+) -> dict[str, Any]:
     """A supervisor explains an anomaly (audited); it is kept, marked resolved."""
     resolved = service.resolve_anomaly(session, anomaly_id, body.reason, by=agent.username)
     audit.record_lookup(
@@ -139,19 +142,21 @@ def settlements(period_id: str, session: SessionDep, _: Reader) -> list[dict[str
 
 
 @router.get("/clearing", summary="Périodes clôturées / closed periods")
-def periods(session: SessionDep, _: Reader) -> list[dict[str, Any]]:
+def periods(session: SessionDep, _: Reader, page: PageDep) -> list[dict[str, Any]]:
     """Closed periods, newest first."""
     rows = session.scalars(select(ClearingPeriod).order_by(ClearingPeriod.id.desc()))
-    return [
-        {
-            "period_id": p.period_id,
-            "start": p.starts_at.isoformat(),
-            "end": p.ends_at.isoformat(),
-            "pass_pool": p.pass_pool,
-            "closed_at": p.closed_at.isoformat(),
-        }
-        for p in rows
-    ]
+    return page.of(
+        [
+            {
+                "period_id": p.period_id,
+                "start": p.starts_at.isoformat(),
+                "end": p.ends_at.isoformat(),
+                "pass_pool": p.pass_pool,
+                "closed_at": p.closed_at.isoformat(),
+            }
+            for p in rows
+        ]
+    )
 
 
 def _period(session: SessionDep, period_id: str) -> ClearingPeriod:

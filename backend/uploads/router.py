@@ -29,6 +29,8 @@ UPLOADING_KINDS = (
     TerminalKind.CANTEEN,
     TerminalKind.BIKE_SHELTER,
     TerminalKind.DESK,
+    TerminalKind.PARTNER,  # consultations (docs/partner.md)
+    TerminalKind.SHOP,  # aid sales and refunds (docs/shop.md)
 )
 
 _ACK_SCHEMA = {

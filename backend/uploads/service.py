@@ -20,11 +20,13 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+import threading
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from sqlalchemy import insert, select
+from sqlalchemy import Engine, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -163,6 +165,25 @@ def _prepared(prepare: Callable[[bytes], bytes] | None, batch_id: str, body: byt
         return None
 
 
+_SQLITE_WRITERS: dict[int, threading.Lock] = {}
+_SQLITE_WRITERS_GUARD = threading.Lock()
+
+
+def _one_writer(factory: sessionmaker[Session]) -> AbstractContextManager[object]:
+    """On SQLite, the upload threads of a process take turns at the write transaction.
+
+    SQLite has one writer at a time; a thread that finds the lock taken sleeps in SQLite's
+    busy handler (1 ms, then longer, up to 100 ms per try) while the lock may already be free:
+    with tens of uploads at once that sleeping made the ack latency. A lock of the process
+    hands the turn over at once; the busy handler still covers other processes (the loop).
+    """
+    bind = factory.kw.get("bind")
+    if not isinstance(bind, Engine) or bind.dialect.name != "sqlite":
+        return nullcontext()
+    with _SQLITE_WRITERS_GUARD:
+        return _SQLITE_WRITERS.setdefault(id(bind), threading.Lock())
+
+
 def _store(
     factory: sessionmaker[Session],
     batch: BatchSummary,
@@ -175,7 +196,7 @@ def _store(
     if stored is None:
         prepared = _prepared(prepare, batch_id, body)  # outside the write transaction
         try:
-            with factory() as session, session.begin():
+            with _one_writer(factory), factory() as session, session.begin():
                 row_id = session.execute(
                     insert(UploadBatch)
                     .values(

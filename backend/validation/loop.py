@@ -16,11 +16,16 @@ Per record (rules in ``docs/validation-loop.md``):
    not, by the loop (:mod:`backend.validation.prepare`). Bad: ``forged_signature``, nothing
    charged, card put on ``deny_candidates``.
 3. ABORTED: stored, nothing charged.
-4. COMMITTED: ``(card pseudonym, card counter)`` already charged: ``replay`` (not charged again),
-   unless the charged tap was recovered from a card log, in which case this is its original:
-   the recovered posting is corrected, not doubled.
-5. Card session gaps opened (``card_counter_gap``) or filled; the card's ``last_events`` fill
-   open gaps (``recovered_from_card_log``); purse chaining checked (``chain_break``).
+4. COMMITTED: ``(card pseudonym, card counter)`` already charged by a record: ``replay`` (not
+   charged again). Charged by a recovery from a card log: this is its original, which becomes
+   the charged tap (the recovered one is un-charged) and corrects the recovered posting.
+5. The card's next session (no gap, no recovered session pending): its purse chain is checked
+   against the card's last balances. Any other session goes through the card rules
+   (:meth:`_Chunk._card_rules`): the card's state is derived from the set of its sessions
+   known, whatever the order: gaps (``card_counter_gap``), sessions recovered from any
+   original's ``last_events`` (``recovered_from_card_log``), purse chains between consecutive
+   originals, a difference being the inferred movement of the oldest recovered session between
+   them or a ``chain_break``.
    Calypso transaction counters count DOWN: everything that depends on the order of a card's
    sessions works on :func:`card_schema.uploads.counters.session_number` (ascending), while
    deduplication and every stored ``card_tx_counter`` (taps, anomalies, gaps, purse states)
@@ -36,7 +41,9 @@ them, so the loop reads them back with a plain (msgspec) JSON decode and trusts 
 
 from __future__ import annotations
 
+import bisect
 import gc
+import itertools
 import json
 import threading
 import time
@@ -66,6 +73,7 @@ from backend.columns import UTCDateTime, utcnow
 from backend.db import SQLiteCheckpointer
 from backend.ledger.accounts import SUSPENSE_CARD_LOG, SessionContext, card_account, session_posting
 from backend.ledger.models import LedgerEntry
+from backend.partners.fit import Registrations
 from backend.uploads.models import UploadBatch, UploadBody
 from backend.validation.models import (
     Anomaly,
@@ -256,6 +264,25 @@ class _GapRow:
     id: int | None = None
     closed_by: str | None = None
     changed: bool = False
+
+
+@dataclass(slots=True)
+class _CardView:
+    """A card's sessions as the card rules need them (session numbers), loaded once per chunk.
+
+    Attributes:
+        originals: session -> movements of its charged original.
+        recovered: sessions recovered from a card log whose original has not come.
+        inferred: (recovered session, purse) -> amount its inference posts now (eurocents).
+        breaks: ``chain_break`` pairs raised by this chunk: (older session, newer session, purse).
+        stored_breaks: those raised by earlier chunks, read from ``anomalies`` when needed.
+    """
+
+    originals: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
+    recovered: set[int] = field(default_factory=set)
+    inferred: dict[tuple[int, str], int] = field(default_factory=dict)
+    breaks: set[tuple[int, int, str]] = field(default_factory=set)
+    stored_breaks: set[tuple[int, int, str]] | None = None  # read when first needed
 
 
 @dataclass(slots=True)
@@ -524,10 +551,15 @@ class _Chunk:
         self.cards: dict[str, _CardState] = {}
         self.terminals: dict[str, _TerminalState] = {}
         self.charged: dict[tuple[str, int], _Charged] = {}
+        self.views: dict[str, _CardView] = {}  # cards that needed the card rules, this chunk
+        self.breaks: dict[str, set[tuple[int, int, str]]] = {}  # chain_break pairs raised
+        self.recovered_rows: dict[tuple[str, int], list[Any]] = {}  # recovered, this chunk
+        self.uncharge: list[dict[str, Any]] = []  # stored recovered taps whose original came
         self.new_gaps: list[_GapRow] = []
         self.ledger_lines_by_ref: dict[str, list[tuple[str, int]]] = {}
         self.seen: dict[tuple[str, int], str] = {}  # (terminal, seq) -> digest, this chunk
         self.fit = TerminalFit(self.conn)
+        self.registrations = Registrations.load(session)  # partner readers and shop tills
 
     # -- driver ---------------------------------------------------------------------------
 
@@ -685,6 +717,12 @@ class _Chunk:
             tap[_T_SAM_VERIFIED] = True
             tap[_T_SAM_SERIAL] = sam_serial
             tap[_T_SAM_COUNTER] = sam_counter
+        violation = self.registrations.violation(record)
+        if violation is not None:
+            tap[_T_STATUS] = TapStatus.KIND_VIOLATION
+            self._anomaly("kind_violation", record, violation)
+            self.taps.append(tap)
+            return
         if record["outcome"] != "COMMITTED":
             tap[_T_STATUS] = TapStatus.ABORTED
             self.taps.append(tap)
@@ -692,30 +730,37 @@ class _Chunk:
         counter = record["card_tx_counter"]  # dedup key: raw, as the card said
         number = session_number(counter)  # order: Calypso counters count down
         state = self.cards.get(card)
+        view = self.views.get(card)
         existing = self.charged.get((card, counter))
         if existing is None and state is not None and number <= state.last_session:
-            existing = self._stored_charge(card, counter)
+            view = self._view(state)  # the card's charged sessions, read once per chunk
+            existing = self.charged.get((card, counter))
         entry_ref = f"tap:{record['terminal_id']}:{record['terminal_seq']}"
-        if existing is not None:
-            self._second_arrival(record, tap, existing, entry_ref)
+        if existing is not None and existing.status != TapStatus.RECOVERED:
+            # Charged once: whatever arrives after the charged original (a replay, a copy,
+            # the original of a session whose recovery it already confirmed) is a replay.
+            tap[_T_STATUS] = TapStatus.REPLAY
+            self.taps.append(tap)
+            self._anomaly(
+                "replay", record, f"card counter {counter} already charged by {existing.entry_ref}"
+            )
             return
         if state is None:
             state = self.cards[card] = _CardState(card, number, {}, 0, False, True)
-        elif number > state.last_session:
-            if number > state.last_session + 1:
-                self._open_card_gaps(state, record, state.last_session + 1, number - 1)
-            if state.open_gaps:
-                self._recover_from_log(state, record)
-            self._check_chain_forward(state, record)
+        elif (
+            view is not None
+            or existing is not None
+            or state.open_gaps
+            or number != state.last_session + 1
+        ):
+            self._card_rules(state, record, tap, entry_ref)
+            return
         else:
-            self._fill_card_gap(state, record)
+            self._check_chain_forward(state, record)
         movements = record["movements"]
         for movement in movements:
-            mark = state.purses.get(movement["purse"])
-            if mark is None or mark[0] < number:
-                state.purses[movement["purse"]] = (number, movement["balance_after"])
-        if number > state.last_session:
-            state.last_session = number
+            state.purses[movement["purse"]] = (number, movement["balance_after"])
+        state.last_session = number
         state.dirty = True
         tap[_T_CHARGED] = True
         tap[_T_STATUS] = TapStatus.POSTED
@@ -797,59 +842,302 @@ class _Chunk:
             ]
         )
 
-    # -- second arrivals of a card session -------------------------------------------------
+    # -- a card's sessions: charged once, gaps, card-log recovery, purse chains -------------
 
-    def _stored_charge(self, card: str, counter: int) -> _Charged | None:
-        row = self.conn.execute(
-            select(Tap.status, Tap.terminal_id, Tap.terminal_seq, Tap.movements).where(
-                Tap.card_pseudonym == card, Tap.card_tx_counter == counter, Tap.charged.is_(True)
+    def _check_chain_forward(self, state: _CardState, record: dict[str, Any]) -> None:
+        """The card's next session, no gap and no recovered session open: chain from the last."""
+        number = session_number(record["card_tx_counter"])
+        for movement in record["movements"]:
+            purse = movement["purse"]
+            mark = state.purses.get(purse)
+            if mark is None or mark[1] == movement["balance_before"]:
+                continue
+            self._chain_break(
+                state.pseudonym, record, purse, (mark[0], _moved(mark[1])), (number, movement)
             )
-        ).first()
-        if row is None:
-            return None
-        status, terminal_id, seq, movements = row
-        ref = f"rec:{card}:{counter}" if terminal_id is None else f"tap:{terminal_id}:{seq}"
-        charged = _Charged(status, ref, json.loads(movements))
-        self.charged[(card, counter)] = charged
-        return charged
 
-    def _second_arrival(
-        self, record: dict[str, Any], tap: list[Any], existing: _Charged, entry_ref: str
-    ) -> None:
-        card, counter = record["_card"], record["card_tx_counter"]
-        if existing.status != TapStatus.RECOVERED:
-            tap[_T_STATUS] = TapStatus.REPLAY
-            self.taps.append(tap)
-            self._anomaly(
-                "replay",
-                record,
-                f"card counter {counter} already charged by {existing.entry_ref}",
-            )
-            return
-        # The original of a session rebuilt from a card log: correct the recovered posting
-        # (suspense -> real counterparty) instead of charging the card a second time.
-        tap[_T_STATUS] = TapStatus.CONFIRMS_RECOVERED
-        self.taps.append(tap)
-        existing.status = TapStatus.CONFIRMS_RECOVERED
-        recovered_lines = self.ledger_lines_by_ref.get(existing.entry_ref)
-        if recovered_lines is None:
-            recovered_lines = [
-                (account, amount)
-                for account, amount in self.conn.execute(
-                    select(LedgerEntry.account, LedgerEntry.amount)
-                    .where(LedgerEntry.entry_ref == existing.entry_ref)
-                    .order_by(LedgerEntry.line)
+    def _view(self, state: _CardState) -> _CardView:
+        """The card's sessions as the card rules need them, read once per chunk."""
+        card = state.pseudonym
+        view = self.views.get(card)
+        if view is not None:
+            return view
+        view = _CardView()
+        rows = self.conn.execute(
+            select(
+                Tap.card_tx_counter, Tap.status, Tap.movements, Tap.terminal_id, Tap.terminal_seq
+            ).where(Tap.card_pseudonym == card, Tap.charged.is_(True))
+        )
+        for counter, status, movements, terminal_id, seq in rows:
+            if (card, counter) in self.charged:
+                continue  # this chunk's word is newer (a recovered tap confirmed, say)
+            ref = f"rec:{card}:{counter}" if terminal_id is None else f"tap:{terminal_id}:{seq}"
+            self.charged[(card, counter)] = _Charged(status, ref, json.loads(movements))
+        for (pseudonym, counter), charged in self.charged.items():
+            if pseudonym != card:
+                continue
+            if charged.status == TapStatus.RECOVERED:
+                view.recovered.add(session_number(counter))
+            else:
+                view.originals[session_number(counter)] = charged.movements
+        if view.recovered:
+            refs = {f"rec:{card}:{card_tx_counter_of(n)}": n for n in view.recovered}
+            prefix = f"card:{card}:"
+            for ref, account, amount in self.conn.execute(
+                select(LedgerEntry.entry_ref, LedgerEntry.account, LedgerEntry.amount).where(
+                    LedgerEntry.entry_ref.in_(list(refs))
                 )
+            ):
+                if account.startswith(prefix):
+                    key = (refs[ref], account[len(prefix) :])
+                    view.inferred[key] = view.inferred.get(key, 0) + amount
+        view.breaks = set(self.breaks.get(card, ()))
+        self.views[card] = view
+        return view
+
+    def _card_rules(
+        self, state: _CardState, record: dict[str, Any], tap: list[Any], entry_ref: str
+    ) -> None:
+        """A session that is not simply the card's next one (docs/validation-loop.md).
+
+        The card's state is derived from the set of sessions known, whatever their order:
+        originals (charged), sessions recovered from a card log (charged against suspense until
+        their original comes), and gaps (sessions between the first and the last original,
+        neither received nor recovered). The purse chains are checked between consecutive
+        originals of each purse; a difference across recovered sessions (and no gap) is the
+        inferred movement of the oldest of them, corrected as originals arrive.
+        """
+        card = state.pseudonym
+        view = self._view(state)
+        gaps = self._card_gaps(state)
+        counter = record["card_tx_counter"]
+        number = session_number(counter)
+        movements = record["movements"]
+        tap[_T_CHARGED] = True
+        rec_ref = f"rec:{card}:{counter}"
+        if number in view.recovered:
+            # The original of a recovered session: it replaces the recovery (which is no longer
+            # charged: the database's one-charge-per-session index holds), its posting reverses
+            # the inference and posts the real movements.
+            tap[_T_STATUS] = TapStatus.CONFIRMS_RECOVERED
+            view.recovered.discard(number)
+            self._uncharge_recovered(card, counter)
+            lines = [
+                (card_account(card, purse), -amount)
+                for purse, amount in _pop_inferred(view, number)
             ]
-        lines = [(a, -amount) for a, amount in recovered_lines] + self._posting_lines(record, tap)
-        self._post(entry_ref, _net(lines), record["_at_db"], "correction", existing.entry_ref)
-        self._resolve(
+            lines += [(SUSPENSE_CARD_LOG, -amount) for _, amount in lines]
+            lines += self._posting_lines(record, tap)
+            self._post(entry_ref, _net(lines), record["_at_db"], "correction", rec_ref)
+            self._resolve(
+                "recovered_from_card_log",
+                {"card_pseudonym": card, "card_tx_counter": counter},
+                f"original arrived: {entry_ref}",
+            )
+            gap = gaps.get(number)
+            if gap is not None and gap.closed_by is None:
+                self._close_gap(gap, "record")
+                state.open_gaps -= 1
+            status = TapStatus.CONFIRMS_RECOVERED
+        else:
+            tap[_T_STATUS] = TapStatus.POSTED
+            self._post(entry_ref, self._posting_lines(record, tap), record["_at_db"], "tap")
+            gap = gaps.get(number)
+            if gap is not None and gap.closed_by is None:
+                self._close_gap(gap, "record")
+                state.open_gaps -= 1
+                self._resolve_card_gap(
+                    card, number, f"received from {record['terminal_id']}:{record['terminal_seq']}"
+                )
+            status = TapStatus.POSTED
+        self.taps.append(tap)
+        self.report.posted += 1
+        self.charged[(card, counter)] = _Charged(status, entry_ref, movements)
+        known = sorted(view.originals)
+        low, high = (known[0], known[-1]) if known else (number, number)
+        view.originals[number] = movements
+        # This session's card log first: the sessions it names that are known neither as
+        # originals nor as recovered, above the card's first original, are recovered (so they
+        # are never reported as gaps in between).
+        first = min(low, number)
+        for index, event in enumerate(record["last_events"]):
+            missing = number - 1 - index
+            if missing <= first:
+                break
+            if missing in view.originals or missing in view.recovered:
+                continue
+            self._recover(state, view, record, missing, event)
+        # Gaps: every session between the first and the last original that is neither an
+        # original nor recovered, whatever the order of arrival (only the new span is new).
+        if number > high:
+            self._open_card_gaps(state, view, record, high + 1, number - 1)
+        elif number < low:
+            self._open_card_gaps(state, view, record, number + 1, low - 1)
+        self._chains(state, view, record)
+        state.last_session = max(state.last_session, number)
+        state.purses = _marks(view.originals)
+        state.dirty = True
+
+    def _uncharge_recovered(self, card: str, counter: int) -> None:
+        """The recovered tap of a session whose original arrived is no longer the charged one."""
+        row = self.recovered_rows.pop((card, counter), None)
+        if row is not None:
+            row[_T_CHARGED] = False  # recovered in this chunk: not written yet
+        else:
+            self.uncharge.append({"b_card": card, "b_counter": counter})
+
+    def _recover(
+        self,
+        state: _CardState,
+        view: _CardView,
+        record: dict[str, Any],
+        number: int,
+        event: str,
+    ) -> None:
+        """Session ``number`` is known from the card log read by ``record``: a recovered tap."""
+        card = state.pseudonym
+        counter = card_tx_counter_of(number)
+        gaps = self._card_gaps(state)
+        gap = gaps.get(number)
+        if gap is not None and gap.closed_by is None:
+            # Still open (a recovered session is not settled) but no longer unexplained.
+            gap.state = "recovered"
+            gap.changed = True
+            self._resolve_card_gap(state.pseudonym, number, "recovered from a card log")
+        elif gap is None:
+            gap = _GapRow("card", card, counter, "recovered")
+            gaps[number] = gap
+            self.new_gaps.append(gap)
+            state.open_gaps += 1
+        view.recovered.add(number)
+        row = [
+            None,  # terminal_id
+            None,  # terminal_seq
+            None,  # batch_row
+            card,
+            counter,
+            True,  # charged
+            TapStatus.RECOVERED,
+            "card_log",  # kind
+            record["application"],
+            "COMMITTED",  # outcome
+            "recovered_from_card",  # resolution
+            record["_at_db"],
+            None,  # product_code
+            None,  # station_id
+            None,  # school_uai
+            None,  # operator_id
+            "[]",  # movements: inferred from the purse chains, in the ledger (rec:...)
+            False,  # sam_verified
+            None,  # sam_serial
+            None,  # sam_counter
+            event,  # written_event: the log bytes
+            None,  # record_digest
+        ]
+        self.taps.append(row)
+        self.recovered_rows[(card, counter)] = row
+        self.charged[(card, counter)] = _Charged(TapStatus.RECOVERED, f"rec:{card}:{counter}", [])
+        self._anomaly(
             "recovered_from_card_log",
-            {"card_pseudonym": card, "card_tx_counter": counter},
-            f"original arrived: {entry_ref}",
+            record,
+            f"card counter {counter} rebuilt from the card log read at "
+            f"{record['terminal_id']}:{record['terminal_seq']}",
+            card_tx_counter=counter,
         )
 
-    # -- card counter gaps, recovery, chaining ---------------------------------------------
+    def _chains(self, state: _CardState, view: _CardView, record: dict[str, Any]) -> None:
+        """Check every purse chain of the card; post the inferred movements' changes.
+
+        Between two consecutive originals of a purse, a difference is: explained later when
+        a gap lies between them; the inferred movement of the OLDEST recovered session between
+        them when there is one (and no gap); a ``chain_break`` otherwise (raised once per pair).
+        """
+        card = state.pseudonym
+        missing = sorted(
+            n
+            for n, g in self._card_gaps(state).items()
+            if g.closed_by is None and g.state == "missing"
+        )
+        recovered = sorted(view.recovered)
+        target: dict[tuple[int, str], int] = {}
+        units: dict[str, str] = {}
+        by_purse: dict[str, list[tuple[int, dict[str, Any]]]] = {}
+        for number in sorted(view.originals):
+            for movement in view.originals[number]:
+                by_purse.setdefault(movement["purse"], []).append((number, movement))
+                units[movement["purse"]] = movement["unit"]
+        for purse, chain in by_purse.items():
+            money = units[purse] == "eurocent"
+            for (low, before), (high, after) in itertools.pairwise(chain):
+                difference = after["balance_before"] - before["balance_after"]
+                if not difference:
+                    continue
+                if _any_between(missing, low, high):
+                    continue  # a session not received yet: checked again when it comes
+                inside = _first_between(recovered, low, high)
+                if inside is not None:
+                    if money:  # a count purse's inference is not valued
+                        target[(inside, purse)] = difference
+                elif (low, high, purse) not in view.breaks and (
+                    (low, high, purse) not in self._stored_breaks(card, view)
+                ):
+                    self._chain_break(card, record, purse, (low, before), (high, after))
+                    view.breaks.add((low, high, purse))
+        for key in set(target) | set(view.inferred):
+            change = target.get(key, 0) - view.inferred.get(key, 0)
+            if not change:
+                continue
+            number, purse = key
+            view.inferred[key] = target.get(key, 0)
+            ref = f"rec:{card}:{card_tx_counter_of(number)}"
+            lines = [(card_account(card, purse), change), (SUSPENSE_CARD_LOG, -change)]
+            self._post(ref, lines, record["_at_db"], "recovered")
+
+    def _stored_breaks(self, card: str, view: _CardView) -> set[tuple[int, int, str]]:
+        """The card's ``chain_break`` pairs raised by earlier chunks (read when first needed)."""
+        if view.stored_breaks is None:
+            view.stored_breaks = {
+                key
+                for key in (
+                    _break_key(counter, detail)
+                    for counter, detail in self.conn.execute(
+                        select(Anomaly.card_tx_counter, Anomaly.detail).where(
+                            Anomaly.kind == "chain_break", Anomaly.card_pseudonym == card
+                        )
+                    )
+                )
+                if key is not None
+            }
+        return view.stored_breaks
+
+    def _chain_break(
+        self,
+        card: str,
+        record: dict[str, Any],
+        purse: str,
+        low: tuple[int, dict[str, Any]],
+        high: tuple[int, dict[str, Any]],
+    ) -> None:
+        """``chain_break`` between consecutive sessions ``low`` and ``high`` of ``purse``.
+
+        Filed under the arriving record when it is the older session (its detail names the
+        newer one), under the newer session otherwise; :func:`_break_key` reads the pair back.
+        """
+        (n_low, m_low), (n_high, m_high) = low, high
+        if session_number(record["card_tx_counter"]) == n_low:
+            counter = card_tx_counter_of(n_low)
+            detail = (
+                f"{purse}: balance after {m_low['balance_after']} but the session at counter "
+                f"{card_tx_counter_of(n_high)} started from {m_high['balance_before']}"
+            )
+        else:
+            counter = card_tx_counter_of(n_high)
+            detail = (
+                f"{purse}: balance before {m_high['balance_before']} but the session at "
+                f"counter {card_tx_counter_of(n_low)} left {m_low['balance_after']}"
+            )
+        self.breaks.setdefault(card, set()).add((n_low, n_high, purse))
+        self._anomaly("chain_break", record, detail, card_tx_counter=counter)
 
     def _card_gaps(self, state: _CardState) -> dict[int, _GapRow]:
         """The card's open gaps by session number (the rows keep the raw counter)."""
@@ -874,9 +1162,11 @@ class _Chunk:
         }
 
     def _open_card_gaps(
-        self, state: _CardState, record: dict[str, Any], first: int, last: int
+        self, state: _CardState, view: _CardView, record: dict[str, Any], first: int, last: int
     ) -> None:
-        """Sessions ``first`` to ``last`` (session numbers) of the card were not received."""
+        """Sessions ``first`` to ``last`` (session numbers) not received nor recovered: gaps."""
+        if last < first:
+            return
         gaps = self._card_gaps(state)
         seen = f"counters {card_tx_counter_of(first - 1)} then {card_tx_counter_of(last + 1)}"
         if last - first + 1 > MAX_GAP_NUMBERS:
@@ -888,6 +1178,8 @@ class _Chunk:
             )
             return
         for number in range(first, last + 1):
+            if number in gaps or number in view.recovered or number in view.originals:
+                continue
             counter = card_tx_counter_of(number)
             gap = _GapRow("card", state.pseudonym, counter, "missing")
             gaps[number] = gap
@@ -903,199 +1195,6 @@ class _Chunk:
     def _close_gap(self, gap: _GapRow, by: str) -> None:
         gap.closed_by = by
         gap.changed = True
-
-    def _recover_from_log(self, state: _CardState, record: dict[str, Any]) -> None:
-        """Rebuild missing sessions from the card's event log read at this tap.
-
-        ``last_events`` is newest first; the rule (docs/validation-loop.md) is that every
-        committed session writes one event, so ``last_events[i]`` is the event of session number
-        ``session_number(card_tx_counter) - 1 - i`` (card counter ``card_tx_counter + 1 + i``:
-        Calypso counters count down).
-        """
-        gaps = self._card_gaps(state)
-        current = session_number(record["card_tx_counter"])
-        for index, event in enumerate(record["last_events"]):
-            number = current - 1 - index
-            gap = gaps.get(number)
-            if gap is None or gap.closed_by is not None:
-                continue
-            counter = card_tx_counter_of(number)
-            movements = self._inferred_movements(state, record, number)
-            self._close_gap(gap, "card_log")
-            state.open_gaps -= 1
-            self._resolve_card_gap(state.pseudonym, number, "recovered from a card log")
-            ref = f"rec:{state.pseudonym}:{counter}"
-            lines: list[tuple[str, int]] = []
-            for movement in movements:
-                if movement["unit"] == "eurocent" and movement["amount"]:
-                    lines.append(
-                        (card_account(state.pseudonym, movement["purse"]), movement["amount"])
-                    )
-                    lines.append((SUSPENSE_CARD_LOG, -movement["amount"]))
-                state.purses[movement["purse"]] = (number, movement["balance_after"])
-            self.taps.append(
-                [
-                    None,  # terminal_id
-                    None,  # terminal_seq
-                    None,  # batch_row
-                    state.pseudonym,
-                    counter,
-                    True,  # charged
-                    TapStatus.RECOVERED,
-                    "card_log",  # kind
-                    record["application"],
-                    "COMMITTED",  # outcome
-                    "recovered_from_card",  # resolution
-                    record["_at_db"],
-                    None,  # product_code
-                    None,  # station_id
-                    None,  # school_uai
-                    None,  # operator_id
-                    _SORTED_JSON.encode(movements).decode(),
-                    False,  # sam_verified
-                    None,  # sam_serial
-                    None,  # sam_counter
-                    event,  # written_event: the log bytes
-                    None,  # record_digest
-                ]
-            )
-            self.charged[(state.pseudonym, counter)] = _Charged(TapStatus.RECOVERED, ref, movements)
-            self._post(ref, lines, record["_at_db"], "recovered")
-            self._anomaly(
-                "recovered_from_card_log",
-                record,
-                f"card counter {counter} rebuilt from the card log read at "
-                f"{record['terminal_id']}:{record['terminal_seq']}",
-                card_tx_counter=counter,
-            )
-
-    def _inferred_movements(
-        self, state: _CardState, record: dict[str, Any], number: int
-    ) -> list[dict[str, Any]]:
-        """Movements of the missing session ``number``, from the purse chain around it.
-
-        Only when ``number`` is the one card session missing between a purse's previous
-        session and this record is the difference attributable to it.
-        """
-        gaps = self._card_gaps(state)
-        current = session_number(record["card_tx_counter"])
-        inferred = []
-        for movement in record["movements"]:
-            mark = state.purses.get(movement["purse"])
-            if mark is None or not mark[0] < number:
-                continue
-            others = [
-                n
-                for n, g in gaps.items()
-                if mark[0] < n < current and n != number and g.closed_by is None
-            ]
-            delta = movement["balance_before"] - mark[1]
-            if others or delta == 0:
-                continue
-            inferred.append(
-                {
-                    "purse": movement["purse"],
-                    "unit": movement["unit"],
-                    "amount": delta,
-                    "balance_before": mark[1],
-                    "balance_after": movement["balance_before"],
-                }
-            )
-        return inferred
-
-    def _check_chain_forward(self, state: _CardState, record: dict[str, Any]) -> None:
-        """A record newer than every session the card is known for: chain from the last one."""
-        current = session_number(record["card_tx_counter"])
-        for movement in record["movements"]:
-            mark = state.purses.get(movement["purse"])
-            if mark is None or mark[1] == movement["balance_before"]:
-                continue
-            if state.open_gaps and any(
-                mark[0] < n < current and g.closed_by is None
-                for n, g in self._card_gaps(state).items()
-            ):
-                continue  # a missing session explains it; checked again when it arrives
-            self._anomaly(
-                "chain_break",
-                record,
-                f"{movement['purse']}: balance before {movement['balance_before']} but the "
-                f"session at counter {card_tx_counter_of(mark[0])} left {mark[1]}",
-            )
-
-    def _fill_card_gap(self, state: _CardState, record: dict[str, Any]) -> None:
-        """A record older than the card's last session: fill its gap, check both neighbours."""
-        current = session_number(record["card_tx_counter"])
-        gap = self._card_gaps(state).get(current)
-        if gap is not None and gap.closed_by is None:
-            self._close_gap(gap, "record")
-            state.open_gaps -= 1
-            self._resolve_card_gap(
-                state.pseudonym,
-                current,
-                f"received from {record['terminal_id']}:{record['terminal_seq']}",
-            )
-        history, known = self._history(state.pseudonym)
-        known.add(current)
-        for movement in record["movements"]:
-            purse = movement["purse"]
-            before = [(n, m) for n, m in history.get(purse, []) if n < current]
-            after = [(n, m) for n, m in history.get(purse, []) if n > current]
-            if before:
-                n, m = max(before, key=lambda item: item[0])
-                if m["balance_after"] != movement["balance_before"] and not self._unknown_between(
-                    state, record, known, n, current
-                ):
-                    self._anomaly(
-                        "chain_break",
-                        record,
-                        f"{purse}: balance before {movement['balance_before']} but the session "
-                        f"at counter {card_tx_counter_of(n)} left {m['balance_after']}",
-                    )
-            if after:
-                n, m = min(after, key=lambda item: item[0])
-                if m["balance_before"] != movement["balance_after"] and not self._unknown_between(
-                    state, record, known, current, n
-                ):
-                    self._anomaly(
-                        "chain_break",
-                        record,
-                        f"{purse}: balance after {movement['balance_after']} but the session "
-                        f"at counter {card_tx_counter_of(n)} started from {m['balance_before']}",
-                    )
-
-    def _unknown_between(
-        self, state: _CardState, record: dict[str, Any], known: set[int], low: int, high: int
-    ) -> bool:
-        """Whether some card session strictly between sessions ``low`` and ``high`` is unknown.
-
-        Such numbers become gaps (the card's first sessions may arrive after later ones), so
-        the chain between ``low`` and ``high`` is checked again once they are filled.
-        """
-        unknown = [n for n in range(low + 1, high) if n not in known]
-        gaps = self._card_gaps(state)
-        for number in unknown[:MAX_GAP_NUMBERS]:
-            if number not in gaps:
-                self._open_card_gaps(state, record, number, number)
-        return bool(unknown)
-
-    def _history(self, card: str) -> tuple[dict[str, list[tuple[int, dict[str, Any]]]], set[int]]:
-        """Every charged movement of a card by purse, and its charged sessions (session numbers)."""
-        sessions: dict[int, list[dict[str, Any]]] = {
-            session_number(counter): json.loads(movements)
-            for counter, movements in self.conn.execute(
-                select(Tap.card_tx_counter, Tap.movements).where(
-                    Tap.card_pseudonym == card, Tap.charged.is_(True)
-                )
-            )
-        }
-        for (pseudonym, counter), charged in self.charged.items():
-            if pseudonym == card:
-                sessions[session_number(counter)] = charged.movements
-        by_purse: dict[str, list[tuple[int, dict[str, Any]]]] = {}
-        for number, movements in sessions.items():
-            for movement in movements:
-                by_purse.setdefault(movement["purse"], []).append((number, movement))
-        return by_purse, set(sessions)
 
     def _resolve_card_gap(self, card: str, number: int, how: str) -> None:
         """Resolve the ``card_counter_gap`` of session ``number`` (stored under its counter)."""
@@ -1316,6 +1415,17 @@ class _Chunk:
         )
 
     def _flush(self) -> None:
+        if self.uncharge:  # before the inserts: one charged tap per card session (unique index)
+            self.conn.execute(
+                update(_TAPS)
+                .where(
+                    _TAPS.c.card_pseudonym == bindparam("b_card"),
+                    _TAPS.c.card_tx_counter == bindparam("b_counter"),
+                    _TAPS.c.status == TapStatus.RECOVERED,
+                )
+                .values(charged=False),
+                self.uncharge,
+            )
         self._bulk_insert(_TAPS, self.taps, _TAP_COLUMNS)
         self._bulk_insert(_LEDGER, self.ledger, _LEDGER_COLUMNS)
         self._bulk_insert(_ANOMALIES, self.anomalies)
@@ -1499,3 +1609,52 @@ def _net(lines: list[tuple[str, int]]) -> list[tuple[str, int]]:
 def _chunks(items: list[str], size: int) -> Iterable[list[str]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+def _moved(balance_after: int) -> dict[str, Any]:
+    """A purse mark as a movement (only its ``balance_after`` is read)."""
+    return {"balance_after": balance_after}
+
+
+def _marks(originals: dict[int, list[dict[str, Any]]]) -> dict[str, tuple[int, int]]:
+    """Each purse's latest original session and the balance it left."""
+    marks: dict[str, tuple[int, int]] = {}
+    for number in sorted(originals):
+        for movement in originals[number]:
+            marks[movement["purse"]] = (number, movement["balance_after"])
+    return marks
+
+
+def _pop_inferred(view: _CardView, number: int) -> list[tuple[str, int]]:
+    """The inferred amounts of recovered session ``number``, by purse, forgotten."""
+    found = [(purse, amount) for (n, purse), amount in view.inferred.items() if n == number]
+    for purse, _ in found:
+        del view.inferred[(number, purse)]
+    return [(purse, amount) for purse, amount in found if amount]
+
+
+def _any_between(numbers: list[int], low: int, high: int) -> bool:
+    """Whether a number of the sorted ``numbers`` lies strictly between ``low`` and ``high``."""
+    return _first_between(numbers, low, high) is not None
+
+
+def _first_between(numbers: list[int], low: int, high: int) -> int | None:
+    """The smallest of the sorted ``numbers`` strictly between ``low`` and ``high``."""
+    index = bisect.bisect_right(numbers, low)
+    if index < len(numbers) and numbers[index] < high:
+        return numbers[index]
+    return None
+
+
+def _break_key(counter: int | None, detail: str) -> tuple[int, int, str] | None:
+    """The (older session, newer session, purse) of a stored ``chain_break`` (its detail)."""
+    purse, _, rest = detail.partition(": ")
+    _, found, tail = rest.partition("session at counter ")
+    if counter is None or not found:
+        return None
+    try:
+        other = session_number(int(tail.split(" ", 1)[0]))
+    except ValueError:
+        return None
+    this = session_number(counter)
+    return (other, this, purse) if rest.startswith("balance before") else (this, other, purse)

@@ -28,6 +28,7 @@ class TapStatus:
     REPLAY = "replay"  # the card counter was already charged by another record
     RECOVERED = "recovered"  # rebuilt from a card's event log read at a later tap
     CONFIRMS_RECOVERED = "confirms_recovered"  # original of a recovered tap, arrived late
+    KIND_VIOLATION = "kind_violation"  # does not fit its terminal's registration: not charged
 
 
 class Tap(Base):

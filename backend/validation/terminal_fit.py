@@ -41,6 +41,10 @@ SESSIONS_BY_KIND: Mapping[TerminalKind, frozenset[str]] = {
     TerminalKind.CANTEEN: frozenset({"canteen_meal", "sv_reload", "load"}),
     TerminalKind.DESK: frozenset({"load", "sv_reload"}),
     TerminalKind.INSPECTOR: frozenset(),  # reads only
+    # What a partner's reader and a shop's till may report in detail (registered partner,
+    # purposes) is checked against their registrations by backend/partners/fit.py.
+    TerminalKind.PARTNER: frozenset({"consultation"}),
+    TerminalKind.SHOP: frozenset({"aid_debit", "aid_refund", "sv_debit"}),
 }
 
 APPLICATIONS_BY_KIND: Mapping[TerminalKind, frozenset[str]] = {
@@ -49,6 +53,8 @@ APPLICATIONS_BY_KIND: Mapping[TerminalKind, frozenset[str]] = {
     TerminalKind.CANTEEN: frozenset({"cursus", "wallet"}),
     TerminalKind.DESK: frozenset(a.value for a in Application),
     TerminalKind.INSPECTOR: frozenset(),
+    TerminalKind.PARTNER: frozenset({"employment"}),
+    TerminalKind.SHOP: frozenset({"cursus", "wallet"}),
 }
 
 KIND_VIOLATION = "kind_violation"

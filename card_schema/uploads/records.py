@@ -37,6 +37,8 @@ class TransactionKind(Enum):
     AID_DEBIT = "aid_debit"  # ring-fenced aid spent outside the canteen (cursus)
     LOAD = "load"  # contract, aid credit or right written on the card (action list, desk)
     BIKE_SHELTER = "bike_shelter"  # bike-shelter door opened, event written
+    CONSULTATION = "consultation"  # employment partner read the rights, log record appended
+    AID_REFUND = "aid_refund"  # shop's same-day reversal of an aid_debit (cursus)
 
 
 class TransactionState(Enum):

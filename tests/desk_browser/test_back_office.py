@@ -359,3 +359,25 @@ def test_an_agent_is_refused_the_back_office(browser: Any, backend: LiveBackend)
         "/api/v1/audit",
     ):
         assert backend.agent("GET", path).status_code == 403, path
+
+
+def test_the_terminal_list_shows_every_page(browser: Any, backend: LiveBackend) -> None:
+    """More terminals than the API's default page of 100: the page reads them all (limit,
+    offset, X-Total-Count), the last one by id included."""
+    from backend.auth.roles import TerminalKind
+    from backend.terminals.service import register_terminal
+
+    with transaction(backend.app.state.sessionmaker) as session:
+        for n in range(120):
+            register_terminal(session, terminal_id=f"ZZ-VALIDEUR-{n:03d}", kind=TerminalKind.GATE)
+    with backend.client() as client:
+        first = client.get("/api/v1/back-office/terminals", headers=backend.supervisor_headers)
+    total = int(first.headers["X-Total-Count"])
+    assert len(first.json()) == 100 < total
+    page = new_page(browser)
+    try:
+        login(page, backend, "super1")
+        expect()(page.locator("#terminals")).to_contain_text("ZZ-VALIDEUR-119")
+        expect()(page.locator("#terminals tbody tr")).to_have_count(total)
+    finally:
+        page.context.close()

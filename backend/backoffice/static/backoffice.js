@@ -24,6 +24,23 @@ async function call(method, path, body) {
   return data;
 }
 
+// Every page of a paged list (?limit=/&offset=, total in X-Total-Count): lists such as the
+// terminals or the deny-list can exceed the API's default page of 100.
+const PAGE = 1000;
+async function callAll(path) {
+  const items = [];
+  for (;;) {
+    const page = path + (path.includes("?") ? "&" : "?") + "limit=" + PAGE + "&offset=" + items.length;
+    const answer = await fetch(page, { headers: { Authorization: "Bearer " + token() } });
+    if (answer.status === 401) { logout("Session expirée : reconnectez-vous"); throw new Error("Session expirée : reconnectez-vous"); }
+    const data = await answer.json();
+    if (!answer.ok) throw new Error((data && data.message_fr) || "Erreur " + answer.status);
+    items.push(...data);
+    const total = Number(answer.headers.get("X-Total-Count"));
+    if (data.length === 0 || !(items.length < total)) return items;
+  }
+}
+
 async function blobUrl(path) {
   const answer = await fetch(path, { headers: { Authorization: "Bearer " + token() } });
   if (!answer.ok) throw new Error("Téléchargement refusé (" + answer.status + ")");
@@ -151,7 +168,7 @@ const writer = () => state.me && state.me.role === "supervisor";
 
 // -- terminals -------------------------------------------------------------------------------
 async function loadTerminals() {
-  const terminals = await call("GET", "/api/v1/back-office/terminals");
+  const terminals = await callAll("/api/v1/back-office/terminals");
   fill("terminals", terminals.map((t) => row([
     cell(labelled(t.label || t.terminal_id, t.label ? t.terminal_id : "")),
     cell(t.kind_fr),
@@ -200,7 +217,7 @@ $("terminal-form").addEventListener("submit", async (event) => {
 
 // -- catalogue -------------------------------------------------------------------------------
 async function loadCatalogue() {
-  const products = await call("GET", "/api/v1/products/all");
+  const products = await callAll("/api/v1/products/all");
   fill("products", products.map((p) => row([
     cell(p.code), cell(labelled(p.name, p.fare_product_id)), cell(state.labels.applications[p.application] || p.application),
     cell(euros(p.amount_cents)), cell(p.active ? "en vente" : "retiré", p.active ? "ok" : "off"),
@@ -228,7 +245,7 @@ function productActions(p) {
 const HISTORY = { "product.create": "création", "product.price": "changement de prix", "product.deactivate": "retrait de la vente" };
 
 async function priceHistory(p) {
-  const events = await call("GET", "/api/v1/products/" + p.code + "/history");
+  const events = await callAll("/api/v1/products/" + p.code + "/history");
   $("history-title").textContent = "Historique de « " + p.name + " »";
   $("history-lines").replaceChildren(...events.map((e) => Object.assign(document.createElement("li"), {
     textContent: when(e.at) + " — " + (HISTORY[e.action] || e.action) + " — " + e.detail.replace(/(\d+) c/g, (_, c) => euros(Number(c))) + " (" + e.by + ")",
@@ -255,7 +272,7 @@ async function loadDenyList() {
   $("deny-version").textContent = current.version
     ? "Version en vigueur : " + current.version + ", signée le " + when(current.issued_at) + " — " + current.entries.length + " carte(s)"
     : "Aucune version publiée";
-  const entries = await call("GET", "/api/v1/deny-lists/entries");
+  const entries = await callAll("/api/v1/deny-lists/entries");
   fill("deny-entries", entries.map((e) => row([cell(e.card_serial), cell(e.reason), cell(e.added_version), cell(when(e.added_at))])),
     "Aucune carte en opposition", 4);
 }
@@ -343,7 +360,7 @@ $("period-form").addEventListener("submit", (event) => { event.preventDefault();
 
 // -- clearing ----------------------------------------------------------------------------------
 async function loadClearing() {
-  const periods = await call("GET", "/api/v1/reconciliation/clearing");
+  const periods = await callAll("/api/v1/reconciliation/clearing");
   fill("periods", periods.map((p) => row([
     cell(p.period_id), cell(when(p.start)), cell(when(p.end)), cell(when(p.closed_at)),
     cell(statementLinks(p.period_id)),

@@ -45,6 +45,23 @@ async function call(method, path, body) {
   return data;
 }
 
+// Every page of a paged list (?limit=/&offset=, total in X-Total-Count): lists such as the
+// terminals or the deny-list can exceed the API's default page of 100.
+const PAGE = 1000;
+async function callAll(path) {
+  const items = [];
+  for (;;) {
+    const page = path + (path.includes("?") ? "&" : "?") + "limit=" + PAGE + "&offset=" + items.length;
+    const answer = await fetch(page, { headers: { Authorization: "Bearer " + token() } });
+    if (answer.status === 401) { logout("Session expirée : reconnectez-vous"); throw new ApiError("Session expirée : reconnectez-vous"); }
+    const data = await answer.json();
+    if (!answer.ok) throw new ApiError((data && data.message_fr) || "Erreur " + answer.status);
+    items.push(...data);
+    const total = Number(answer.headers.get("X-Total-Count"));
+    if (data.length === 0 || !(items.length < total)) return items;
+  }
+}
+
 function euros(cents) { return (cents / 100).toFixed(2).replace(".", ",") + " €"; }
 
 function show(id, visible) { $(id).hidden = !visible; }
@@ -126,7 +143,7 @@ async function enter() {
   const desks = await call("GET", API + "/desks");
   $("desk").replaceChildren(...desks.map((d) => new Option(d, d)));
   show("desk-empty", !desks.length);
-  state.products = (await call("GET", "/api/v1/products")).filter((p) => p.application === "plum");
+  state.products = (await callAll("/api/v1/products")).filter((p) => p.application === "plum");
   $("contracts").replaceChildren(...state.products.map(
     (p) => new Option(p.name + " — " + euros(p.amount_cents), String(p.code))));
   show("catalogue-empty", !state.products.length);
@@ -244,13 +261,15 @@ async function openHolder(holder, reason) {
   for (const field of ["family_name", "given_name", "birth_date", "email", "phone", "postal_address"]) {
     edit.querySelector("[name=" + field + "]").value = holder[field] || "";
   }
+  // Never show the previous holder's cards and jobs while this one's are being read.
+  $("cards").replaceChildren(); $("jobs").replaceChildren();
   await refreshHolder();
 }
 
 async function refreshHolder() {
   const id = state.holder.id;
   const query = new URLSearchParams({ holder_id: id, reason: state.reason });
-  const cards = await call("GET", "/api/v1/cards?" + query);
+  const cards = await callAll("/api/v1/cards?" + query);
   if (!state.holder || state.holder.id !== id) return;  // logged out or another holder meanwhile
   $("cards").replaceChildren(...cards.map(cardItem));
   if (!cards.length) $("cards").replaceChildren(Object.assign(document.createElement("li"), { textContent: "Aucune carte" }));

@@ -1,0 +1,1 @@
+"""The employment partners' reader (``regioncard partner``): see ``docs/partner.md``."""

@@ -1,0 +1,1 @@
+"""The Cursus aid till of partner shops (``regioncard shop``): see ``docs/shop.md``."""
