@@ -71,7 +71,9 @@ def test_a_sam_lacking_a_key_says_so_instead_of_asking_to_present_again(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Before: a SAM answering 6A88 (no such master key) made the gate ask every passenger to
-    « Veuillez représenter votre carte », and logged nothing above INFO/WARNING to tell why."""
+    « Veuillez représenter votre carte », and logged nothing above INFO/WARNING to tell why.
+    A Calypso SAM's Digest Init answers 6A83 (work key not found, Keyple's table) since issue
+    11."""
     keys = demo_keys().master_keys()
     del keys["plum.debit.v1"]  # the SAM was loaded without the PLUM debit key
     sam = EmulatedSAM(KeyFileStore(keys), SAM_SERIAL, counter_file=tmp_path / "sam.json")
@@ -82,9 +84,9 @@ def test_a_sam_lacking_a_key_says_so_instead_of_asking_to_present_again(
         result = rig.tap()
     rig.close()
     assert not result.accepted
-    assert result.display == "Hors service : SAM en défaut (6A88)"
+    assert result.display == "Hors service : SAM en défaut (6A83)"
     assert "Veuillez représenter" not in rig.display.getvalue()
-    assert "Hors service : SAM en défaut (6A88)" in rig.display.getvalue()
+    assert "Hors service : SAM en défaut (6A83)" in rig.display.getvalue()
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
-    assert any("SAM cannot serve" in r.getMessage() and "6A88" in r.getMessage() for r in warnings)
+    assert any("SAM cannot serve" in r.getMessage() and "6A83" in r.getMessage() for r in warnings)
     assert rig.rig.image().applications == before.applications
