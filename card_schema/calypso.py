@@ -117,13 +117,16 @@ class StartupInfo:
         """Parse 7 bytes of startup information.
 
         Raises:
-            SchemaError: not 7 bytes, buffer index out of 06h..37h, subtype ``00`` or ``FF``.
+            SchemaError: not 7 bytes, buffer index out of 06h..37h, application type ``00``,
+                subtype ``00`` or ``FF``.
         """
         if len(raw) != 7:
             raise SchemaError("startup information is 7 bytes", field="startup_info")
         info = cls(*raw)
         if not 0x06 <= info.buffer_index <= 0x37:
             raise SchemaError("buffer size index out of 06h..37h", field="startup_info")
+        if info.application_type == 0x00:
+            raise SchemaError("application type 00h", field="startup_info")
         if info.application_subtype in (0x00, 0xFF):
             raise SchemaError("application subtype 00h or FFh", field="startup_info")
         return info
@@ -188,8 +191,11 @@ def parse_card_atr(atr: bytes) -> CardATRInfo:
 
 
 SAM_SUBTYPE_C1 = 0xC1
-SAM_DIGEST_BUFFER = {0xC1: 255, 0xD0: 70, 0xD1: 70, 0xD2: 70, 0xE1: 240}
-"""Digest data a SAM takes in one APDU, by ATR application subtype (C1, S1Dx, S1E1)."""
+SAM_SUBTYPES_S1DX = frozenset(range(0xD0, 0xD8))
+"""ATR application subtypes of the SAM S1Dx family (D0h..D7h), class byte ``94``."""
+SAM_DIGEST_BUFFER = {0xC1: 255, 0xE1: 240} | dict.fromkeys(SAM_SUBTYPES_S1DX, 70)
+"""Digest data a SAM takes in one APDU, by ATR application subtype (C1, S1Dx, S1E1); an unknown
+SAM gets 0 (the reference's value: no digest data length is known for it)."""
 
 
 @dataclass(frozen=True)
@@ -215,7 +221,7 @@ class SAMInfo:
         """``SAM C1`` (``HSM C1`` when the issuer byte is ``08``), ``SAM S1Dx``, ``SAM S1E1``."""
         if self.application_subtype == SAM_SUBTYPE_C1:
             return "HSM C1" if self.software_issuer == 0x08 else "SAM C1"
-        if self.application_subtype in (0xD0, 0xD1, 0xD2):
+        if self.application_subtype in SAM_SUBTYPES_S1DX:
             return "SAM S1Dx"
         if self.application_subtype == 0xE1:
             return "SAM S1E1"
@@ -224,7 +230,7 @@ class SAMInfo:
     @property
     def digest_buffer(self) -> int:
         """Bytes of digest data one Digest Update (Multiple) APDU takes."""
-        return SAM_DIGEST_BUFFER.get(self.application_subtype, 70)
+        return SAM_DIGEST_BUFFER.get(self.application_subtype, 0)
 
     @property
     def extended_mode(self) -> bool:
@@ -234,7 +240,7 @@ class SAMInfo:
     @property
     def class_byte(self) -> int:
         """``80`` for the C1 and S1E1 families, ``94`` for S1Dx."""
-        return 0x94 if self.application_subtype in (0xD0, 0xD1, 0xD2) else 0x80
+        return 0x94 if self.application_subtype in SAM_SUBTYPES_S1DX else 0x80
 
 
 def sam_atr(info: SAMInfo) -> bytes:

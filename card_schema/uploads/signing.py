@@ -16,10 +16,11 @@ of the record, :data:`SIGNED_FIELDS`, and nothing else. Left out on purpose:
   used for recovery, not part of the charged transaction (the batch's Ed25519 signature covers it).
 
 What goes into the SAM's PSO Compute Signature is :func:`sam_signature_input` of those bytes:
-the bytes themselves when they fit one Calypso PSO Compute Signature message (199 bytes), else
+the bytes themselves when they fit one Calypso PSO Compute Signature message (198 bytes), else
 their SHA-256 (a record carrying a card log record in hex is about 430 bytes, so in practice the
-digest). Before Calypso framing the limit was 255 bytes: :func:`sam_signature_inputs` gives both
-inputs for the lengths where the rules differ, and the backend accepts either.
+digest). Before Calypso framing the limit was 255 bytes, and 199 while the terminal reserved 7
+bytes for the SAM's trace data instead of the 8 of full-serial mode: :func:`sam_signature_inputs`
+gives both inputs for the lengths where the rules differ, and the backend accepts either.
 """
 
 from __future__ import annotations
@@ -32,14 +33,15 @@ import msgspec
 
 from card_schema.uploads.records import JournalRecord, TransactionIntent, canonical_json
 
-PSO_MAX_DATA = 199
+PSO_MAX_DATA = 198
 """Signing bytes given to the SAM as they are (longer ones: their SHA-256). Calypso's PSO Compute
-Signature in SAM traceability mode takes a 206-byte message, 7 of which the SAM fills with its
-serial and counter."""
+Signature in SAM traceability mode takes a 206-byte message, 8 of which the SAM's trace data takes
+in full-serial mode (its serial and counter first)."""
 
 LEGACY_PSO_MAX_DATA = 255
-"""The limit before the PSO frame became Calypso's (batches stored then: 200 to 255 signing bytes
-were signed as they are)."""
+"""The largest signing bytes ever signed as they are: 255 before the PSO frame became Calypso's,
+then 199 while 7 bytes were reserved for the trace data (batches stored then: 199 to 255 signing
+bytes may have been signed as they are)."""
 
 SIGNED_FIELDS: tuple[str, ...] = (
     "terminal_id",
@@ -117,7 +119,7 @@ def sam_signature_input(signing_bytes: bytes) -> bytes:
 
 def sam_signature_inputs(signing_bytes: bytes) -> tuple[bytes, ...]:
     """Every input a SAM may have signed for these signing bytes: :func:`sam_signature_input`,
-    then, for 200 to 255 bytes only, the bytes themselves as signed before Calypso framing
+    then, for 199 to 255 bytes only, the bytes themselves as signed by earlier terminals
     (:data:`LEGACY_PSO_MAX_DATA`), so that batches stored then stay verifiable."""
     current = sam_signature_input(signing_bytes)
     if PSO_MAX_DATA < len(signing_bytes) <= LEGACY_PSO_MAX_DATA:

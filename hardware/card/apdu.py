@@ -28,6 +28,7 @@ class SW(IntEnum):
     """
 
     OK = 0x9000
+    PARTIAL = 0x6200  # Read Record Multiple: the answer holds only the first records
     INVALIDATED = 0x6283
     SESSION_BUFFER_FULL = 0x6400
     TRANSACTION_COUNTER_EXHAUSTED = 0x6900
@@ -40,6 +41,8 @@ class SW(IntEnum):
     WRONG_DATA = 0x6A80
     FILE_NOT_FOUND = 0x6A82
     RECORD_NOT_FOUND = 0x6A83
+    INCORRECT_P1P2 = 0x6A81  # Calypso SV Get / Open Secure Session: P1 or P2 not supported
+    LE_INCONSISTENT = 0x6A86  # Calypso SV Get: Le inconsistent with P2
     REFERENCED_DATA_NOT_FOUND = 0x6A88
     WRONG_P1P2 = 0x6B00
     WRONG_LE = 0x6C00  # 6Cxx: SW2 gives the exact length available
@@ -60,6 +63,7 @@ class SW(IntEnum):
 
 SW_MEANINGS: dict[SW, str] = {
     SW.OK: "command completed",
+    SW.PARTIAL: "partial answer: more records follow (Read Record Multiple)",
     SW.INVALIDATED: "selected application is invalidated (selection still done)",
     SW.SESSION_BUFFER_FULL: "session buffer full: the modifications exceed the declared budget",
     SW.TRANSACTION_COUNTER_EXHAUSTED: "transaction counter is 0: no more secure sessions",
@@ -72,6 +76,8 @@ SW_MEANINGS: dict[SW, str] = {
     SW.WRONG_DATA: "incorrect data, or counter / balance overflow or underflow",
     SW.FILE_NOT_FOUND: "file or application not found",
     SW.RECORD_NOT_FOUND: "record not found",
+    SW.INCORRECT_P1P2: "incorrect P1 or P2 (function not supported)",
+    SW.LE_INCONSISTENT: "Le inconsistent with P1-P2",
     SW.REFERENCED_DATA_NOT_FOUND: "referenced data (key, data object) not found",
     SW.WRONG_P1P2: "wrong parameters P1-P2",
     SW.WRONG_LE: "wrong Le: SW2 gives the exact number of bytes available",

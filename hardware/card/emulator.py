@@ -69,6 +69,7 @@ from hardware.card.apdu import (
 from hardware.card.image import (
     SV_BALANCE_MAX,
     SV_BALANCE_MIN,
+    ApplicationImage,
     CardImage,
     CardImageStore,
     PowerCut,
@@ -77,6 +78,7 @@ from hardware.card.scheme import (
     SessionDigest,
     session_key,
     sv_card_signature,
+    sv_key_outside_session,
     sv_terminal_mac,
 )
 from hardware.card.session import SecureSession
@@ -89,6 +91,8 @@ CLASSES = frozenset({0x00, 0x94})  # ISO, and the Calypso class legacy field rea
 INS_SELECT = 0xA4
 INS_GET_DATA = 0xCA
 INS_READ_RECORD = 0xB2
+INS_READ_RECORD_MULTIPLE = 0xB3
+INS_GET_CHALLENGE = 0x84
 INS_UPDATE_RECORD = 0xDC
 INS_WRITE_RECORD = 0xD2
 INS_APPEND_RECORD = 0xE2
@@ -201,6 +205,8 @@ class EmulatedCard:
             INS_SELECT: self._select,
             INS_GET_DATA: self._get_data,
             INS_READ_RECORD: self._read_record,
+            INS_READ_RECORD_MULTIPLE: self._read_record_multiple,
+            INS_GET_CHALLENGE: self._get_challenge,
             INS_UPDATE_RECORD: self._update_record,
             INS_WRITE_RECORD: self._write_record,
             INS_APPEND_RECORD: self._append_record,
@@ -295,6 +301,9 @@ class EmulatedCard:
         self._df_name: bytes = b""
         self._ef: FileLayout | None = None
         self._session: SecureSession | None = None
+        # SV Get outside a session: (application, header, answer with SW, extended), for the
+        # SV operation that follows it out of session.
+        self._sv_get_outside: tuple[str, bytes, bytes, bool] | None = None
         self._awaiting_ratification = False
         self._apdu_count = 0
 
@@ -536,6 +545,38 @@ class EmulatedCard:
             raise CommandRefused(SW.WRONG_LE, sw2=f.record_size + 2)
         return _ok(out)
 
+    def _read_record_multiple(self, cmd: CommandAPDU) -> Reply:
+        """Read Record Multiple ``00 B3 first SFI·8+5 04 54 02 offset length``: ``length``
+        bytes at ``offset`` of each record from ``first`` on, as many as Le takes; ``6200``
+        when records remain (the reader goes on from the next one)."""
+        if cmd.p2 & 0x07 != READ_MULTIPLE or cmd.p1 == 0:
+            raise CommandRefused(SW.WRONG_P1P2)
+        data = cmd.require_data(4, 4)
+        if data[:2] != b"\x54\x02" or data[3] == 0:
+            raise CommandRefused(SW.WRONG_DATA, "data is 54 02 offset length")
+        offset, length = data[2], data[3]
+        f = self._resolve_file(cmd.p2 >> 3)
+        records = self._records(f)
+        if cmd.p1 > len(records):
+            raise CommandRefused(SW.RECORD_NOT_FOUND)
+        if offset + length > f.record_size:
+            raise CommandRefused(SW.WRONG_DATA, "offset and length beyond the record")
+        out = b""
+        for number in range(cmd.p1, len(records) + 1):
+            if len(out) + length > cmd.ne:
+                return out, SW.PARTIAL
+            out += records[number - 1][offset : offset + length]
+        return _ok(out)
+
+    def _get_challenge(self, cmd: CommandAPDU) -> Reply:
+        """Get Challenge ``00 84 00 00 08``: 8 random bytes."""
+        if cmd.p1 or cmd.p2:
+            raise CommandRefused(SW.WRONG_P1P2)
+        cmd.require_no_data()
+        if cmd.le != 8:
+            raise CommandRefused(SW.WRONG_LENGTH, "Le is 08")
+        return _ok(self._random(8))
+
     def _writable(self, cmd: CommandAPDU, operation: Operation) -> tuple[SecureSession, FileLayout]:
         """Checks common to every record modification; returns the session and the file."""
         session = self._session
@@ -724,13 +765,17 @@ class EmulatedCard:
         load log (22) = 33 bytes; P2 ``09``: the same with the debit log (19) = 30 bytes.
         Extended: 8 bytes || KVC || SV tnum (2) || previous signature (6) || balance (3) || load
         log (22) || debit log (19) = 61 bytes. KVC: of the load key (07) or debit key (09).
+        Refusals as the reference's table: ``6D00`` in an application without stored value,
+        ``6A81`` for P1 or P2, ``6A86`` for an Le other than that length (``00`` is taken).
         """
         cmd.require_no_data()
+        if self._app is None or not self._app.stored_value:
+            raise CommandRefused(SW.INS_NOT_SUPPORTED, "no stored value in this application")
         if cmd.p1 not in (0x00, 0x01) or cmd.p2 not in (SV_GET_RELOAD, SV_GET_DEBIT):
-            raise CommandRefused(SW.WRONG_P1P2)
+            raise CommandRefused(SW.INCORRECT_P1P2, "SV Get P1 is 00 or 01, P2 07 or 09")
         if cmd.p1 == 0x01 and not self.rev32_mode:
-            raise CommandRefused(SW.WRONG_P1P2, "no Rev 3.2 mode")
-        app = self._sv_application()
+            raise CommandRefused(SW.INCORRECT_P1P2, "no Rev 3.2 mode")
+        app = self._app
         purse = self._view().applications[app.name]
         role = KeyRole.LOAD if cmd.p2 == SV_GET_RELOAD else KeyRole.DEBIT
         key = purse.keys.get(role)
@@ -744,10 +789,15 @@ class EmulatedCard:
         else:
             log_part = load_log if cmd.p2 == SV_GET_RELOAD else debit_log
             data = kvc + tnum + bytes(5) + balance + log_part
+        if cmd.le is not None and cmd.le != 0 and cmd.le != len(data):
+            # The reference's Le is the answer's exact length for P1 P2 (21h, 1Eh, 3Dh).
+            raise CommandRefused(SW.LE_INCONSISTENT, "Le inconsistent with P2")
         _need_le(cmd, len(data))
+        header = bytes([INS_SV_GET, cmd.p1, cmd.p2, len(data)])
         if self._session is not None:
-            header = bytes([INS_SV_GET, cmd.p1, cmd.p2, len(data)])
             self._session.sv_get = (header, data + SW.OK.to_bytes_sw(), cmd.p1 == 0x01)
+        else:
+            self._sv_get_outside = (app.name, header, data + SW.OK.to_bytes_sw(), cmd.p1 == 0x01)
         return _ok(data)
 
     def _sv_operation(self, cmd: CommandAPDU) -> Reply:
@@ -762,7 +812,7 @@ class EmulatedCard:
         """
         session = self._session
         if session is None:
-            raise CommandRefused(SW.SECURITY_NOT_SATISFIED, "SV operation outside a secure session")
+            return self._sv_operation_outside(cmd)
         app = self._sv_application()
         purse = session.working.applications[app.name]
         if purse.invalidated:
@@ -774,13 +824,68 @@ class EmulatedCard:
             )
         header, sv_response, _ = session.sv_get
         mac_size, sig_size = session.mode.sv_signature_size
+        body = self._sv_check_mac(cmd, session.digest.key, header, sv_response, mac_size)
+        balance = self._sv_apply(cmd, purse, body)
+        session.reserve(len(cmd.data))
+        session.sv_get = None  # each SV operation needs its own SV Get (the MAC covers it)
+        session.postponed.append(
+            sv_card_signature(session.digest.key, cmd.ins, purse.sv_tnum, balance, sig_size)
+        )
+        return _ok()
+
+    def _sv_operation_outside(self, cmd: CommandAPDU) -> Reply:
+        """SV Reload / Debit / Undebit outside a secure session, right after an SV Get.
+
+        The card checks the SAM's MAC under :func:`~hardware.card.scheme.sv_key_outside_session`
+        of its load (reload) or debit (debit, undebit) key, commits the purse and its log at
+        once and answers its SV signature (3 regular, 6 extended: the SV Get's P1 says which)
+        for the SAM's SV Check. Le is absent or the signature size (``03``/``06``).
+        """
+        app = self._sv_application()
+        last, self._sv_get_outside = self._sv_get_outside, None  # one operation per SV Get
+        if last is None or last[0] != app.name:
+            raise CommandRefused(SW.CONDITIONS_NOT_SATISFIED, "SV Get must come first")
+        _, header, sv_response, extended = last
+        mode = SessionMode.EXTENDED if extended else SessionMode.REGULAR
+        mac_size, sig_size = mode.sv_signature_size
+        if cmd.le is not None and cmd.le != sig_size:
+            raise CommandRefused(SW.WRONG_LENGTH, "Le is the SV signature size (03 or 06)")
+        image = self._view().copy()
+        purse = image.applications[app.name]
+        if purse.invalidated:
+            raise CommandRefused(SW.CONDITIONS_NOT_SATISFIED, "application invalidated")
+        role = KeyRole.LOAD if cmd.ins == INS_SV_RELOAD else KeyRole.DEBIT
+        key = purse.keys.get(role)
+        if key is None:
+            raise CommandRefused(SW.CONDITIONS_NOT_SATISFIED, f"no {role.value} key")
+        sv_key = sv_key_outside_session(
+            key.key, bytes([cmd.p1, cmd.p2]) + cmd.data[:1], sv_response[:-2]
+        )
+        body = self._sv_check_mac(cmd, sv_key, header, sv_response, mac_size)
+        kvc = body[4] if cmd.ins == INS_SV_RELOAD else body[7]
+        if kvc != key.kvc:
+            raise CommandRefused(SW.INCORRECT_SIGNATURE, "KVC of another key")
+        balance = self._sv_apply(cmd, purse, body)
+        self._commit(image)
+        return _ok(sv_card_signature(sv_key, cmd.ins, purse.sv_tnum, balance, sig_size))
+
+    @staticmethod
+    def _sv_check_mac(
+        cmd: CommandAPDU, key: bytes, header: bytes, sv_response: bytes, mac_size: int
+    ) -> bytes:
+        """The SV command's body once its MAC (the last ``mac_size`` bytes) checks."""
         body_size = 18 if cmd.ins == INS_SV_RELOAD else 15
         data = cmd.require_data(body_size + mac_size, body_size + mac_size)
         body, mac = data[:body_size], data[body_size:]
         signed = bytes([cmd.ins, cmd.p1, cmd.p2, len(data)]) + body
-        expected = sv_terminal_mac(session.digest.key, header, sv_response, signed, mac_size)
+        expected = sv_terminal_mac(key, header, sv_response, signed, mac_size)
         if not hmac.compare_digest(expected, mac):
             raise CommandRefused(SW.INCORRECT_SIGNATURE, "SV MAC")
+        return body
+
+    @staticmethod
+    def _sv_apply(cmd: CommandAPDU, purse: ApplicationImage, body: bytes) -> int:
+        """Apply a checked SV command's amount to ``purse`` and write its log; the new balance."""
         if cmd.ins == INS_SV_RELOAD:
             amount = int.from_bytes(body[6:9], "big", signed=True)
             kvc, sam_id, sam_tnum = body[4], body[11:15], body[15:18]
@@ -792,10 +897,8 @@ class EmulatedCard:
         balance = purse.sv_balance + amount
         if not SV_BALANCE_MIN <= balance <= SV_BALANCE_MAX or purse.sv_tnum == 0xFFFF:
             raise CommandRefused(SW.WRONG_DATA, "balance out of range")
-        session.reserve(len(cmd.data))
         purse.sv_balance = balance
         purse.sv_tnum += 1
-        session.sv_get = None  # each SV operation needs its own SV Get (the MAC covers it)
         after = balance.to_bytes(3, "big", signed=True)
         tnum_after = purse.sv_tnum.to_bytes(2, "big")
         if cmd.ins == INS_SV_RELOAD:
@@ -816,10 +919,7 @@ class EmulatedCard:
             entry = body[1:7] + bytes([kvc]) + sam_id + sam_tnum + after + tnum_after
             log_records = purse.records["sv_debit_log"]
             purse.records["sv_debit_log"] = [entry.ljust(RECORD_SIZE, b"\x00"), *log_records[:-1]]
-        session.postponed.append(
-            sv_card_signature(session.digest.key, cmd.ins, purse.sv_tnum, balance, sig_size)
-        )
-        return _ok()
+        return balance
 
     # -- invalidation -----------------------------------------------------------------------------
 

@@ -24,6 +24,7 @@ _TERMINAL_SIGNATURE = b"\x30"
 _CARD_SIGNATURE = b"\x31"
 _SV_TERMINAL = b"\x40"
 _SV_CARD = b"\x41"
+_SV_OUTSIDE = b"\x42"
 
 
 def session_key(card_key: bytes, sam_challenge: bytes, card_challenge: bytes) -> bytes:
@@ -71,6 +72,14 @@ class SessionDigest:
         if len(signature) not in SESSION_SIGNATURE_SIZES:
             raise VerificationError("a session signature is 4 or 8 bytes")
         verify_cmac(self._key, label + self._value, signature)
+
+
+def sv_key_outside_session(card_key: bytes, sam_challenge: bytes, sv_get_answer: bytes) -> bytes:
+    """Key of an SV operation run outside a secure session (no session key to use):
+    ``CMAC(card key, 42 || SAM SV challenge (3) || SV Get answer data)``. The card key is the
+    SV key of the operation (load or debit) whose KVC the SV Get answered; the SV Get answer
+    carries the SV transaction number, so the key serves one state of the purse only."""
+    return aes_cmac(card_key, _SV_OUTSIDE + sam_challenge + sv_get_answer)
 
 
 def sv_terminal_mac(

@@ -17,7 +17,8 @@ INS     command                     data -> response
 ``54``  SV Prepare Debit            same, for SV Debit -> SV MAC (8)
 ``5C``  SV Prepare Undebit          same, for SV Undebit -> SV MAC (8)
 ``58``  SV Check                    card SV signature (8) -> - (``6988`` if wrong)
-``2A``  PSO Compute Signature       P1P2=9E9A, record (1..255) -> serial(4)||counter(3)||sig(8)
+``2A``  PSO Compute Signature       P1P2=9E9A, FF KIF KVC 68 offset message -> message||sig(8)
+``2A``  PSO Verify Signature        P1P2=00A8, FF KIF KVC 68 offset message sig(8) -> 9000/6988
 ``CA``  Get Data                    P1P2=00C0 -> SAM serial (4) || signature counter (3)
 ``D8``  Load Card Key               KIF (1) || KVC (1) || card key wrapped (24) -> -
 ======  ==========================  ===========================================================
@@ -53,6 +54,7 @@ from hardware.card.scheme import (
     SessionDigest,
     session_key,
     sv_card_signature,
+    sv_key_outside_session,
     sv_terminal_mac,
 )
 from hardware.sam.keystore import (
@@ -82,7 +84,9 @@ INS_SV_PREPARE_UNDEBIT = 0x5C
 INS_SV_CHECK = 0x58
 INS_PSO_SIGNATURE = 0x2A
 TRACE_KIF = 0x2E  # KIF of the traceable-signature key (its KVC is the key's version)
-PSO_TRACE_SIZE = 7  # SAM serial (4) || signature counter (3), written into the message
+PSO_TRACE_SIZE = 8  # trace data in full-serial mode; serial (4) || counter (3) are written
+PSO_TRACE_WRITTEN = 7  # the serial and counter; the 8th byte is left as the terminal sent it
+SV_GET_EXTENDED_SIZE = 61  # SV Get answer in Rev 3.2 mode (its KVC at byte 8)
 PSO_MESSAGE_MAX = 206  # the reference's limit of a message in SAM traceability mode
 INS_GET_DATA = 0xCA
 INS_LOAD_CARD_KEY = 0xD8
@@ -398,11 +402,15 @@ class EmulatedSAM:
         SV command without its SAM fields (INS, P1 P2 ``00``, Lc, then its data up to the KVC:
         11 bytes for a reload, 8 for a debit). Answer: SAM challenge (3: the SV command's P1,
         P2 and first data byte) || SAM transaction number (3) || MAC (5 regular, 10 extended).
+        In a secure session the MAC key is the session's; outside one (after Select
+        Diversifier), :func:`~hardware.card.scheme.sv_key_outside_session` of the card's load
+        or debit key, version the SV Get's KVC, and the mode is the SV Get's (P1 ``01``:
+        extended).
         """
         if (cmd.p1, cmd.p2) != (0x01, 0xFF):
             raise CommandRefused(SW.WRONG_P1P2)
         data = cmd.require_data(4 + 2 + 12, 255)
-        digest = self._require_digest()
+        digest = self._digest
         card_ins = _SV_CARD_INS[cmd.ins]
         header = data[:4]
         if header[0] != 0x7C or header[1] not in (0, 1) or header[2] not in (0x07, 0x09):
@@ -427,19 +435,35 @@ class EmulatedSAM:
         after = balance + amount
         if not -(1 << 23) <= after < 1 << 23 or tnum >= 0xFFFF:
             raise CommandRefused(SW.WRONG_DATA, "balance out of range")
-        mac_size, sig_size = (10, 6) if self._extended else (5, 3)
+        extended = self._extended if digest is not None else header[1] == 0x01
+        mac_size, sig_size = (10, 6) if extended else (5, 3)
         if partial[3] != partial_size + 7 - 4 + mac_size:
             raise CommandRefused(SW.WRONG_DATA, "SV command Lc does not fit the session mode")
         challenge = self._random(3)
+        if digest is not None:
+            key = digest.key
+        else:
+            key = sv_key_outside_session(self._sv_card_key(card_ins, sv_get), challenge, sv_get)
         sam_tnum = self._sv_counter.to_bytes(3, "big")
         self._sv_counter += 1
         self._save_counter()
         body = bytes([challenge[2]]) + partial[5:] + self.serial + sam_tnum
         signed = bytes([card_ins, challenge[0], challenge[1], partial[3]]) + body
-        self._sv_expected.append(sv_card_signature(digest.key, card_ins, tnum + 1, after, sig_size))
-        return (
-            challenge + sam_tnum + sv_terminal_mac(digest.key, header, response, signed, mac_size)
-        )
+        self._sv_expected.append(sv_card_signature(key, card_ins, tnum + 1, after, sig_size))
+        return challenge + sam_tnum + sv_terminal_mac(key, header, response, signed, mac_size)
+
+    def _sv_card_key(self, card_ins: int, sv_get: bytes) -> bytes:
+        """Outside a session: the card's SV key of the operation (load for a reload, debit
+        otherwise), version the KVC the SV Get answered, for the card of Select Diversifier."""
+        if self._card_serial is None:
+            raise CommandRefused(SW.CONDITIONS_NOT_SATISFIED, "select diversifier first")
+        kvc = sv_get[8] if len(sv_get) == SV_GET_EXTENDED_SIZE else sv_get[0]
+        role = KeyRole.LOAD if card_ins == 0xB8 else KeyRole.DEBIT
+        try:
+            app = next(a for a in self._layout.applications if a.stored_value)
+            return self.card_key(self._card_serial, app, KeyRef(app.name, role, kvc))
+        except (StopIteration, SchemaError, KeyStoreError):
+            raise CommandRefused(SW.RECORD_NOT_FOUND, "no such SV key") from None
 
     def _sv_check(self, cmd: CommandAPDU) -> bytes:
         """SV Check ``80 58 00 00`` with the card's SV signature (3 regular, 6 extended), taken
@@ -459,12 +483,15 @@ class EmulatedSAM:
         Data: ``FF`` || KIF || KVC of the signing key || operating mode || traceability offset
         (2, in bits) || message (the reference's frame). The operating mode's high nibble is
         ``6`` (full SAM serial inserted; ``E`` in busy mode), the low one the signature size
-        (8). The SAM writes its serial (4) and signature counter (3) into the message at the
-        offset (over 7 bytes the terminal leaves for them) and answers the message so
-        completed || the signature. The signature itself is ours
+        (8). In full-serial mode the trace data takes 8 bytes of the message at the offset
+        (the reference's bound: offset at most length·8 − 64 bits); the SAM writes its serial
+        (4) and signature counter (3) into the first 7 and answers the message so completed ||
+        the signature. The signature itself is ours
         (:func:`card_schema.traceability.traceable_signature` over the message without those
-        7 bytes), so the backend verifies it with serial and counter as before.
+        8 bytes), so the backend verifies it with serial and counter as before.
         """
+        if (cmd.p1, cmd.p2) == (0x00, 0xA8):
+            return self._pso_verify(cmd)
         if (cmd.p1, cmd.p2) != (0x9E, 0x9A):
             raise CommandRefused(SW.WRONG_P1P2)
         data = cmd.require_data(6 + PSO_TRACE_SIZE, 255)
@@ -495,8 +522,45 @@ class EmulatedSAM:
         self._counter += 1
         self._save_counter()  # before answering: a signature is never issued twice with one number
         trace = self.serial + counter.to_bytes(3, "big")
-        signed = message[:offset] + trace + message[offset + PSO_TRACE_SIZE :]
+        signed = message[:offset] + trace + message[offset + PSO_TRACE_WRITTEN :]
         return signed + traceable_signature(key, self.serial, counter, record)
+
+    def _pso_verify(self, cmd: CommandAPDU) -> bytes:
+        """PSO Verify Signature ``80 2A 00 A8`` of a traceable signature (any SAM's).
+
+        Data: ``FF`` || KIF || KVC || mode ``6x`` (full serial; ``Ex`` busy, ``x`` = signature
+        size 8) || trace offset (2, bits) || message with the signing SAM's trace data (its
+        serial and counter in the first 7 of 8 bytes at the offset) || signature. ``6988``
+        when the signature is wrong; other modes (plain signatures, truncated serial) are not
+        supported here (``6A80``).
+        """
+        data = cmd.require_data(6 + PSO_TRACE_SIZE + SIGNATURE_SIZE, 255)
+        if data[0] != 0xFF:
+            raise CommandRefused(SW.WRONG_DATA, "PSO Verify Signature data starts with FF")
+        if (data[1], data[2]) != (TRACE_KIF, TRACE_KEY.version):
+            raise CommandRefused(SW.RECORD_NOT_FOUND, "no such signing key")
+        mode, size = data[3] >> 4, data[3] & 0x0F
+        offset_bits = int.from_bytes(data[4:6], "big")
+        message, signature = data[6:-SIGNATURE_SIZE], data[-SIGNATURE_SIZE:]
+        if (
+            mode & 0x07 != 0x06
+            or size != SIGNATURE_SIZE
+            or offset_bits % 8
+            or offset_bits // 8 + PSO_TRACE_SIZE > len(message)
+        ):
+            raise CommandRefused(SW.WRONG_DATA, "operating mode, size or offset not supported")
+        offset = offset_bits // 8
+        serial = message[offset : offset + 4]
+        counter = int.from_bytes(message[offset + 4 : offset + PSO_TRACE_WRITTEN], "big")
+        record = message[:offset] + message[offset + PSO_TRACE_SIZE :]
+        try:
+            key = self._keys.diversify(TRACE_KEY, trace_diversification_input(serial))
+        except KeyStoreError:
+            raise CommandRefused(SW.RECORD_NOT_FOUND, "no traceability key") from None
+        expected = traceable_signature(key, serial, counter, record)
+        if not hmac.compare_digest(expected, signature):
+            raise CommandRefused(SW.INCORRECT_SIGNATURE, "traceable signature")
+        return b""
 
     def _get_data(self, cmd: CommandAPDU) -> bytes:
         cmd.require_no_data()

@@ -60,9 +60,42 @@ def get_data_traceability() -> bytes:
     return _apdu(0xCA, 0x01, 0x85, le=0x00)
 
 
-def read_records(sfi: int, first: int, *, multiple: bool = True) -> bytes:
-    """Read Record (one) or Read Records (``first`` to the last that fits 256 bytes)."""
-    return _apdu(0xB2, first, (sfi << 3) | (READ_MULTIPLE if multiple else READ_ONE), le=0x00)
+def read_records(sfi: int, first: int, *, multiple: bool = True, le: int = 0x00) -> bytes:
+    """Read Record (one) or Read Records (``first`` to the last that fits 256 bytes).
+
+    ``le``: the answer's exact length when known (one record: its size; several: each
+    ``number || length || record``), as the reference sends it; ``00`` when unknown.
+    """
+    if not 0 <= le <= 0xFF:
+        raise ValueError("Le is 00 to FF")
+    return _apdu(0xB2, first, (sfi << 3) | (READ_MULTIPLE if multiple else READ_ONE), le=le)
+
+
+def read_records_le(record_size: int, count: int) -> int:
+    """The exact Le of a Read Records answer of ``count`` records of ``record_size`` bytes
+    (``00`` when it does not fit one short answer)."""
+    le = count * (2 + record_size)
+    return le if le <= 0xFF else 0x00
+
+
+def get_data_fci() -> bytes:
+    """Get Data ``00 6F``: the FCI of the current application (as Select Application answers)."""
+    return _apdu(0xCA, 0x00, 0x6F, le=0x00)
+
+
+def get_challenge() -> bytes:
+    """Card Get Challenge ``00 84 00 00 08``: 8 random bytes."""
+    return _apdu(0x84, 0x00, 0x00, le=0x08)
+
+
+def read_record_multiple(sfi: int, first: int, offset: int, length: int) -> bytes:
+    """Read Record Multiple ``00 B3 first SFI·8+5 04 54 02 offset length 00``: ``length``
+    bytes at ``offset`` of each record from ``first`` on, as many as fit the answer (``6200``:
+    partial, go on from the next record)."""
+    if not 0 <= offset <= 0xFF or not 1 <= length <= 0xFF:
+        raise ValueError("offset 0..255, length 1..255")
+    data = bytes([0x54, 0x02, offset, length])
+    return _apdu(0xB3, first, (sfi << 3) | READ_MULTIPLE, data, 0x00)
 
 
 def update_record(sfi: int, record: int, data: bytes) -> bytes:
@@ -343,14 +376,24 @@ def sv_partial(
     return bytes([ins, 0, 0, 15 + mac_size]) + data
 
 
-def sv_operation(partial: bytes, sam_answer: bytes, sam_serial: bytes) -> bytes:
-    """The SV Reload / Debit / Undebit APDU (case 3 in a session) from :func:`sv_partial` and
-    the SAM's SV Prepare answer (challenge (3) || SAM transaction number (3) || MAC)."""
+def sv_operation(
+    partial: bytes, sam_answer: bytes, sam_serial: bytes, *, in_session: bool = True
+) -> bytes:
+    """The SV Reload / Debit / Undebit APDU from :func:`sv_partial` and the SAM's SV Prepare
+    answer (challenge (3) || SAM transaction number (3) || MAC).
+
+    In a secure session it is case 3 (the card's SV signature comes with the close); outside
+    one, case 4 with Le the card's SV signature size (``03`` regular, ``06`` extended, as the
+    MAC size says), which the card answers at once for the SAM's SV Check.
+    """
     challenge, sam_tnum, mac = sam_answer[:3], sam_answer[3:6], sam_answer[6:]
     data = bytes([challenge[2]]) + partial[5:] + sam_serial + sam_tnum + mac
     if len(data) != partial[3]:
         raise EngineError("SV Prepare answer does not fit the SV command")
-    return bytes([CLA, partial[0], challenge[0], challenge[1], len(data)]) + data
+    apdu = bytes([CLA, partial[0], challenge[0], challenge[1], len(data)]) + data
+    if not in_session:
+        apdu += bytes([6 if len(mac) == 10 else 3])
+    return apdu
 
 
 def parse_close_answer(data: bytes, mode: SessionMode) -> tuple[list[bytes], bytes]:

@@ -18,8 +18,9 @@ Frames (builders are the methods of :class:`SAMResource`, in this order in a ses
 - :meth:`~SAMResource.sv_prepare`: ``80 56|54|5C 01 FF`` Lc SV Get header || SV Get answer ||
   partial SV command; :meth:`~SAMResource.sv_check`: ``80 58 00 00`` Lc SV signature (3|6).
 - :meth:`~SAMResource.compute_signature`: PSO Compute Signature ``80 2A 9E 9A`` Lc ``FF`` ||
-  KIF || KVC || ``68`` || offset (2) || record || 7 bytes for serial and counter;
-  :func:`parse_pso_signature` splits the answer.
+  KIF || KVC || ``68`` || offset (2) || record || 8 bytes the SAM's trace data takes;
+  :func:`parse_pso_signature` splits the answer; :meth:`~SAMResource.verify_signature`: PSO
+  Verify Signature ``80 2A 00 A8``.
 - :meth:`~SAMResource.get_data`, :meth:`~SAMResource.load_card_key`.
 
 The SAM's product (and so the session mode it can run and its digest buffer) comes from its ATR:
@@ -82,12 +83,16 @@ class TraceableSignature:
 
 TRACE_KIF, TRACE_KVC = 0x2E, 0x01  # the SAM's traceable-signature key
 PSO_MODE_TRACEABILITY_FULL = 0x68  # high nibble 6: full SAM serial inserted; low: 8-byte signature
-PSO_TRACE_SIZE = 7  # SAM serial (4) || counter (3), inserted by the SAM
+PSO_TRACE_SIZE = 8
+"""Bytes the SAM's trace data takes in the message in full-serial mode ``6x`` (the reference's
+bound: offset at most length·8 − 64 bits; the truncated-serial mode ``4x`` takes 7). The SAM
+serial (4) and counter (3) are its first 7 bytes."""
 PSO_RECORD_MAX = 206 - PSO_TRACE_SIZE  # the reference's 206-byte message in traceability mode
 
 
 def parse_pso_signature(raw: bytes, record: bytes) -> TraceableSignature:
-    """Split a PSO Compute Signature answer (``record || serial || counter || signature``).
+    """Split a PSO Compute Signature answer (``record || trace data (8) || signature``, the
+    trace data starting with the SAM serial (4) and counter (3)).
 
     Raises:
         EngineError: wrong length, or the SAM did not sign ``record``.
@@ -96,8 +101,70 @@ def parse_pso_signature(raw: bytes, record: bytes) -> TraceableSignature:
         raise EngineError("PSO Compute Signature answer does not match the record")
     trace = raw[len(record) : len(record) + PSO_TRACE_SIZE]
     return TraceableSignature(
-        trace[:4], int.from_bytes(trace[4:], "big"), raw[len(record) + PSO_TRACE_SIZE :]
+        trace[:4], int.from_bytes(trace[4:7], "big"), raw[len(record) + PSO_TRACE_SIZE :]
     )
+
+
+PSO_MESSAGE_MAX = 206  # the reference's message limit in SAM traceability mode
+
+
+def pso_compute_signature_apdu(
+    kif: int, kvc: int, offset_bits: int, message: bytes, mode: int = PSO_MODE_TRACEABILITY_FULL
+) -> bytes:
+    """PSO Compute Signature in SAM traceability mode: ``80 2A 9E 9A`` Lc ``FF`` || KIF || KVC ||
+    ``mode`` || trace offset in bits (2) || ``message``.
+
+    ``mode`` ``68`` (full serial, 8-byte signature; ``E8`` busy) keeps 8 bytes of the message
+    for the SAM's trace data, ``48`` (truncated serial) 7: the offset is at most
+    ``len(message)·8 − 64`` (or ``− 56``), as the reference checks.
+
+    Raises:
+        ValueError: message empty or over 206 bytes, offset out of range, not a traceability
+            mode.
+    """
+    if mode >> 4 & 0x07 not in (0x04, 0x06) or not 1 <= mode & 0x0F <= 8:
+        raise ValueError("not a SAM traceability operating mode")
+    trace = PSO_TRACE_SIZE if mode >> 4 & 0x07 == 0x06 else PSO_TRACE_SIZE - 1
+    if not 1 <= len(message) <= PSO_MESSAGE_MAX:
+        raise ValueError(f"a PSO message is 1 to {PSO_MESSAGE_MAX} bytes")
+    if not 0 <= offset_bits <= len(message) * 8 - trace * 8:
+        raise ValueError(f"trace offset out of 0..{len(message) * 8 - trace * 8} bits")
+    data = bytes([0xFF, kif, kvc, mode]) + offset_bits.to_bytes(2, "big") + message
+    return _apdu(0x2A, data, p1=0x9E, p2=0x9A)
+
+
+def pso_verify_signature_apdu(
+    kif: int,
+    kvc: int,
+    message: bytes,
+    signature: bytes,
+    offset_bits: int | None = None,
+    mode: int | None = None,
+) -> bytes:
+    """PSO Verify Signature: ``80 2A 00 A8`` Lc ``FF`` || KIF || KVC || mode || [trace offset (2)]
+    || ``message`` || ``signature``.
+
+    Without ``offset_bits`` the mode is ``88`` (normal, busy) and no offset is sent; with it,
+    ``68`` (full serial) by default and the offset bound is the same as for
+    :func:`pso_compute_signature_apdu`. The mode's low nibble is the signature size.
+
+    Raises:
+        ValueError: signature not 1 to 8 bytes, message empty, offset out of range.
+    """
+    if not 1 <= len(signature) <= 8 or not message:
+        raise ValueError("a signature is 1 to 8 bytes over a non-empty message")
+    if offset_bits is None:
+        op = (0x80 if mode is None else mode & 0xF0) | len(signature)
+        data = bytes([0xFF, kif, kvc, op]) + message + signature
+    else:
+        op = (0x60 if mode is None else mode & 0xF0) | len(signature)
+        trace = PSO_TRACE_SIZE if op >> 4 & 0x07 == 0x06 else PSO_TRACE_SIZE - 1
+        if not 0 <= offset_bits <= len(message) * 8 - trace * 8:
+            raise ValueError(f"trace offset out of 0..{len(message) * 8 - trace * 8} bits")
+        data = bytes([0xFF, kif, kvc, op]) + offset_bits.to_bytes(2, "big") + message + signature
+    if len(data) > APDU_DATA_MAX:
+        raise ValueError("PSO Verify Signature data is 255 bytes at most")
+    return _apdu(0x2A, data, p1=0x00, p2=0xA8)
 
 
 def _apdu(ins: int, data: bytes = b"", le: int | None = None, p1: int = 0, p2: int = 0) -> bytes:
@@ -318,9 +385,10 @@ class SAMResource:
         """Traceable signature over ``record``: PSO Compute Signature in SAM traceability mode.
 
         Frame: ``80 2A 9E 9A`` Lc ``FF`` || KIF || KVC || mode ``68`` (full SAM serial
-        inserted, 8-byte signature) || offset in bits (2) || ``record`` || 7 bytes the SAM
-        fills with its serial (4) and signature counter (3). Answer: the completed message ||
-        signature (8).
+        inserted, 8-byte signature) || offset in bits (2) || ``record`` || 8 bytes for the SAM's
+        trace data (full-serial mode: the reference keeps the offset at most length·8 − 64),
+        which start with its serial (4) and signature counter (3). Answer: the completed
+        message || signature (8).
 
         Raises:
             ValueError: ``record`` is empty or longer than :data:`PSO_RECORD_MAX` bytes.
@@ -328,14 +396,31 @@ class SAMResource:
         """
         if not 1 <= len(record) <= PSO_RECORD_MAX:
             raise ValueError(f"a signed record is 1 to {PSO_RECORD_MAX} bytes")
-        data = (
-            bytes([0xFF, TRACE_KIF, TRACE_KVC, PSO_MODE_TRACEABILITY_FULL])
-            + (len(record) * 8).to_bytes(2, "big")
-            + record
-            + bytes(PSO_TRACE_SIZE)
+        apdu = pso_compute_signature_apdu(
+            TRACE_KIF, TRACE_KVC, len(record) * 8, record + bytes(PSO_TRACE_SIZE)
         )
-        raw = self._send(SAMCommand.PSO_COMPUTE_SIGNATURE, _apdu(0x2A, data, p1=0x9E, p2=0x9A))
+        raw = self._send(SAMCommand.PSO_COMPUTE_SIGNATURE, apdu)
         return parse_pso_signature(raw, record)
+
+    def verify_signature(
+        self,
+        message: bytes,
+        signature: bytes,
+        offset_bits: int | None = None,
+        kif: int = TRACE_KIF,
+        kvc: int = TRACE_KVC,
+    ) -> None:
+        """PSO Verify Signature (:func:`pso_verify_signature_apdu`): a traceable signature when
+        ``offset_bits`` is given (the trace data inside ``message``), else a plain one.
+
+        Raises:
+            ValueError: see :func:`pso_verify_signature_apdu`.
+            SAMError: the SAM answered ``6988`` (incorrect signature) or another refusal.
+        """
+        self._send(
+            SAMCommand.PSO_VERIFY_SIGNATURE,
+            pso_verify_signature_apdu(kif, kvc, message, signature, offset_bits),
+        )
 
     def get_data(self) -> tuple[bytes, int]:
         """SAM serial (4) and the next signature counter value."""

@@ -62,6 +62,8 @@ class CardCommand(enum.Enum):
     SELECT_APPLICATION = "Select Application"
     GET_DATA = "Get Data"
     READ_RECORDS = "Read Records"
+    READ_RECORD_MULTIPLE = "Read Record Multiple"
+    GET_CHALLENGE = "Get Challenge"
     UPDATE_RECORD = "Update Record"
     APPEND_RECORD = "Append Record"
     INCREASE = "Increase"
@@ -97,6 +99,7 @@ class SAMCommand(enum.Enum):
     SV_PREPARE_UNDEBIT = "SV Prepare Undebit"
     SV_CHECK = "SV Check"
     PSO_COMPUTE_SIGNATURE = "PSO Compute Signature"
+    PSO_VERIFY_SIGNATURE = "PSO Verify Signature"
     GET_DATA = "Get Data"
     LOAD_CARD_KEY = "Load Card Key"  # the desk SAM only
 
@@ -172,6 +175,19 @@ CARD_STATUS: Mapping[CardCommand, Mapping[int, StatusInfo]] = MappingProxyType(
                 0x6A83: StatusInfo("record not found", R),
             }
         ),
+        CardCommand.READ_RECORD_MULTIPLE: _table(
+            {
+                0x6200: StatusInfo("partial answer: read on from the next record", S),
+                0x6981: StatusInfo("not a record file", R),
+                0x6982: StatusInfo("security conditions not fulfilled", R),
+                0x6985: StatusInfo("access forbidden", R),
+                0x6986: StatusInfo("no current file", R),
+                0x6A80: StatusInfo("offset and length beyond the record", R),
+                0x6A82: StatusInfo("file not found", R),
+                0x6A83: StatusInfo("record not found", R),
+            }
+        ),
+        CardCommand.GET_CHALLENGE: _table(),
         CardCommand.UPDATE_RECORD: _table(_WRITE),
         CardCommand.APPEND_RECORD: _table(_WRITE),
         CardCommand.INCREASE: _table(_WRITE, {0x6A80: StatusInfo("counter would overflow", R)}),
@@ -195,7 +211,14 @@ CARD_STATUS: Mapping[CardCommand, Mapping[int, StatusInfo]] = MappingProxyType(
             }
         ),
         CardCommand.RATIFICATION: _table({0x6A83: StatusInfo("ratified (no record 0)", S)}),
-        CardCommand.SV_GET: _table({0x6985: StatusInfo("no stored value in this application", R)}),
+        CardCommand.SV_GET: _table(
+            {
+                0x6D00: StatusInfo("no stored value in this application", R),
+                0x6985: StatusInfo("SV operation already done in this session", R),
+                0x6A81: StatusInfo("SV Get P1 or P2 not supported", R),
+                0x6A86: StatusInfo("Le inconsistent with P2", R),
+            }
+        ),
         CardCommand.SV_DEBIT: _table(
             _WRITE,
             {
@@ -271,6 +294,13 @@ SAM_STATUS: Mapping[SAMCommand, Mapping[int, StatusInfo]] = MappingProxyType(
             {
                 0x6A88: StatusInfo("no traceability key", R),
                 0x6985: StatusInfo("signature counter exhausted", R),
+            }
+        ),
+        SAMCommand.PSO_VERIFY_SIGNATURE: _sam(
+            {
+                0x6988: StatusInfo("incorrect signature", X),
+                0x6A83: StatusInfo("signing key not found", R),
+                0x6A80: StatusInfo("incorrect parameters in incoming data", R),
             }
         ),
         SAMCommand.GET_DATA: _sam({0x6A88: StatusInfo("data object not found", R)}),

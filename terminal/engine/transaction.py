@@ -277,12 +277,21 @@ class CardTransactionManager:
 
     # -- prepare ----------------------------------------------------------------------------
     def prepare_read_records(self, file: str, first: int = 1) -> CardTransactionManager:
-        """Queue a Read Records of ``file`` from record ``first`` to its last record."""
+        """Queue a Read Records of ``file`` from record ``first`` to its last record.
+
+        With the exact Le the file's layout gives, as the reference sends it: a file read from
+        its last record (a one-record file) by Read Record with Le = the record size (``1D``;
+        a counters file ``3·n``), several records by Read Records with Le = n·(2 + size).
+        """
         f = self._file(file)
+        count = f.record_count - first + 1
+        if count == 1:
+            apdu = cmd.read_records(f.sfi, first, multiple=False, le=f.record_size & 0xFF)
+        else:
+            le = cmd.read_records_le(f.record_size, count)
+            apdu = cmd.read_records(f.sfi, first, le=le)
         self._pending.append(
-            PreparedCommand(
-                CardCommand.READ_RECORDS, cmd.read_records(f.sfi, first), file=file, record=first
-            )
+            PreparedCommand(CardCommand.READ_RECORDS, apdu, file=file, record=first)
         )
         return self
 
@@ -435,8 +444,12 @@ class CardTransactionManager:
         app = self._app()
         if prepared.command is CardCommand.READ_RECORDS:
             assert prepared.file is not None
-            for number, record in parse_records(data).items():
-                app.set_record(prepared.file, number, record)
+            if prepared.apdu[3] & 0x07 == cmd.READ_ONE:
+                assert prepared.record is not None
+                app.set_record(prepared.file, prepared.record, data)
+            else:
+                for number, record in parse_records(data).items():
+                    app.set_record(prepared.file, number, record)
         elif prepared.command is CardCommand.SV_GET:
             answer = cmd.parse_sv_get(data)
             debit = prepared.apdu[3] == cmd.SV_GET_DEBIT

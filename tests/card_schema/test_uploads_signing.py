@@ -11,6 +11,7 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -99,3 +100,26 @@ def test_wire_bytes_equal_the_terminal_side_bytes() -> None:
     assert wire_record_signing_bytes(wire) == canonical_json(
         {name: wire[name] for name in SIGNED_FIELDS}
     )
+
+
+@pytest.mark.parametrize(
+    ("length", "inputs"),
+    [
+        (198, ("raw",)),  # fits the 206-byte PSO message with the 8 trace bytes of mode 68
+        (199, ("sha256", "raw")),  # raw while 7 trace bytes were reserved: still accepted
+        (255, ("sha256", "raw")),  # raw before Calypso framing
+        (256, ("sha256",)),
+    ],
+)
+def test_sam_signature_inputs_keep_every_rule_ever_signed(
+    length: int, inputs: tuple[str, ...]
+) -> None:
+    import hashlib
+
+    from card_schema.uploads.signing import sam_signature_input, sam_signature_inputs
+
+    signing = bytes(range(256))[:length]
+    digest = hashlib.sha256(signing).digest()
+    by_name = {"raw": signing, "sha256": digest}
+    assert sam_signature_inputs(signing) == tuple(by_name[n] for n in inputs)
+    assert sam_signature_input(signing) == by_name[inputs[0]]

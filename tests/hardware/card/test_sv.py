@@ -98,9 +98,10 @@ def test_sv_get_layouts(terminal: Terminal, card: EmulatedCard) -> None:
         else:  # KVC || tnum || previous signature (5) || balance || log (22 load / 19 debit)
             assert data[0] == 1 and data[1:3] == b"\x00\x00" and data[8:11] == b"\x00\x03\xe8"
             assert len(data) == (0x1E if debit else 0x21)
-    assert sw(card.transmit(bytes.fromhex("007C000800"))) == 0x6B00
+    assert sw(card.transmit(bytes.fromhex("007C000800"))) == 0x6A81  # P2 is 07 or 09
+    assert sw(card.transmit(bytes.fromhex("007C00071E"))) == 0x6A86  # Le of P2 09
     terminal.select(b"1TIC.ICA")
-    assert sw(card.transmit(bytes.fromhex("007C00091E"))) == 0x6985  # no purse in PLUM
+    assert sw(card.transmit(bytes.fromhex("007C00091E"))) == 0x6D00  # no purse in PLUM
 
 
 def test_reload_then_debit_then_undebit(terminal: Terminal, card: EmulatedCard) -> None:
@@ -157,13 +158,13 @@ def test_sv_refusals(
         assert purse(card) == (1000, 0)
 
 
-def test_sv_needs_a_session_an_sv_get_and_a_good_mac(
-    terminal: Terminal, card: EmulatedCard
-) -> None:
+def test_sv_needs_an_sv_get_and_a_good_mac(terminal: Terminal, card: EmulatedCard) -> None:
     terminal.select(b"HDF.WALLET")
     size = 20 + (5 if terminal.extended else 0)
     debit = bytes([0x00, 0xBA, 0, 0, size]) + bytes(size)
-    assert sw(card.transmit(debit)) == 0x6982
+    assert sw(card.transmit(debit)) == 0x6985  # outside a session too, SV Get comes first
+    card.transmit(bytes.fromhex("007C00091E" if not terminal.extended else "007C01093D"))
+    assert sw(card.transmit(debit)) == 0x6988  # out of session: MAC of zeros
     terminal.open_session(KeyRole.DEBIT)
     assert sw(terminal.send(debit)) == 0x6985  # no SV Get in this session yet
     sv_get(terminal, debit=True)

@@ -21,16 +21,18 @@ from hardware.sam.keystore import MasterKeyStore, PKCS11KeyStore
 
 def pso(record: bytes, *, mode: int = 0x68, kif: int = 0x2E, offset: int | None = None) -> bytes:
     """PSO Compute Signature: FF || KIF || KVC || mode || offset in bits (2) || message, the
-    message being ``record`` then 7 bytes the SAM fills with its serial and counter."""
+    message being ``record`` then the 8 bytes of the SAM's trace data in full-serial mode (its
+    serial and counter first)."""
     bits = len(record) * 8 if offset is None else offset
-    data = bytes([0xFF, kif, 0x01, mode]) + bits.to_bytes(2, "big") + record + bytes(7)
+    data = bytes([0xFF, kif, 0x01, mode]) + bits.to_bytes(2, "big") + record + bytes(8)
     return apdu(0x2A, data, p1=0x9E, p2=0x9A)
 
 
 def traceable(answer: bytes, record: bytes) -> bytes:
     """serial (4) || counter (3) || signature (8) from the answer: message || signature."""
     assert answer[: len(record)] == record
-    return answer[len(record) :]
+    assert answer[len(record) + 7] == 0  # the 8th trace byte stays as the terminal sent it
+    return answer[len(record) : len(record) + 7] + answer[len(record) + 8 :]
 
 
 @pytest.fixture
@@ -103,7 +105,16 @@ def test_token_sam_and_key_file_sam_give_identical_results(
         (apdu(0x8C, b"\x00"), 0x6985),  # no digest
         (apdu(0x8E, le=8), 0x6985),
         (apdu(0x82, bytes(8)), 0x6985),
-        (apdu(0x54, bytes(18), p1=0x01, p2=0xFF), 0x6985),  # SV Prepare: no digest
+        (apdu(0x54, bytes(18), p1=0x01, p2=0xFF), 0x6A80),  # SV Prepare: no SV Get header
+        (  # SV Prepare outside a session: the card comes from Select Diversifier
+            apdu(
+                0x54,
+                bytes.fromhex("7C00091E") + bytes(30) + bytes.fromhex("9000BA000014") + bytes(8),
+                p1=0x01,
+                p2=0xFF,
+            ),
+            0x6985,
+        ),
         (apdu(0x54, bytes(18)), 0x6B00),  # SV Prepare is 01 FF
         (apdu(0x58, bytes(3)), 0x6985),  # SV Check: nothing prepared
         (apdu(0x58, bytes(8)), 0x6700),  # 3 or 6 bytes
