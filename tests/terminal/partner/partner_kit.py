@@ -80,7 +80,7 @@ def holder_image(serial: bytes = HOLDER_SERIAL) -> CardImage:
         [encode_record("employment.right", MOBILITY), encode_record("employment.right", TRAINING)],
     )
     aid = {"books_equipment": 5_000, "sport_leisure": 3_000, "canteen": 10_000}
-    aid |= {f"counter_{i}": 0 for i in range(4, 10)}
+    aid |= {f"counter_{i}": 0 for i in range(4, 9)} | {"last_action": 0}
     write_records(image, "cursus", "aid_counters", [encode_record("cursus.aid_counters", aid)])
     set_sv_balance(image, "wallet", 2_000)
     return image

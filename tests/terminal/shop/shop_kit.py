@@ -51,7 +51,7 @@ def customer_image(
 ) -> CardImage:
     image = new_card(serial, KeyFileStore(all_keys()))
     aid = {"books_equipment": books, "sport_leisure": sport, "canteen": canteen}
-    aid |= {f"counter_{i}": 0 for i in range(4, 10)}
+    aid |= {f"counter_{i}": 0 for i in range(4, 9)} | {"last_action": 0}
     write_records(image, "cursus", "aid_counters", [encode_record("cursus.aid_counters", aid)])
     set_sv_balance(image, "wallet", 2_000)
     return image
