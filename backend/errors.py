@@ -55,6 +55,13 @@ class Conflict(BackendError):
     code = "conflict"
 
 
+class WriteNotProven(Conflict):
+    """An action-list write confirmed before the session that made it was uploaded and
+    validated: not a refusal, the terminal confirms again once its batch went through."""
+
+    code = "write_not_proven"
+
+
 class AuthenticationFailed(BackendError):
     """No credentials, or credentials that do not identify an agent or a terminal."""
 

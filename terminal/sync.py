@@ -57,6 +57,9 @@ DENY_FULL_PATH = "/api/v1/deny-lists/full"
 DENY_DELTA_PATH = "/api/v1/deny-lists/delta"
 ACTION_LIST_PATH = "/api/v1/action-lists/current"
 ACTION_CONFIRM_PATH = "/api/v1/action-lists/{}/confirm"
+# The backend's 409 code for a confirmation that came before its session was uploaded and
+# validated (backend.errors.WriteNotProven): retried, not a refusal.
+WRITE_NOT_PROVEN = "write_not_proven"
 DEFAULT_INTERVAL_S = 300.0  # a round every 5 minutes
 DEFAULT_RETRY_S = 60.0  # after a failed round, try again sooner
 
@@ -98,9 +101,10 @@ class SyncReport:
 class _Unreachable(Exception):
     """A request that got no usable answer (network, timeout, 5xx, unexpected status)."""
 
-    def __init__(self, message: str, status: int | None = None) -> None:
+    def __init__(self, message: str, status: int | None = None, code: str | None = None) -> None:
         super().__init__(message)
         self.status = status
+        self.code = code  # the backend's error code, when its body said one
 
 
 class _NotFound(Exception):
@@ -187,10 +191,13 @@ class BackendSync:
             with self._opener.open(request, timeout=self.timeout_s) as response:
                 body: bytes = response.read()
         except urllib.error.HTTPError as exc:
-            detail = _message(exc.read() or b"")
+            raw = exc.read() or b""
+            detail = _message(raw)
             if exc.code == 404:
                 raise _NotFound(detail) from exc
-            raise _Unreachable(f"HTTP {exc.code} from {url}: {detail}", exc.code) from exc
+            raise _Unreachable(
+                f"HTTP {exc.code} from {url}: {detail}", exc.code, _error_code(raw)
+            ) from exc
         except (urllib.error.URLError, http.client.HTTPException, OSError) as exc:
             raise _Unreachable(f"cannot reach {url}: {exc}") from exc
         try:
@@ -331,7 +338,9 @@ class BackendSync:
             except _NotFound as exc:
                 log.warning("action %d unknown to the backend: %s", write.action_id, exc)
             except _Unreachable as exc:
-                if exc.status != 409:
+                if exc.status != 409 or exc.code == WRITE_NOT_PROVEN:
+                    # Unreachable, or the session that wrote it is not uploaded and validated
+                    # yet: the row stays, and the next round confirms it again.
                     log.warning("action %d not confirmed yet: %s", write.action_id, exc)
                     return
                 # Confirmed with another counter, or cancelled: the backend's record stands.
@@ -401,6 +410,16 @@ class BackendSync:
         if self._thread is not None:
             self._thread.join(timeout_s)
             self._thread = None
+
+
+def _error_code(body: bytes) -> str | None:
+    """The backend's error code (``error``), if the body is one of its refusals."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return None
+    code = data.get("error") if isinstance(data, dict) else None
+    return code if isinstance(code, str) else None
 
 
 def _message(body: bytes) -> str:

@@ -18,7 +18,7 @@ from backend.auth.roles import TERMINAL_WRITES
 from backend.bounds import PathId
 from backend.denylists.schemas import SignedEnvelopeOut
 from backend.dependencies import KeysDep, SessionDep
-from backend.errors import Conflict, Forbidden
+from backend.errors import Forbidden, WriteNotProven
 from backend.pagination import PageDep
 
 router = APIRouter(prefix="/api/v1/action-lists", tags=["action lists"])
@@ -62,7 +62,7 @@ def confirm(
         card_tx_counter=body.card_tx_counter,
         application=action.application.value,
     ):
-        raise Conflict(
+        raise WriteNotProven(
             "aucune session de carte téléversée par ce terminal ne prouve cette écriture "
             f"(compteur {body.card_tx_counter}) : téléversez d'abord le lot",
             f"no uploaded card session of this terminal proves this write (counter "

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import io
 import sys
+import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 from actionkit import SERIAL_HEX, contract_serials
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from enginekit import SAM_SERIAL, Clock, demo_keys, make_card
 from gatekit import METRO
 
@@ -31,6 +34,7 @@ from terminal.fares.store import TableStore
 from terminal.gate import GateValidator, TapOutcome
 from terminal.journal import Journal
 from terminal.sync import BackendSync, Outcome
+from terminal.uploader import JournalUploader
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "desk"))
 from deskkit import live_backend
@@ -47,12 +51,25 @@ class _Gate:
         key: Ed25519PublicKey,
         stack: Any,
         clock: Clock,
+        *,
+        uploads: bool = False,
     ) -> None:
         directory.mkdir(parents=True)
-        credential = live.register_terminal(terminal_id=name, kind="gate", station_id=101)
+        self.journal_path = directory / "journal.db"
+        self.device_key = Ed25519PrivateKey.generate()
+        upload = {
+            "sam_serial": SAM_SERIAL.hex(),
+            "public_key": self.device_key.public_key()
+            .public_bytes(Encoding.Raw, PublicFormat.Raw)
+            .hex(),
+        }
+        self.credential = live.register_terminal(
+            terminal_id=name, kind="gate", station_id=101, **(upload if uploads else {})
+        )
+        credential = self.credential
         self.lists = ActionLists(key, store=TableStore(directory / "tables"))
         self.outbox = ActionOutbox(directory / "actions.db")
-        self.journal = Journal.open(directory / "journal.db", name)
+        self.journal = Journal.open(self.journal_path, name)
         tables = PushedTables(key, load_tariff())
         self.sync = BackendSync(
             live.url, name, credential, tables, actions=self.lists, outbox=self.outbox
@@ -78,7 +95,8 @@ class _Gate:
 
 
 def test_sold_pass_written_once_by_two_gates_and_confirmed(pcsc_stack: Any, tmp_path: Path) -> None:
-    clock = Clock()
+    # Today: the backend proves a confirmation by the card's pseudonym of the current period.
+    clock = Clock(datetime.now(UTC))
     store = CardImageStore(tmp_path / "card.json")
     store.commit(make_card())  # no contract: a gate refuses it without the load
     card = EmulatedCard(store)
@@ -99,7 +117,7 @@ def test_sold_pass_written_once_by_two_gates_and_confirmed(pcsc_stack: Any, tmp_
         )
         assert sale.status_code == 201, sale.text
         action_id = sale.json()["action"]["id"]
-        a = _Gate(tmp_path / "a", "GATE-ACT-A", live, key, pcsc_stack, clock)
+        a = _Gate(tmp_path / "a", "GATE-ACT-A", live, key, pcsc_stack, clock, uploads=True)
         b = _Gate(tmp_path / "b", "GATE-ACT-B", live, key, pcsc_stack, clock)
         try:
             assert a.sync.sync().actions is Outcome.UPDATED
@@ -122,7 +140,19 @@ def test_sold_pass_written_once_by_two_gates_and_confirmed(pcsc_stack: Any, tmp_
             assert a.outbox.states() == {action_id: "committed"}
             assert b.outbox.states() == {}
             counter = a.journal.records()[0].intent.card_tx_counter
-            a.sync.sync()  # confirms with the counter of the session that wrote it
+            a.sync.sync()  # too early: no uploaded session proves the write yet (409, kept)
+            assert a.outbox.states() == {action_id: "committed"}
+            uploader = JournalUploader(
+                a.journal_path, "GATE-ACT-A", live.url, a.credential, a.device_key, interval=60.0
+            )
+            report = uploader.upload_now()
+            assert report is not None and report.complete
+            # Confirmed with the counter of the session that wrote it, once the backend's loop
+            # has validated the uploaded session (a bounded wait, not a timing check).
+            deadline = time.monotonic() + 30
+            while a.outbox.states() != {action_id: "sent"} and time.monotonic() < deadline:
+                a.sync.sync()
+                time.sleep(0.1)
             assert a.outbox.states() == {action_id: "sent"}
             answer = live.agent("GET", f"/api/v1/action-lists/cards/{SERIAL_HEX}")
             (confirmed,) = answer.json()
