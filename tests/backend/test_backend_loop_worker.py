@@ -66,7 +66,8 @@ def test_the_worker_waits_for_a_full_chunk_then_takes_it(vl_sqlite: VLDatabase) 
         time.sleep(0.3)
         assert loop.pending_records() == 3 and chunks == []
         _upload(vl_sqlite, gate, keys, range(4, 7))
-        _until(lambda: loop.pending_records() == 0)
+        # The chunk's report reaches on_chunk after its commit empties the queue: wait for both.
+        _until(lambda: loop.pending_records() == 0 and len(chunks) >= 1)
         assert [(c.batches, c.records) for c in chunks] == [(2, 6)]
     finally:
         stop.set()
