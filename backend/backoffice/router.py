@@ -10,10 +10,8 @@ JSON API like the desk page. Endpoints here: ``GET /api/v1/labels`` (French labe
 from __future__ import annotations
 
 from datetime import datetime
-from importlib import resources
 from typing import Annotated, Any
 
-import jinja2
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import HTMLResponse
 from sqlalchemy import func, select
@@ -26,6 +24,7 @@ from backend.denylists.models import DenyListVersion
 from backend.dependencies import SessionDep
 from backend.errors import NotFound
 from backend.labels import TERMINAL_KINDS_FR, account_fr, all_labels
+from backend.pages import package_templates, page_headers, static_file
 from backend.pagination import PageDep
 from backend.terminals.service import list_terminals
 from backend.uploads.models import UploadBatch
@@ -37,13 +36,7 @@ Overseer = Annotated[
     AgentPrincipal, Depends(require_agent(AgentRole.SUPERVISOR, AgentRole.AUDITOR))
 ]
 STATIC_FILES = {"backoffice.js": "text/javascript", "backoffice.css": "text/css"}
-PAGE_HEADERS = {
-    "Content-Security-Policy": "default-src 'self'; img-src 'self' blob: data:; "
-    "frame-ancestors 'none'",
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-    "Cache-Control": "no-store",
-}
+PAGE_HEADERS = page_headers("'self' blob: data:")  # the plots are drawn from blobs
 
 
 @router.get("/api/v1/labels", tags=["labels"])
@@ -130,14 +123,7 @@ def plot(
 
 
 # -- the page ----------------------------------------------------------------------------------
-def _package_file(*parts: str) -> str:
-    return resources.files("backend.backoffice").joinpath(*parts).read_text(encoding="utf-8")
-
-
-_templates = jinja2.Environment(
-    loader=jinja2.FunctionLoader(lambda name: _package_file("templates", name)),
-    autoescape=True,
-)
+_templates = package_templates("backend.backoffice")
 
 
 @router.get("/back-office", include_in_schema=False)
@@ -152,11 +138,4 @@ def page(request: Request) -> HTMLResponse:
 @router.get("/back-office/static/{name}", include_in_schema=False)
 def static(name: str) -> Response:
     """The page's script and style sheet (listed: nothing else is served)."""
-    media_type = STATIC_FILES.get(name)
-    if media_type is None:
-        raise NotFound("fichier introuvable", "no such file")
-    return Response(
-        _package_file("static", name),
-        media_type=media_type,
-        headers={"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"},
-    )
+    return static_file("backend.backoffice", STATIC_FILES, name)

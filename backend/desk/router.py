@@ -9,10 +9,8 @@ The page: ``GET /desk/`` and its two static files, no build step, no CDN.
 from __future__ import annotations
 
 import json
-from importlib import resources
 from typing import Annotated
 
-import jinja2
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 from fastapi.responses import HTMLResponse
 from sqlalchemy import select
@@ -33,6 +31,7 @@ from backend.desk.receipt import ReceiptData, receipt_pdf
 from backend.desk.schemas import CardAttachIn, JobIn, JobOut, ProgressIn, StationJobOut
 from backend.errors import Conflict, NotFound
 from backend.holders.service import get_holder
+from backend.pages import package_templates, page_headers, static_file
 from backend.terminals.models import Terminal
 
 router = APIRouter(tags=["desk"])
@@ -45,12 +44,7 @@ Reason = Annotated[
     str, Query(min_length=3, max_length=200, description="why the agent looks this up (audited)")
 ]
 STATIC_FILES = {"desk.js": "text/javascript", "desk.css": "text/css"}
-PAGE_HEADERS = {
-    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'",
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-    "Cache-Control": "no-store",
-}
+PAGE_HEADERS = page_headers()
 
 
 def _job_out(job: DeskJob) -> JobOut:
@@ -240,14 +234,7 @@ def receipt(job_id: PathId, session: SessionDep, _: Reader) -> Response:
 
 
 # -- the page ----------------------------------------------------------------------------------
-def _package_file(*parts: str) -> str:
-    return resources.files("backend.desk").joinpath(*parts).read_text(encoding="utf-8")
-
-
-_templates = jinja2.Environment(
-    loader=jinja2.FunctionLoader(lambda name: _package_file("templates", name)),
-    autoescape=True,
-)
+_templates = package_templates("backend.desk")
 
 
 @router.get("/desk", include_in_schema=False)
@@ -262,11 +249,4 @@ def page(request: Request) -> HTMLResponse:
 @router.get("/desk/static/{name}", include_in_schema=False)
 def static(name: str) -> Response:
     """The page's script and style sheet (two files, listed: nothing else is served)."""
-    media_type = STATIC_FILES.get(name)
-    if media_type is None:
-        raise NotFound("fichier introuvable", "no such file")
-    return Response(
-        _package_file("static", name),
-        media_type=media_type,
-        headers={"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"},
-    )
+    return static_file("backend.desk", STATIC_FILES, name)

@@ -19,7 +19,6 @@ import json
 import logging
 import urllib.parse
 from datetime import timedelta
-from importlib import resources
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -50,6 +49,7 @@ from backend.holderpage.schemas import (
 )
 from backend.holderpage.security import issue_holder_token, read_holder_token, token_expiry
 from backend.holderpage.settings import HolderSettings, holder_settings
+from backend.pages import package_text, page_headers, static_file
 from backend.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -62,12 +62,8 @@ WardId = Annotated[int | None, Query(ge=1, le=2**31 - 1, description="a ward's h
 
 _bearer = HTTPBearer(auto_error=False, scheme_name="holder", description="Holder session token")
 
-PAGE_HEADERS = {
-    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'",
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-    "Cache-Control": "no-store",
-}
+PACKAGE = "backend.holderpage"
+PAGE_HEADERS = page_headers()
 STATIC_FILES = {
     "holder.js": "text/javascript; charset=utf-8",
     "holder.css": "text/css; charset=utf-8",
@@ -356,25 +352,14 @@ def export(
 
 
 # -- the page -----------------------------------------------------------------------------------
-def _package_file(name: str) -> str:
-    return resources.files("backend.holderpage").joinpath("static", name).read_text("utf-8")
-
-
 @router.get("/holder", include_in_schema=False)
 @router.get("/holder/", response_class=HTMLResponse, include_in_schema=False)
 def page() -> HTMLResponse:
     """The holder's page (French); everything else is the JSON API, called by ``holder.js``."""
-    return HTMLResponse(_package_file("holder.html"), headers=PAGE_HEADERS)
+    return HTMLResponse(package_text(PACKAGE, "static", "holder.html"), headers=PAGE_HEADERS)
 
 
 @router.get("/holder/static/{name}", include_in_schema=False)
 def static(name: str) -> Response:
     """The page's script and style sheet (listed: nothing else is served)."""
-    media_type = STATIC_FILES.get(name)
-    if media_type is None:
-        raise NotFound("fichier introuvable", "no such file")
-    return Response(
-        _package_file(name),
-        media_type=media_type,
-        headers={"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"},
-    )
+    return static_file(PACKAGE, STATIC_FILES, name)
