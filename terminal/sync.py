@@ -192,12 +192,10 @@ class BackendSync:
                 body: bytes = response.read()
         except urllib.error.HTTPError as exc:
             raw = exc.read() or b""
-            detail = _message(raw)
+            detail, code = _refusal(raw)
             if exc.code == 404:
                 raise _NotFound(detail) from exc
-            raise _Unreachable(
-                f"HTTP {exc.code} from {url}: {detail}", exc.code, _error_code(raw)
-            ) from exc
+            raise _Unreachable(f"HTTP {exc.code} from {url}: {detail}", exc.code, code) from exc
         except (urllib.error.URLError, http.client.HTTPException, OSError) as exc:
             raise _Unreachable(f"cannot reach {url}: {exc}") from exc
         try:
@@ -412,22 +410,18 @@ class BackendSync:
             self._thread = None
 
 
-def _error_code(body: bytes) -> str | None:
-    """The backend's error code (``error``), if the body is one of its refusals."""
+def _refusal(body: bytes) -> tuple[str, str | None]:
+    """The backend's error message and code (``error``), when the body is one of its refusals;
+    else the start of the body and no code."""
     try:
         data = json.loads(body)
     except ValueError:
-        return None
-    code = data.get("error") if isinstance(data, dict) else None
-    return code if isinstance(code, str) else None
-
-
-def _message(body: bytes) -> str:
-    """The backend's error message, if the body is one."""
-    try:
-        data = json.loads(body)
-    except ValueError:
-        return body[:200].decode("utf-8", "replace")
-    if isinstance(data, dict) and isinstance(data.get("message"), str):
-        return str(data["message"])
-    return body[:200].decode("utf-8", "replace")
+        data = None
+    if not isinstance(data, dict):
+        return body[:200].decode("utf-8", "replace"), None
+    message = data.get("message")
+    code = data.get("error")
+    return (
+        message if isinstance(message, str) else body[:200].decode("utf-8", "replace"),
+        code if isinstance(code, str) else None,
+    )
